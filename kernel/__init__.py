@@ -1,0 +1,32 @@
+"""Butterfly's microkernel: hookspecs, plugin manager, settings, request path, server.
+
+Plugins write ``from kernel import hookimpl``.
+"""
+
+from kernel.app import Kernel
+from kernel.errors import (
+    BadRequest,
+    ButterflyError,
+    ConfigError,
+    Forbidden,
+    HTTPError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PluginLoadError,
+    ServerError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
+from kernel.markers import hookimpl, hookspec
+from kernel.request import Request
+from kernel.response import Response
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadRequest", "ButterflyError", "ConfigError", "Forbidden", "HTTPError", "Kernel",
+    "MethodNotAllowed", "NotFound", "PayloadTooLarge", "PluginLoadError", "Request", "Response",
+    "ServerError", "ServiceUnavailable", "TooManyRequests", "Unauthorized", "hookimpl", "hookspec",
+]

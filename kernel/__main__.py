@@ -1,0 +1,7 @@
+"""``python -m kernel``: the ``butterfly`` command."""
+
+import sys
+
+from kernel.cli import main
+
+sys.exit(main())

@@ -1,0 +1,225 @@
+"""The kernel object: plugin manager, settings, route table and the request path."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, NotFound, ServerError
+from kernel.plugins import PluginInfo, make_plugin_manager
+from kernel.request import Request
+from kernel.response import Response, status_line
+from kernel.routes import RouteTable
+from kernel.settings import Settings, as_list, read_config_file
+
+FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
+
+
+class Kernel:
+    """A configured Butterfly application; also the WSGI callable.
+
+    Build one with :meth:`create`. Attributes: ``settings`` (resolved),
+    ``pm`` (the :class:`pluggy.PluginManager`), ``hook`` (``pm.hook``), ``routes``
+    (:class:`~kernel.routes.RouteTable`), ``plugins`` (:class:`PluginInfo` list).
+    """
+
+    def __init__(self, settings: Settings, pm, plugins: list[PluginInfo]) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.hook = pm.hook
+        self.plugins = plugins
+        self.routes = RouteTable()
+        self.max_body: int = 0
+        self.data_dir = Path("data")
+        self.log_dir = Path("logs")
+        self.started = False
+        self._lifecycle_lock = threading.Lock()
+        self._stopped = False
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        config_path: str | os.PathLike[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        plugins: Iterable[Any] = (),
+        load_entrypoints: bool = True,
+    ) -> "Kernel":
+        """Read config, load plugins, resolve settings, configure, register routes.
+
+        :param config_path: a ``butterfly.toml``; default: the one in the working
+            directory, if any
+        :param config: the config as a dict instead of a file (tests)
+        :param overrides: ``{"section.key": value}`` (CLI flags, tests)
+        :param environ: the environment (default ``os.environ``)
+        :param plugins: extra plugin modules/objects (``(obj, name)`` to name one)
+        :param load_entrypoints: load installed ``butterfly.plugins`` entry points
+        :raises ConfigError: bad config; :raises PluginLoadError: bad plugin
+        """
+        if config is not None:
+            file_data, origin = dict(config), "the given config"
+        else:
+            file_data, origin = read_config_file(config_path)
+        environ = dict(os.environ if environ is None else environ)
+        settings = Settings(file_data, environ, overrides, origin)
+        disabled = set(as_list(environ.get("BUTTERFLY_DISABLE_PLUGINS", "")))
+        try:
+            disabled |= set(as_list(settings.raw("server", "disable_plugins", []) or []))
+        except ValueError as exc:
+            raise ConfigError(f"bad value for [server] disable_plugins: {exc}") from None
+        settings.ignored_sections = set(disabled)
+        pm, infos = make_plugin_manager(disabled=disabled, load_entrypoints=load_entrypoints,
+                                        extra_plugins=plugins)
+        kernel = cls(settings, pm, infos)
+        kernel._configure()
+        return kernel
+
+    def _configure(self) -> None:
+        hook = self.hook
+        hook.butterfly_add_hookspecs.call_historic(kwargs={"pluginmanager": self.pm})
+        hook.butterfly_add_settings.call_historic(kwargs={"settings": self.settings})
+        self.settings.resolve()
+        server = self.settings.section("server")
+        self.max_body = server.max_body
+        self.data_dir = Path(server.data_dir).absolute()
+        self.log_dir = Path(server.log_dir).absolute()
+        hook.butterfly_configure.call_historic(kwargs={"kernel": self})
+        # NOTE: call each implementation ourselves so `register` knows its plugin.
+        for impl in reversed(hook.butterfly_register_routes.get_hookimpls()):
+            args = {"register": partial(self.routes.register, plugin=impl.plugin_name), "kernel": self}
+            impl.function(*[args[name] for name in impl.argnames])
+        self.pm.check_pending()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def ensure_data_dir(self) -> Path:
+        """Create ``[server] data_dir`` if needed and return it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+    def startup(self) -> None:
+        """Run ``butterfly_startup`` once (start background threads)."""
+        with self._lifecycle_lock:
+            if self.started:
+                return
+            self.started = True
+        self.hook.butterfly_startup(kernel=self)
+
+    def shutdown(self) -> None:
+        """Run ``butterfly_shutdown`` once, if the kernel was started."""
+        with self._lifecycle_lock:
+            if not self.started or self._stopped:
+                return
+            self._stopped = True
+        self.hook.butterfly_shutdown(kernel=self)
+
+    # -- the request path -------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
+        """WSGI entry point."""
+        response = self.handle(Request(environ, self))
+        start_response(status_line(response.status), response.headers)
+        return response.iter_body()
+
+    def handle(self, request: Request, *, encode: bool = True) -> Response:
+        """Run one request through the hooks; never raises except fatal errors.
+
+        start → route → authorize → protocol (handler) → headers → finished.
+
+        :param encode: encode a JSON response's ``data`` into its body (HTTP);
+            in-process calls keep ``response.data``
+        """
+        hook = self.hook
+        response: Response | None = None
+        try:
+            try:
+                hook.butterfly_request_started(request=request)
+                route = self.routes.lookup(request.path)
+                if route is None:
+                    raise NotFound(f"no route for {request.path}")
+                request.route = route
+                if route.methods is not None and request.source == "http" \
+                        and request.method not in route.methods:
+                    raise MethodNotAllowed(f"{request.method} not allowed",
+                                           headers=[("Allow", ", ".join(sorted(route.methods)))])
+                verdict = hook.butterfly_authorize(request=request, route=route)
+                if verdict is not None and verdict is not True:
+                    raise verdict if isinstance(verdict, HTTPError) else Forbidden("denied")
+                response = route.protocol(request, route)
+            except HTTPError as exc:
+                response = self.error_response(request, exc)
+            except FATAL:
+                raise
+            except Exception as exc:
+                response = self.server_error(request, exc)
+            try:
+                hook.butterfly_response_headers(request=request, response=response)
+                if encode:
+                    response.finalize()
+            except FATAL:
+                raise
+            except Exception as exc:
+                response = self.server_error(request, exc)
+                if encode:
+                    response.finalize()
+            if request.stat is None:
+                request.stat = response.stat or str(response.status)
+        finally:
+            if response is None:
+                response = ServerError("fatal error").to_response()
+            hook.butterfly_request_finished(request=request, response=response)
+        return response
+
+    def error_response(self, request: Request, exc: HTTPError) -> Response:
+        """Render a deliberate :class:`HTTPError` and record it on the request."""
+        request.stat = exc.stat
+        request.error = exc.reason
+        return exc.to_response()
+
+    def server_error(self, request: Request, exc: BaseException) -> Response:
+        """Report an unexpected exception: hooks log it, the client gets a bare 500."""
+        request.stat = ServerError.stat
+        request.error = f"{type(exc).__name__}: {exc}"[:500]
+        try:
+            response = self.hook.butterfly_handle_error(request=request, exc=exc)
+        except FATAL:
+            raise
+        except Exception:  # noqa: BLE001 - a broken error hook must not break the reply
+            response = None
+        return response if response is not None else ServerError("server exception").to_response()
+
+    # -- in-process calls -----------------------------------------------------------------
+
+    def call(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        source: str = "cli",
+        parent_reqid: str | None = None,
+        user: str | None = None,
+    ) -> Response:
+        """Run a route in-process through the same hooks as HTTP (reqid, access log).
+
+        :param path: ``/app/handler``
+        :param params: the handler's parameters
+        :param source: ``mq``, ``ruqi`` or ``cli``; logged as the method
+            (``QUEUE``, ``RUQI``, ``CLI``)
+        :param parent_reqid: the reqid of the request that caused this call
+        :param user: the identity the call runs as (trusted: in-process only)
+        :return: the :class:`Response`; JSON replies keep their ``data`` dict
+        """
+        request = Request.for_call(self, path, dict(params or {}), source=source,
+                                   parent_reqid=parent_reqid, user=user)
+        return self.handle(request, encode=False)
+
+    def __repr__(self) -> str:
+        return f"<Kernel routes={len(self.routes)} plugins={[p.name for p in self.plugins if p.enabled]}>"

@@ -1,0 +1,304 @@
+"""The request object handed to every hook and handler.
+
+Parsing is lazy: the query string, headers and body are read only when someone
+asks, and the body never past ``[server] max_body``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from kernel.errors import BadRequest, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from kernel.app import Kernel
+    from kernel.routes import Route
+
+#: ``source`` of an in-process call → the method recorded in the access log.
+SOURCE_METHODS = {"http": None, "mq": "QUEUE", "ruqi": "RUQI", "cli": "CLI"}
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def _wsgi_text(value: str) -> str:
+    """Undo PEP 3333's latin-1 decoding so UTF-8 paths and queries read right."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+class BoundedReader:
+    """A file-like view of ``wsgi.input`` that refuses to read past ``limit`` bytes.
+
+    :param stream: the WSGI input stream
+    :param length: the declared Content-Length, or ``None`` when unknown
+    :param limit: ``[server] max_body``
+    """
+
+    def __init__(self, stream: Any, length: int | None, limit: int) -> None:
+        self._stream = stream
+        self._remaining = length
+        self._limit = limit
+        self._read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read at most ``size`` bytes (all that is left when ``size < 0``)."""
+        if self._remaining is not None:
+            if self._remaining <= 0:
+                return b""
+            size = self._remaining if size < 0 else min(size, self._remaining)
+        elif size < 0:
+            size = self._limit + 1 - self._read
+        chunk = self._stream.read(size)
+        self._read += len(chunk)
+        if self._remaining is not None:
+            self._remaining -= len(chunk)
+        if self._read > self._limit:
+            raise PayloadTooLarge(f"body is larger than max_body ({self._limit} bytes)")
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(65536):
+            yield chunk
+
+
+class Request:
+    """One HTTP request or in-process call.
+
+    Attributes set by the kernel: ``kernel``, ``environ``, ``method``, ``path``,
+    ``source`` (``http``, ``mq``, ``ruqi``, ``cli``), ``route`` (after lookup),
+    ``client_ip`` (the TCP peer; the trace plugin may replace it for trusted proxies).
+
+    Attributes plugins fill in: ``reqid`` and ``parent_reqid`` (trace), ``user``
+    (auth), ``stat`` and ``error`` (protocols, for the access log), ``res`` (short
+    strings a handler wants in the access log), ``ctx`` (per-plugin private state).
+    """
+
+    def __init__(self, environ: dict[str, Any], kernel: "Kernel | None" = None) -> None:
+        self.environ = environ
+        self.kernel = kernel
+        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        self.path: str = _wsgi_text(environ.get("PATH_INFO", "") or "/")
+        self.source = "http"
+        self.client_ip: str = environ.get("REMOTE_ADDR", "") or "-"
+        self.route: Route | None = None
+        self.reqid: str | None = None
+        self.parent_reqid: str | None = None
+        self.user: str | None = None
+        self.stat: str | None = None
+        self.error: str | None = None
+        self.res: list[str] = []
+        self.ctx: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+        self.start_time = time.perf_counter()
+        self.started_at = time.time()
+        self._mark = self.start_time
+        self._query: dict[str, Any] | None = None
+        self._body: bytes | None = None
+        self._params: dict[str, Any] | None = None
+        self._json: Any = None
+        self._json_parsed = False
+
+    # -- in-process calls ---------------------------------------------------------
+
+    @classmethod
+    def for_call(
+        cls,
+        kernel: "Kernel | None",
+        path: str,
+        params: dict[str, Any] | None,
+        *,
+        source: str = "cli",
+        parent_reqid: str | None = None,
+        user: str | None = None,
+    ) -> "Request":
+        """Build a request for :meth:`kernel.app.Kernel.call` (no HTTP involved).
+
+        :param source: one of ``mq``, ``ruqi``, ``cli`` (or any plugin's own word)
+        """
+        method = SOURCE_METHODS.get(source) or source.upper()
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "REMOTE_ADDR": "local",
+                   "QUERY_STRING": "", "butterfly.source": source}
+        request = cls(environ, kernel)
+        request.path = path
+        request.source = source
+        request.parent_reqid = parent_reqid
+        request.user = user
+        request._params = dict(params or {})
+        request._query = {}
+        request._body = b""
+        return request
+
+    # -- headers, query, cookies --------------------------------------------------
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """Return request header ``name`` (case-insensitive) or ``default``."""
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            return self.environ.get(key, default) or default
+        return self.environ.get("HTTP_" + key, default)
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, lower-cased, without parameters."""
+        return (self.environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
+
+    @property
+    def query(self) -> dict[str, Any]:
+        """Query-string parameters: a ``str`` per key, a ``list`` when repeated."""
+        if self._query is None:
+            self._query = _collect(parse_qsl(_wsgi_text(self.environ.get("QUERY_STRING", "")),
+                                             keep_blank_values=True))
+        return self._query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies sent by the client (malformed cookie headers give ``{}``)."""
+        raw = self.environ.get("HTTP_COOKIE", "")
+        if not raw:
+            return {}
+        jar = SimpleCookie()
+        try:
+            jar.load(raw)
+        except CookieError:
+            return {}
+        return {key: morsel.value for key, morsel in jar.items()}
+
+    # -- body -------------------------------------------------------------------------
+
+    @property
+    def max_body(self) -> int:
+        """The body limit in bytes, from ``[server] max_body``."""
+        if self.kernel is None:
+            return 10 * 1024 * 1024
+        return self.kernel.max_body
+
+    def _content_length(self) -> int | None:
+        raw = self.environ.get("CONTENT_LENGTH")
+        if raw in (None, ""):
+            return None
+        try:
+            length = int(raw)
+        except ValueError:
+            raise BadRequest(f"bad Content-Length: {raw!r}") from None
+        if length < 0:
+            raise BadRequest(f"bad Content-Length: {raw!r}")
+        return length
+
+    @property
+    def stream(self) -> BoundedReader:
+        """The body as a stream that stops at ``max_body`` (413 past it)."""
+        length = self._content_length()
+        if length is not None and length > self.max_body:
+            raise PayloadTooLarge(f"body is larger than max_body ({self.max_body} bytes)")
+        stream = self.environ.get("wsgi.input")
+        if stream is None or (length is None and not self.environ.get("wsgi.input_terminated")):
+            length = 0
+        return BoundedReader(stream, length, self.max_body)
+
+    @property
+    def body(self) -> bytes:
+        """The whole body as bytes, read once (413 past ``max_body``)."""
+        if self._body is None:
+            self._body = self.stream.read()
+        return self._body
+
+    @property
+    def json(self) -> Any:
+        """The body decoded as JSON (``None`` for an empty body; 400 when invalid)."""
+        if not self._json_parsed:
+            body = self.body
+            if body.strip():
+                try:
+                    self._json = json.loads(body)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise BadRequest(f"body is not valid JSON: {exc}", data={
+                        "errors": [{"param": "<body>", "reason": f"invalid JSON: {exc}"}]}) from None
+            self._json_parsed = True
+        return self._json
+
+    @property
+    def form(self) -> dict[str, Any]:
+        """``application/x-www-form-urlencoded`` fields (``{}`` for other bodies)."""
+        if self.content_type != FORM_TYPE:
+            return {}
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("form body is not UTF-8") from None
+        return _collect(parse_qsl(text, keep_blank_values=True))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Query, form and JSON-object body merged; JSON wins over form over query."""
+        if self._params is None:
+            params = dict(self.query)
+            if self.method not in ("GET", "HEAD"):
+                ctype = self.content_type
+                if ctype == FORM_TYPE:
+                    params.update(self.form)
+                elif ctype.endswith("json") or (not ctype and self.body[:1] in (b"{", b"[")):
+                    payload = self.json
+                    if payload is not None:
+                        if not isinstance(payload, dict):
+                            raise BadRequest("JSON body must be an object", data={"errors": [
+                                {"param": "<body>", "reason": "JSON body must be an object"}]})
+                        params.update(payload)
+            self._params = params
+        return self._params
+
+    def parsed_params(self) -> dict[str, Any] | None:
+        """The params if something already parsed them, else ``None`` (no body read)."""
+        return self._params
+
+    # -- timing points -------------------------------------------------------------------
+
+    def timing(self, name: str) -> float:
+        """Record a timing point: milliseconds since the previous point (or the start).
+
+        Repeated names accumulate. Returns the milliseconds just recorded.
+        """
+        now = time.perf_counter()
+        elapsed = (now - self._mark) * 1000.0
+        self._mark = now
+        self.timings[name] = self.timings.get(name, 0.0) + elapsed
+        return elapsed
+
+    @contextmanager
+    def timer(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as timing point ``name`` (accumulates)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            now = time.perf_counter()
+            self.timings[name] = self.timings.get(name, 0.0) + (now - start) * 1000.0
+            self._mark = now
+
+    def elapsed(self) -> float:
+        """Seconds since the request started."""
+        return time.perf_counter() - self.start_time
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path} reqid={self.reqid}>"
+
+
+def _collect(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Turn parsed pairs into a dict: one value → ``str``, repeated → ``list``."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            previous = result[key]
+            if isinstance(previous, list):
+                previous.append(value)
+            else:
+                result[key] = [previous, value]
+        else:
+            result[key] = value
+    return result

@@ -1,0 +1,141 @@
+"""The response object every protocol builds and every hook may amend.
+
+A JSON response keeps its ``data`` dict until the very end of the request path, so
+``butterfly_response_headers`` implementations can still add fields (the router's
+``stat_adaptor`` does); the kernel encodes it once, after the hooks ran.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import uuid
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+_STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def status_line(status: int) -> str:
+    """Return the WSGI status line (``"404 Not Found"``) for an integer status."""
+    # PERF: a dict lookup; HTTPStatus(...) construction is slow on the hot path.
+    return _STATUS_LINES.get(status) or f"{status} Unknown"
+
+
+def json_default(value: Any) -> Any:
+    """Encode the types handlers commonly return that :mod:`json` does not know."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
+
+
+def dumps(data: Any) -> bytes:
+    """Encode ``data`` as compact UTF-8 JSON (datetimes as ISO strings)."""
+    return _encoder.encode(data).encode("utf-8")
+
+
+def safe_header_value(value: Any) -> str:
+    """Make ``value`` safe for a header: no CR/LF, latin-1 only, at most 200 chars."""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return text.encode("latin-1", "replace").decode("latin-1")[:200]
+
+
+class Response:
+    """An HTTP response.
+
+    :param status: integer HTTP status
+    :param headers: list of ``(name, value)`` pairs
+    :param body: ``bytes`` or an iterable of ``bytes`` (streamed)
+    :param data: for JSON responses, the dict to encode; ``body`` is then ignored
+
+    ``stat`` is the business status shown in the access log (``OK``, ``ERR_...``)
+    and ``close`` an optional callable run by the WSGI server after streaming.
+    """
+
+    __slots__ = ("status", "headers", "body", "data", "stat", "close")
+
+    def __init__(
+        self,
+        status: int = 200,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes | Iterable[bytes] = b"",
+        *,
+        data: dict[str, Any] | None = None,
+        stat: str | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers if headers is not None else []
+        self.body = body
+        self.data = data
+        self.stat = stat
+        self.close = None
+
+    @classmethod
+    def json(
+        cls, data: dict[str, Any], status: int = 200, headers: list[tuple[str, str]] | None = None
+    ) -> "Response":
+        """A JSON response; ``data`` stays editable until the kernel encodes it."""
+        response = cls(status, headers, data=data)
+        response.stat = data.get("stat") if isinstance(data, dict) else None
+        return response
+
+    def get_header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``None``."""
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def set_header(self, name: str, value: Any) -> None:
+        """Replace every header ``name`` with one sanitised ``value``."""
+        lowered = name.lower()
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != lowered]
+        self.headers.append((name, safe_header_value(value)))
+
+    def set_reason(self, reason: str) -> None:
+        """Set ``x-reason``, the short error explanation every error carries."""
+        self.set_header("x-reason", reason)
+
+    def finalize(self) -> None:
+        """Encode ``data`` into the body and set ``Content-Type``/``Content-Length``.
+
+        Called once by the kernel after every hook ran; calling it twice is harmless.
+        """
+        if self.data is not None:
+            try:
+                self.body = dumps(self.data)
+            except (TypeError, ValueError) as exc:
+                # NOTE: a handler returned something we cannot encode: that is a
+                # server error, reported as one, never an empty 200.
+                self.status = 500
+                self.stat = "ERR_SERVER_EXCEPTION"
+                self.body = dumps({"stat": self.stat})
+                self.set_reason(f"reply is not JSON serialisable: {exc}")
+            self.data = None
+            if self.get_header("content-type") is None:
+                self.headers.append(("Content-Type", JSON_TYPE))
+        if isinstance(self.body, str):
+            self.body = self.body.encode("utf-8")
+        if isinstance(self.body, bytes | bytearray) and self.get_header("content-length") is None:
+            self.headers.append(("Content-Length", str(len(self.body))))
+
+    def iter_body(self) -> Iterable[bytes]:
+        """The body as a WSGI iterable."""
+        if isinstance(self.body, bytes | bytearray):
+            return [bytes(self.body)]
+        return self.body

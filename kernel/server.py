@@ -1,0 +1,133 @@
+"""Serve a kernel with waitress, and drain gracefully on stop.
+
+``waitress.create_server`` (not ``serve``, which configures logging) builds the
+server; :class:`Server` runs its event loop itself so a stop request can close the
+listening socket, let in-flight requests and ``butterfly_shutdown`` (MQ drain,
+scheduler stop) finish, and only then close the connections.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from waitress import create_server, wasyncore
+from waitress.channel import HTTPChannel
+
+if TYPE_CHECKING:
+    from kernel.app import Kernel
+
+log = structlog.get_logger("butterfly.server")
+
+
+class Server:
+    """A waitress server bound to ``host:port`` serving ``kernel``.
+
+    :param kernel: the configured kernel
+    :param host: default ``[server] host``
+    :param port: default ``[server] port``; ``0`` picks a free port
+    """
+
+    def __init__(self, kernel: "Kernel", host: str | None = None, port: int | None = None) -> None:
+        server = kernel.settings.section("server")
+        self.kernel = kernel
+        self.shutdown_timeout = server.shutdown_timeout
+        self._stop = threading.Event()
+        self.stopped = threading.Event()
+        self._waitress = create_server(
+            kernel,
+            host=host if host is not None else server.host,
+            port=port if port is not None else server.port,
+            threads=server.threads,
+            max_request_body_size=kernel.max_body,
+            ident=server.ident,
+            connection_limit=server.connection_limit,
+            channel_timeout=server.channel_timeout,
+            # NOTE: proxy headers are the trace plugin's business (trusted proxies);
+            # waitress must not rewrite them behind our back.
+            clear_untrusted_proxy_headers=False,
+        )
+
+    @property
+    def host(self) -> str:
+        """The address actually bound."""
+        return self._waitress.effective_host
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with ``port=0``)."""
+        return int(self._waitress.effective_port)
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"http://{host}:{self.port}"
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT request a graceful stop (main thread only)."""
+        def handler(signum, frame):  # noqa: ARG001 - signal API
+            log.info("signal received, draining", signal=signal.Signals(signum).name)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def stop(self) -> None:
+        """Request a graceful stop; returns at once (see :attr:`stopped`)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Start the kernel's background work and serve until stopped and drained."""
+        waitress = self._waitress
+        socket_map = waitress._map
+        self.kernel.startup()
+        log.info("serving", url=self.url, threads=waitress.adj.threads,
+                 routes=len(self.kernel.routes))
+        deadline = None
+        shutdown_thread = None
+        try:
+            while True:
+                wasyncore.loop(timeout=0.2, map=socket_map, use_poll=True, count=1)
+                if not self._stop.is_set():
+                    continue
+                if deadline is None:
+                    deadline = time.monotonic() + self.shutdown_timeout
+                    # stop accepting: drop the listening socket, keep the connections
+                    wasyncore.dispatcher.close(waitress)
+                    shutdown_thread = threading.Thread(target=self._shutdown_plugins,
+                                                       name="butterfly-shutdown", daemon=True)
+                    shutdown_thread.start()
+                if (self._idle() and not shutdown_thread.is_alive()) or time.monotonic() > deadline:
+                    if time.monotonic() > deadline:
+                        log.warning("shutdown timeout reached, closing anyway",
+                                    timeout=self.shutdown_timeout)
+                    break
+        finally:
+            waitress.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+            wasyncore.close_all(socket_map)
+            log.info("stopped")
+            self.stopped.set()
+
+    def _shutdown_plugins(self) -> None:
+        try:
+            self.kernel.shutdown()
+        except Exception:  # noqa: BLE001 - log and keep draining HTTP
+            log.exception("butterfly_shutdown failed")
+
+    def _idle(self) -> bool:
+        dispatcher = self._waitress.task_dispatcher
+        if dispatcher.active_count or dispatcher.queue:
+            return False
+        return not any(isinstance(ch, HTTPChannel) and (ch.requests or ch.total_outbufs_len)
+                       for ch in list(self._waitress._map.values()))
+
+
+def serve(kernel: "Kernel", host: str | None = None, port: int | None = None) -> None:
+    """Serve ``kernel`` in the foreground until SIGTERM/SIGINT, then drain."""
+    server = Server(kernel, host, port)
+    server.install_signal_handlers()
+    server.run()

@@ -1,0 +1,326 @@
+"""The kernel's test kit: a pytest plugin every Butterfly distribution uses.
+
+Enable it with ``pytest_plugins = ["kernel.testing"]`` in the root ``conftest.py``.
+
+Fixtures: ``make_kernel`` (entry points off, temp data/log dirs), ``client`` helpers
+via :class:`Client`, ``live_server`` (a real waitress server on a free port),
+``redis_server`` (a private ``redis-server`` per session), ``chromium`` (headless
+Chromium through Playwright), ``captured_logs``.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from kernel.app import Kernel
+from kernel.server import Server
+
+CHROMIUM = os.environ.get("BUTTERFLY_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TestResponse:
+    """What :class:`Client` returns: ``status``, ``headers``, ``body``, ``text``, ``json()``."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status_line = status
+        self.status = int(status.split(" ", 1)[0])
+        self.header_list = headers
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body decoded as JSON."""
+        return jsonlib.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<TestResponse {self.status_line} {self.body[:80]!r}>"
+
+
+class Client:
+    """An in-process WSGI client: no sockets, no waitress.
+
+    :param app: a WSGI callable (usually a :class:`Kernel`)
+    :param remote_addr: the peer address the app sees
+    """
+
+    def __init__(self, app: Any, remote_addr: str = "127.0.0.1") -> None:
+        self.app = app
+        self.remote_addr = remote_addr
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | str | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        remote_addr: str | None = None,
+    ) -> TestResponse:
+        """Send one request; ``json``/``data`` (form) set the body and its type."""
+        if "?" in path and query is None:
+            path, query = path.split("?", 1)
+        query_string = query if isinstance(query, str) else urlencode(query or {}, doseq=True)
+        headers = dict(headers or {})
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif data is not None:
+            body = urlencode(data, doseq=True).encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        body = body or b""
+        environ = {
+            "REQUEST_METHOD": method.upper(),
+            "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+            "QUERY_STRING": query_string,
+            "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": remote_addr or self.remote_addr,
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": BytesIO(body),
+            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
+            "wsgi.run_once": False, "wsgi.input_terminated": True,
+            "CONTENT_LENGTH": str(len(body)) if body else "",
+        }
+        for name, value in headers.items():
+            key = name.upper().replace("-", "_")
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ[key] = value
+            else:
+                environ["HTTP_" + key] = value
+        captured: dict[str, Any] = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            captured["status"], captured["headers"] = status, response_headers
+
+        result = self.app(environ, start_response)
+        try:
+            payload = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        return TestResponse(captured["status"], captured["headers"], payload)
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        """``GET path``."""
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        """``POST path``."""
+        return self.request("POST", path, **kwargs)
+
+
+def build_kernel(
+    tmp_dir: Path,
+    plugins: list[Any] | tuple[Any, ...] = (),
+    settings: Mapping[str, Any] | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    load_entrypoints: bool = False,
+) -> Kernel:
+    """Build a hermetic kernel: data and logs under ``tmp_dir``, no env leakage.
+
+    :param settings: ``{"section.key": value}`` overrides
+    """
+    overrides = {"server.data_dir": str(tmp_dir / "data"), "server.log_dir": str(tmp_dir / "logs")}
+    overrides.update(settings or {})
+    return Kernel.create(config=dict(config or {}), overrides=overrides, environ=dict(environ or {}),
+                         plugins=plugins, load_entrypoints=load_entrypoints)
+
+
+@pytest.fixture
+def make_kernel(tmp_path: Path):
+    """Factory: ``make_kernel(plugins=[...], settings={"section.key": v}, config=...)``.
+
+    Kernels that were started are shut down at teardown.
+    """
+    made: list[Kernel] = []
+
+    def factory(plugins=(), settings=None, **kwargs):
+        kernel = build_kernel(tmp_path, plugins, settings, **kwargs)
+        made.append(kernel)
+        return kernel
+
+    yield factory
+    for kernel in made:
+        kernel.shutdown()
+
+
+class LiveServer:
+    """A kernel served by real waitress on a thread; ``url`` is its base URL."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.server = Server(kernel, host="127.0.0.1", port=0)
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.server.port
+
+    def start(self) -> "LiveServer":
+        """Start serving; returns once the socket accepts connections."""
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("live server did not start")
+
+    def stop(self, timeout: float = 15) -> None:
+        """Stop gracefully and wait for the drain to finish."""
+        self.server.stop()
+        self.server.stopped.wait(timeout)
+        self.thread.join(timeout)
+
+
+@pytest.fixture
+def live_server():
+    """Factory: ``live_server(kernel)`` serves it on a free port; stopped at teardown."""
+    servers: list[LiveServer] = []
+
+    def factory(kernel: Kernel) -> LiveServer:
+        server = LiveServer(kernel).start()
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free port (no persistence)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="butterfly-redis-")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        """Start it and wait until it answers PING."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        """Terminate it."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (data is lost: no persistence)."""
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A ``redis-server`` for the whole session (or ``BUTTERFLY_TEST_REDIS_URL``'s).
+
+    Tests must use their own key prefixes or DB numbers; never FLUSHALL a shared one.
+    """
+    url = os.environ.get("BUTTERFLY_TEST_REDIS_URL")
+    if url:
+        class External:
+            pass
+        external = External()
+        external.url = url  # type: ignore[attr-defined]
+        yield external  # type: ignore[misc]
+        return
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium (Debian's) driven by Playwright; one per session."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def captured_logs():
+    """structlog events as dicts, contextvars cleared before and after."""
+    import structlog
+
+    structlog.contextvars.clear_contextvars()
+    with structlog.testing.capture_logs() as logs:
+        yield logs
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,1 @@
+"""Butterfly huoyan (火眼) auth: users, tokens, route protection"""

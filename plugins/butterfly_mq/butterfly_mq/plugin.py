@@ -1,0 +1,3 @@
+"""Hook implementations of butterfly-mq (entry point `mq`)."""
+
+from kernel import hookimpl  # noqa: F401

@@ -1,0 +1,3 @@
+"""Hook implementations of butterfly-router (entry point `router`)."""
+
+from kernel import hookimpl  # noqa: F401

@@ -1,0 +1,1 @@
+"""Butterfly ruqi (如期): highly available scheduled jobs"""

@@ -1,0 +1,3 @@
+"""Hook implementations of butterfly-ruqi (entry point `ruqi`)."""
+
+from kernel import hookimpl  # noqa: F401

@@ -1,0 +1,1 @@
+"""Butterfly store: one pony Database for every plugin (SQLite, MySQL, PostgreSQL)"""

@@ -1,0 +1,3 @@
+"""Hook implementations of butterfly-store (entry point `store`)."""
+
+from kernel import hookimpl  # noqa: F401

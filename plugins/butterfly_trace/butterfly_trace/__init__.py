@@ -1,0 +1,1 @@
+"""Butterfly trace: request ids, access/error logs, timing points, runtime log level"""
