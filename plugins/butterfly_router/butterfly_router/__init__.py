@@ -1,1 +1,12 @@
-"""Butterfly router: handler discovery, parameter binding, JSON/raw/file protocols, static files, OpenAPI"""
+"""Butterfly router: handler discovery, parameter binding, JSON/raw/file protocols, static files, OpenAPI.
+
+Handler code imports from here::
+
+    from butterfly_router import api, http, download, upload, retstat
+"""
+
+from butterfly_router import retstat
+from butterfly_router.binder import check_params
+from butterfly_router.decorators import api, download, http, upload
+
+__all__ = ["api", "check_params", "download", "http", "retstat", "upload"]

@@ -1,3 +1,51 @@
-"""Hook implementations of butterfly-router (entry point `router`)."""
+"""Hook implementations of butterfly-router (entry point ``router``).
 
-from kernel import hookimpl  # noqa: F401
+Only hookimpls live here; the logic is in the sibling modules.
+"""
+
+from __future__ import annotations
+
+from butterfly_router import config, hookspecs, routing
+from butterfly_router.config import EXTENSION, RouterState, state_of
+from butterfly_router.stat_adaptor import StatAdaptor
+from kernel import hookimpl
+
+
+@hookimpl
+def butterfly_add_hookspecs(pluginmanager):
+    """Add ``butterfly_router_handler_packages``."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def butterfly_add_settings(settings):
+    """Declare ``[router]``."""
+    config.add_settings(settings)
+
+
+@hookimpl
+def butterfly_configure(kernel):
+    """Resolve directories; switch on the stat adaptor when configured."""
+    state = RouterState.from_kernel(kernel)
+    kernel.extensions[EXTENSION] = state
+    adaptor = kernel.settings.get(config.SECTION, "stat_adaptor")
+    if adaptor:
+        state.stat_adaptor = StatAdaptor(**adaptor)
+        # PERF: its own plugin object, so replies pay nothing when the setting is off.
+        kernel.pm.register(state.stat_adaptor, name="router.stat_adaptor")
+
+
+@hookimpl
+def butterfly_register_routes(register, kernel):
+    """Serve the handler apps, plugin handler packages, ``/_meta/*`` and ``/static/``."""
+    routing.register_all(register, kernel, state_of(kernel))
+
+
+@hookimpl
+def butterfly_health(kernel):
+    """Report served routes and apps that failed to load (informational: still healthy)."""
+    state = state_of(kernel)
+    detail = f"{len(kernel.routes)} routes"
+    if state.broken_apps:
+        detail += f"; apps that failed to load: {', '.join(sorted(state.broken_apps))}"
+    return {"router": (True, detail)}

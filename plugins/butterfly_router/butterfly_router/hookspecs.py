@@ -1,0 +1,23 @@
+"""Hooks the router adds to the kernel's plugin manager (``butterfly_add_hookspecs``)."""
+
+from __future__ import annotations
+
+from kernel import hookspec
+
+# --------------------------------------------------------------------------------------
+# routing
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def butterfly_router_handler_packages():
+    """Contribute handler packages, served like the user's ``handlers/<app>``.
+
+    Runs once on the main thread while the router registers routes (after every
+    ``butterfly_configure``). Every public function of the module whose first
+    parameter is ``req`` and that is defined in that module (not imported into it)
+    is served at ``/<app_name>/<function>``. Implement it with
+    ``@hookimpl(optionalhook=True)`` so the plugin still loads without the router.
+
+    :return: a list of ``(app_name, "dotted.module.name")`` pairs, or ``None``
+    """

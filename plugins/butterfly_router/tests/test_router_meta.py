@@ -1,0 +1,170 @@
+"""/_meta/openapi.json, /_meta/health and /_meta/routes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kernel import hookimpl
+
+APPS = {"m/__init__.py": '''
+    import datetime
+    from typing import Literal, Optional
+    from butterfly_router import api, download, http, upload
+
+    def hello(req, name: str, times: int = 1, tags: list[str] | None = None, mode: Literal["a", "b"] = "a"):
+        """Say hello.
+
+        Longer description of hello.
+        """
+        return "OK", {"name": name}
+
+    @api(methods=("POST",), admin=True)
+    def create(req, when: datetime.datetime, payload: dict, ratio: float = 0.5, flag: bool = False, **extra):
+        """Create something."""
+        return "OK"
+
+    @upload
+    def put(req, stream, label: Optional[str] = None):
+        return "OK"
+
+    @download
+    def fetch(req, name: str):
+        return name
+
+    @http
+    def page(req):
+        return 200, "<p>x</p>"
+'''}
+
+
+@pytest.fixture
+def app(router_app, tmp_path):
+    (tmp_path / "static").mkdir()
+    return router_app(APPS, settings={"router.static_dir": str(tmp_path / "static")})
+
+
+def resolve(document, ref):
+    assert ref.startswith("#/")
+    node = document
+    for part in ref[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def check_openapi_structure(document):
+    """The structural rules of OpenAPI 3.0 that matter to code generators."""
+    assert document["openapi"].startswith("3.0.")
+    assert document["info"]["title"] and document["info"]["version"]
+    operation_ids = set()
+    for path, item in document["paths"].items():
+        assert path.startswith("/")
+        for method, operation in item.items():
+            assert method in {"get", "post", "put", "patch", "delete", "head", "options", "trace"}
+            assert operation["operationId"] not in operation_ids
+            operation_ids.add(operation["operationId"])
+            assert operation["responses"] and all(code.isdigit() for code in operation["responses"])
+            for response in operation["responses"].values():
+                assert response["description"]
+                for media in response.get("content", {}).values():
+                    if "$ref" in media["schema"]:
+                        resolve(document, media["schema"]["$ref"])
+            names = set()
+            for parameter in operation.get("parameters", []):
+                assert parameter["in"] in {"query", "path", "header", "cookie"}
+                assert "schema" in parameter and isinstance(parameter["required"], bool)
+                if parameter["in"] == "path":
+                    assert parameter["required"] and "{" + parameter["name"] + "}" in path
+                assert parameter["name"] not in names
+                names.add(parameter["name"])
+            if "requestBody" in operation:
+                assert operation["requestBody"]["content"]
+    json.dumps(document)
+
+
+def test_openapi_document(app):
+    reply = app.client.get("/_meta/openapi.json")
+    assert reply.status == 200
+    document = reply.json()
+    check_openapi_structure(document)
+    hello = document["paths"]["/m/hello"]
+    assert set(hello) == {"get", "post"}
+    get = hello["get"]
+    assert get["summary"] == "Say hello." and get["description"] == "Longer description of hello."
+    params = {p["name"]: p for p in get["parameters"]}
+    assert params["name"] == {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}}
+    assert params["times"]["schema"] == {"type": "integer", "default": 1} and not params["times"]["required"]
+    assert params["tags"]["schema"] == {"type": "array", "items": {"type": "string"}, "nullable": True}
+    assert params["mode"]["schema"] == {"enum": ["a", "b"], "type": "string", "default": "a"}
+    body = hello["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["name"] and body["additionalProperties"] is False
+
+    create = document["paths"]["/m/create"]
+    assert set(create) == {"post"} and create["post"]["x-butterfly-admin"] is True
+    schema = create["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["when"] == {"type": "string", "format": "date-time"}
+    assert schema["properties"]["payload"] == {"type": "object"}
+    assert schema["properties"]["ratio"] == {"type": "number", "default": 0.5}
+    assert schema["additionalProperties"] is True and schema["required"] == ["when", "payload"]
+
+    put = document["paths"]["/m/put"]["post"]
+    assert put["requestBody"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
+    assert [p["name"] for p in put["parameters"]] == ["label"]
+    assert "application/octet-stream" in document["paths"]["/m/fetch"]["get"]["responses"]["200"]["content"]
+    assert "/static/{path}" in document["paths"]
+    assert "/_meta/health" in document["paths"]
+
+
+def test_openapi_can_be_switched_off(router_app):
+    app = router_app(APPS, settings={"router.openapi": False})
+    assert app.client.get("/_meta/openapi.json").status == 404
+
+
+class Health:
+    def __init__(self, result):
+        self.result = result
+
+    @hookimpl
+    def butterfly_health(self, kernel):
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+def test_health_ok(app):
+    reply = app.client.get("/_meta/health")
+    assert reply.status == 200
+    body = reply.json()
+    assert body["stat"] == "OK" and body["checks"]["router"]["ok"] is True
+
+
+def test_health_failing_check_is_503(router_app):
+    app = router_app({}, plugins=[Health({"redis": (False, "connection refused"), "db": (True, "ok")})])
+    reply = app.client.get("/_meta/health")
+    assert reply.status == 503
+    body = reply.json()
+    assert body["stat"] == "ERR_SERVICE_UNAVAILABLE" and "redis" in reply.headers["x-reason"]
+    assert body["checks"]["redis"] == {"ok": False, "detail": "connection refused"}
+    assert body["checks"]["db"]["ok"] is True and body["checks"]["router"]["ok"] is True
+
+
+def test_health_raising_check_is_reported_not_fatal(router_app, captured_logs):
+    app = router_app({}, plugins=[(Health(RuntimeError("x")), "flaky")])
+    reply = app.client.get("/_meta/health")
+    assert reply.status == 503
+    assert reply.json()["checks"]["flaky"] == {"ok": False, "detail": "health check raised RuntimeError"}
+    assert any(e["event"] == "health check raised" for e in captured_logs)
+
+
+def test_routes_listing_is_admin(app):
+    assert app.client.get("/_meta/routes", remote_addr="192.0.2.1").status == 403
+    reply = app.client.get("/_meta/routes")
+    assert reply.status == 200
+    routes = {route["path"]: route for route in reply.json()["routes"]}
+    hello = routes["/m/hello"]
+    assert hello["kind"] == "json" and hello["summary"] == "Say hello." and hello["admin"] is False
+    assert hello["params"][0] == {"name": "name", "type": "str", "required": True}
+    assert routes["/m/create"]["methods"] == ["POST"] and routes["/m/create"]["admin"] is True
+    assert routes["/static/*"]["kind"] == "static"
+    assert routes["/_meta/routes"]["admin"] is True
