@@ -1,3 +1,47 @@
-"""Hook implementations of butterfly-auth (entry point `auth`)."""
+"""Hook implementations of butterfly-auth (entry point ``auth``).
 
-from kernel import hookimpl  # noqa: F401
+Logic lives in sibling modules: :mod:`~butterfly_auth.policy` (who may call what),
+:mod:`~butterfly_auth.views` (``/auth/*``), :mod:`~butterfly_auth.models` (entities),
+:mod:`~butterfly_auth.cli` (``butterfly auth``).
+"""
+
+from __future__ import annotations
+
+from butterfly_auth import cli, config, models, policy, views
+from kernel import hookimpl
+
+
+@hookimpl
+def butterfly_add_settings(settings):
+    """Declare ``[auth]``."""
+    config.add_settings(settings)
+
+
+@hookimpl
+def butterfly_configure(kernel):
+    """Read ``[auth]`` into ``kernel.extensions["auth"]`` (the secret is read on first use)."""
+    kernel.extensions[config.EXTENSION] = config.AuthState.from_kernel(kernel)
+
+
+@hookimpl(optionalhook=True)
+def butterfly_store_define_entities(db):
+    """Users, roles, API tokens and logged-out sessions."""
+    models.define_entities(db)
+
+
+@hookimpl
+def butterfly_register_routes(register, kernel):
+    """``/auth/login``, ``/auth/logout``, ``/auth/me``, ``/auth/verify``, ``/auth/tokens``, ``/auth/users``."""
+    views.register_routes(register)
+
+
+@hookimpl
+def butterfly_authorize(request, route):
+    """Identify the caller, set ``request.user``, enforce admin/role/login marks and CSRF."""
+    return policy.authorize(request, route)
+
+
+@hookimpl
+def butterfly_add_commands(subparsers):
+    """``butterfly auth add-user|set-password|set-roles|list-users|add-token|list-tokens|revoke-token``."""
+    cli.add_commands(subparsers)

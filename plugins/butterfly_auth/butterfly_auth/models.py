@@ -1,0 +1,76 @@
+"""The auth entities, declared through the store's ``butterfly_store_define_entities`` hook.
+
+Entity names carry an ``Auth`` prefix because every plugin shares one pony
+``Database``; tables are ``auth_*``. Timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pony.orm import Optional, PrimaryKey, Required, Set
+
+USER = "AuthUser"
+ROLE = "AuthRole"
+API_TOKEN = "AuthApiToken"
+REVOKED_SESSION = "AuthRevokedSession"
+
+
+def utcnow() -> datetime:
+    """Now, as naive UTC (what the entities store)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def define_entities(db) -> None:
+    """Declare the auth entities on the shared pony ``db``.
+
+    :param db: the store's unbound :class:`pony.orm.Database`
+    :return: ``None``; fetch entities later with ``db.entities["AuthUser"]``
+    """
+
+    class AuthUser(db.Entity):
+        """A person or machine that can log in."""
+
+        _table_ = "auth_user"
+        id = PrimaryKey(int, auto=True)
+        name = Required(str, 64, unique=True)
+        password_hash = Required(str, 255)
+        active = Required(bool, default=True)
+        #: Bumped by a password change: every session token issued before is void.
+        token_version = Required(int, default=0)
+        created_at = Required(datetime, default=utcnow)
+        roles = Set("AuthRole", table="auth_user_role")
+        api_tokens = Set("AuthApiToken")
+
+    class AuthRole(db.Entity):
+        """A named permission (``admin`` guards every admin route)."""
+
+        _table_ = "auth_role"
+        id = PrimaryKey(int, auto=True)
+        name = Required(str, 64, unique=True)
+        users = Set(AuthUser, table="auth_user_role")
+
+    class AuthApiToken(db.Entity):
+        """A machine credential; only its SHA-256 is stored."""
+
+        _table_ = "auth_api_token"
+        id = PrimaryKey(int, auto=True)
+        token_hash = Required(str, 64, unique=True)
+        #: The first characters of the token, to recognise it in listings.
+        prefix = Required(str, 16)
+        label = Optional(str, 100)
+        user = Required(AuthUser)
+        created_at = Required(datetime, default=utcnow)
+        expires_at = Optional(datetime)
+        revoked_at = Optional(datetime)
+        last_used_at = Optional(datetime)
+
+    class AuthRevokedSession(db.Entity):
+        """A logged-out session JWT (by ``jti``), kept until it would have expired."""
+
+        _table_ = "auth_revoked_session"
+        id = PrimaryKey(int, auto=True)
+        jti = Required(str, 64, unique=True)
+        expires_at = Required(datetime, index=True)
+
+    del AuthUser, AuthRole, AuthApiToken, AuthRevokedSession  # pony keeps them in db.entities

@@ -1,0 +1,203 @@
+"""Users and roles: the Python API behind the CLI, the login route and the policy.
+
+Every function takes the kernel (for the store's database) and opens its own
+``db_session`` — a no-op inside a request, where the store already opened one.
+Functions return plain :class:`UserInfo` values, never pony entities.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pony.orm import db_session
+
+from butterfly_auth import models
+from butterfly_auth.config import state_of
+from kernel import BadRequest, ButterflyError, NotFound
+
+if TYPE_CHECKING:
+    from kernel import Kernel
+
+ADMIN_ROLE = "admin"
+USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+ROLE_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
+
+
+
+class AuthError(ButterflyError):
+    """A user-management request that cannot be done (bad name, unknown user...)."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as the rest of the plugin sees it."""
+
+    name: str
+    roles: tuple[str, ...]
+    active: bool
+    token_version: int
+    created_at: datetime
+
+    def has_role(self, role: str) -> bool:
+        """True when the user holds ``role``; the admin role holds every role."""
+        return role in self.roles or ADMIN_ROLE in self.roles
+
+
+def hasher(kernel: "Kernel") -> PasswordHasher:
+    """The kernel's argon2id :class:`PasswordHasher` (``[auth] argon2_*`` settings)."""
+    return state_of(kernel).password_hasher()[0]
+
+
+def _db(kernel: "Kernel"):
+    from butterfly_store import get_db
+
+    return get_db(kernel)
+
+
+def user_info(user) -> UserInfo:
+    """A pony ``AuthUser`` as a plain :class:`UserInfo` (inside a db_session)."""
+    return UserInfo(user.name, tuple(sorted(role.name for role in user.roles)), user.active,
+                    user.token_version, user.created_at)
+
+
+def check_user_name(name: str) -> str:
+    """Return ``name`` if it is a valid user name, else raise :class:`AuthError`."""
+    if not isinstance(name, str) or not USER_NAME.match(name):
+        raise AuthError(f"invalid user name {name!r}: 1-64 letters, digits, '_', '.', '@' or '-'")
+    return name
+
+
+def check_password(kernel: "Kernel", password: str) -> str:
+    """Return ``password`` if it is long enough, else raise :class:`AuthError`."""
+    minimum = state_of(kernel).config.min_password_length
+    if not isinstance(password, str) or len(password) < minimum:
+        raise AuthError(f"password too short: at least {minimum} characters")
+    if len(password) > 1024:
+        raise AuthError("password too long: at most 1024 characters")
+    return password
+
+
+def _roles(db, names: Iterable[str]):
+    roles = []
+    for name in names:
+        if not ROLE_NAME.match(name):
+            raise AuthError(f"invalid role name {name!r}: 1-64 of a-z, 0-9, '_', '.', '-'")
+        role_entity = db.entities[models.ROLE]
+        roles.append(role_entity.get(name=name) or role_entity(name=name))
+    return roles
+
+
+def create_user(kernel: "Kernel", name: str, password: str, roles: Iterable[str] = ()) -> UserInfo:
+    """Add a user with an argon2-hashed password.
+
+    :param name: the login name
+    :param password: the clear-text password (never stored)
+    :param roles: role names, created when new (``admin`` for administrators)
+    :return: the new user
+    :raises AuthError: bad name or password, or the name is taken
+    """
+    check_user_name(name)
+    check_password(kernel, password)
+    password_hash = hasher(kernel).hash(password)
+    db = _db(kernel)
+    with db_session:
+        user_entity = db.entities[models.USER]
+        if user_entity.get(name=name) is not None:
+            raise AuthError(f"user {name!r} already exists")
+        user = user_entity(name=name, password_hash=password_hash)
+        user.roles = _roles(db, roles)
+        return user_info(user)
+
+
+def set_password(kernel: "Kernel", name: str, password: str) -> UserInfo:
+    """Change a password and end every session the user had (token version bump).
+
+    :raises AuthError: unknown user or bad password
+    """
+    check_password(kernel, password)
+    password_hash = hasher(kernel).hash(password)
+    db = _db(kernel)
+    with db_session:
+        user = _get(db, name)
+        user.password_hash = password_hash
+        user.token_version += 1
+        return user_info(user)
+
+
+def set_roles(kernel: "Kernel", name: str, roles: Iterable[str]) -> UserInfo:
+    """Replace a user's roles.
+
+    :raises AuthError: unknown user or bad role name
+    """
+    db = _db(kernel)
+    with db_session:
+        user = _get(db, name)
+        user.roles = _roles(db, roles)
+        return user_info(user)
+
+
+def set_active(kernel: "Kernel", name: str, active: bool) -> UserInfo:
+    """Enable or disable a user; a disabled user's sessions and API tokens stop working."""
+    db = _db(kernel)
+    with db_session:
+        user = _get(db, name)
+        user.active = bool(active)
+        return user_info(user)
+
+
+def list_users(kernel: "Kernel") -> list[UserInfo]:
+    """Every user, by name."""
+    db = _db(kernel)
+    with db_session:
+        return [user_info(user) for user in db.entities[models.USER].select().order_by(lambda u: u.name)]
+
+
+def get_user(kernel: "Kernel", name: str) -> UserInfo | None:
+    """The user called ``name``, or ``None``."""
+    db = _db(kernel)
+    with db_session:
+        user = db.entities[models.USER].get(name=name) if isinstance(name, str) else None
+        return user_info(user) if user is not None else None
+
+
+def verify_credentials(kernel: "Kernel", name: str, password: str) -> UserInfo | None:
+    """The active user whose password matches, else ``None``.
+
+    Unknown users cost one argon2 verification too, so timing does not tell
+    which user names exist.
+    """
+    db = _db(kernel)
+    ph, dummy_hash = state_of(kernel).password_hasher()
+    with db_session:
+        user = db.entities[models.USER].get(name=name) if USER_NAME.match(name or "") else None
+        stored = user.password_hash if user is not None else dummy_hash
+        try:
+            ph.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if user is None or not user.active:
+            return None
+        if ph.check_needs_rehash(stored):
+            user.password_hash = ph.hash(password)
+        return user_info(user)
+
+
+def _get(db, name: str):
+    user = db.entities[models.USER].get(name=name) if isinstance(name, str) else None
+    if user is None:
+        raise AuthError(f"no such user: {name!r}")
+    return user
+
+
+def http_error(exc: AuthError) -> BadRequest | NotFound:
+    """Map an :class:`AuthError` to the HTTP error a route should raise."""
+    reason = str(exc)
+    if reason.startswith("no such"):
+        return NotFound(reason)
+    return BadRequest(reason)
