@@ -1,3 +1,52 @@
-"""Hook implementations of butterfly-wuxing (entry point `wuxing`)."""
+"""Hook implementations of butterfly-wuxing (entry point ``wuxing``).
 
-from kernel import hookimpl  # noqa: F401
+Only hookimpls live here: entities in :mod:`butterfly_wuxing.models`, the API in
+:mod:`butterfly_wuxing.api`, HTTP handlers in :mod:`butterfly_wuxing.handlers`,
+the CLI in :mod:`butterfly_wuxing.cli`.
+"""
+
+from __future__ import annotations
+
+from kernel import hookimpl
+
+SECTION = "wuxing"
+
+
+@hookimpl
+def butterfly_add_settings(settings):
+    """Declare ``[wuxing]``."""
+    settings.add(SECTION, "max_page_size", int, 100,
+                 "largest page_size any wuxing list accepts (bigger ones get ERR_BAD_PARAMS)", owner="wuxing")
+
+
+@hookimpl(optionalhook=True)
+def butterfly_store_define_entities(db):
+    """Declare the wuxing tables on the shared store."""
+    from butterfly_wuxing.models import define_entities
+
+    define_entities(db)
+
+
+@hookimpl(optionalhook=True)
+def butterfly_router_handler_packages():
+    """Serve :mod:`butterfly_wuxing.handlers` under ``/wuxing/``."""
+    return [("wuxing", "butterfly_wuxing.handlers")]
+
+
+@hookimpl
+def butterfly_add_commands(subparsers):
+    """``butterfly wuxing ...``: the original's wuxing_cli over HTTP."""
+    from butterfly_wuxing.cli import add_command
+
+    add_command(subparsers)
+
+
+@hookimpl
+def butterfly_configure(kernel):
+    """Refuse to start without butterfly-store: wuxing has nowhere to keep its data."""
+    from kernel import ConfigError
+
+    caller = getattr(kernel.hook, "butterfly_store_define_entities", None)
+    if caller is None or caller.spec is None:
+        raise ConfigError("butterfly-wuxing needs butterfly-store (pip install butterfly-store), "
+                          "which is missing or disabled")

@@ -1,0 +1,156 @@
+"""Build the one pony ``Database`` of a kernel: define, bind, map — with retries.
+
+Each connection attempt starts from a fresh :class:`pony.orm.Database`, because a
+database whose ``bind`` or ``generate_mapping`` failed cannot be reused; plugins
+therefore define their entities inside the ``butterfly_store_define_entities`` hook.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from butterfly_store.urls import StoreTarget
+from kernel import ConfigError
+
+if TYPE_CHECKING:
+    from pony.orm import Database
+
+    from kernel import Kernel
+
+log = structlog.get_logger("butterfly.store")
+
+#: ``kernel.extensions`` key of the bound, mapped :class:`pony.orm.Database`.
+EXTENSION = "store"
+#: Milliseconds an SQLite connection waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def get_db(kernel: "Kernel") -> "Database":
+    """The kernel's bound and mapped pony ``Database``.
+
+    :param kernel: a configured kernel with butterfly-store enabled
+    :return: the :class:`pony.orm.Database`; entities are ``db.entities["Name"]``
+    :raises ConfigError: when butterfly-store is not enabled on this kernel
+    """
+    try:
+        return kernel.extensions[EXTENSION]
+    except KeyError:
+        raise ConfigError("butterfly-store is not enabled: install it (pip install butterfly-store) "
+                          "and check [server] disable_plugins") from None
+
+
+def prepare_sqlite_file(path: str) -> None:
+    """Create the parent directory and switch the file to WAL journal mode.
+
+    WAL lets readers go on while one writer commits; it is a property of the file,
+    so it is set once here rather than per connection.
+
+    :param path: absolute path of the database file
+    :raises OSError: when the directory or file cannot be created
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            log.warning("sqlite could not switch to WAL journal mode", path=path, mode=mode)
+    finally:
+        connection.close()
+
+
+def _sqlite_connection_pragmas(db: "Database", connection: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    # NOTE: NORMAL is durable across application crashes in WAL mode (only an OS
+    # crash can lose the last commits) and makes every commit much cheaper.
+    cursor.execute("PRAGMA synchronous = NORMAL")
+
+
+def _bind_and_map(target: StoreTarget, define_entities: Callable[["Database"], None]) -> "Database":
+    from pony.orm import Database
+
+    db = Database()
+    define_entities(db)
+    if target.provider == "sqlite":
+        db.on_connect(provider="sqlite")(_sqlite_connection_pragmas)
+        if target.sqlite_path is not None:
+            prepare_sqlite_file(target.sqlite_path)
+    db.bind(provider=target.provider, **target.options)
+    db.generate_mapping(create_tables=True)
+    return db
+
+
+def open_database(
+    target: StoreTarget,
+    define_entities: Callable[["Database"], None],
+    *,
+    retries: int = 3,
+    backoff: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> "Database":
+    """Define, bind and map a new database, retrying while the server is unreachable.
+
+    :param target: the parsed ``[store] url``
+    :param define_entities: called with each fresh ``Database`` before ``bind``
+        (the ``butterfly_store_define_entities`` hook)
+    :param retries: extra attempts after the first failure
+    :param backoff: seconds before the first retry; doubled for each next one
+    :param sleep: the wait function (tests pass a fake clock)
+    :return: the bound, mapped :class:`pony.orm.Database`
+    :raises ConfigError: naming the password-masked URL when every attempt failed,
+        or at once for errors a retry cannot fix (bad entity definitions, a file
+        that cannot be created)
+    """
+    from pony.orm.core import DBException, OrmError
+
+    attempts = max(0, retries) + 1
+    last_error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            db = _bind_and_map(target, define_entities)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the database {target.display}: {exc}") from None
+        except DBException as exc:
+            last_error = _describe(exc)
+        except OrmError as exc:
+            # NOTE: a mapping/definition error is a bug in a plugin; retrying cannot help.
+            raise ConfigError(f"cannot map the entities on {target.display}: {_describe(exc)}") from exc
+        else:
+            log.info("database ready", url=target.display, provider=target.provider,
+                     entities=sorted(db.entities))
+            return db
+        if attempt < attempts:
+            delay = backoff * 2 ** (attempt - 1)
+            log.warning("database unreachable; retrying", url=target.display, attempt=attempt,
+                        retry_in=delay, error=last_error)
+            sleep(delay)
+    raise ConfigError(f"cannot connect to the database {target.display} after {attempts} attempt(s): "
+                      f"{last_error}")
+
+
+def _describe(exc: BaseException) -> str:
+    original = getattr(exc, "original_exc", None)
+    text = str(original if original is not None else exc).strip().replace("\n", " ")
+    return f"{type(original or exc).__name__}: {text}"[:300]
+
+
+def check_connection(db: "Database") -> tuple[bool, str]:
+    """Run ``SELECT 1`` on the store (``/_meta/health``).
+
+    :param db: the store's database
+    :return: ``(ok, detail)``
+    """
+    from pony.orm import db_session
+
+    try:
+        with db_session:
+            db.select("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - health reports, never raises
+        return False, f"{db.provider_name}: {_describe(exc)}"
+    return True, f"{db.provider_name}: SELECT 1 ok"
