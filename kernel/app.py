@@ -9,12 +9,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, NotFound, ServerError
-from kernel.plugins import PluginInfo, make_plugin_manager
+import pluggy
+
+from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, ServerError
+from kernel.plugins import PluginInfo, disabled_plugins, extra_plugin_modules, make_plugin_manager, plugin_name_of
 from kernel.request import Request
 from kernel.response import Response, status_line
 from kernel.routes import RouteTable
-from kernel.settings import Settings, as_list, read_config_file
+from kernel.settings import Settings, read_config_file
 
 FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
 
@@ -36,6 +38,8 @@ class Kernel:
         self.max_body: int = 0
         self.data_dir = Path("data")
         self.log_dir = Path("logs")
+        #: per-plugin state, keyed by plugin name (``kernel.extensions["store"]``)
+        self.extensions: dict[str, Any] = {}
         self.started = False
         self._lifecycle_lock = threading.Lock()
         self._stopped = False
@@ -70,14 +74,13 @@ class Kernel:
             file_data, origin = read_config_file(config_path)
         environ = dict(os.environ if environ is None else environ)
         settings = Settings(file_data, environ, overrides, origin)
-        disabled = set(as_list(environ.get("BUTTERFLY_DISABLE_PLUGINS", "")))
         try:
-            disabled |= set(as_list(settings.raw("server", "disable_plugins", []) or []))
+            disabled = disabled_plugins(environ, settings.raw("server", "disable_plugins", []))
         except ValueError as exc:
             raise ConfigError(f"bad value for [server] disable_plugins: {exc}") from None
         settings.ignored_sections = set(disabled)
         pm, infos = make_plugin_manager(disabled=disabled, load_entrypoints=load_entrypoints,
-                                        extra_plugins=plugins)
+                                        extra_plugins=plugins, plugin_modules=extra_plugin_modules(environ))
         kernel = cls(settings, pm, infos)
         kernel._configure()
         return kernel
@@ -96,7 +99,12 @@ class Kernel:
         for impl in reversed(hook.butterfly_register_routes.get_hookimpls()):
             args = {"register": partial(self.routes.register, plugin=impl.plugin_name), "kernel": self}
             impl.function(*[args[name] for name in impl.argnames])
-        self.pm.check_pending()
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            # NOTE: a misspelled hook name must stop start-up with a clear message, not a traceback.
+            name = plugin_name_of(self.pm, exc.plugin)
+            raise PluginLoadError(f'plugin "{name}": {exc}', plugin_name=name) from None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -206,6 +214,7 @@ class Kernel:
         source: str = "cli",
         parent_reqid: str | None = None,
         user: str | None = None,
+        reqid: str | None = None,
     ) -> Response:
         """Run a route in-process through the same hooks as HTTP (reqid, access log).
 
@@ -215,10 +224,12 @@ class Kernel:
             (``QUEUE``, ``RUQI``, ``CLI``)
         :param parent_reqid: the reqid of the request that caused this call
         :param user: the identity the call runs as (trusted: in-process only)
+        :param reqid: use this request id (e.g. the MQ message id) instead of a new one
         :return: the :class:`Response`; JSON replies keep their ``data`` dict
         """
         request = Request.for_call(self, path, dict(params or {}), source=source,
                                    parent_reqid=parent_reqid, user=user)
+        request.reqid = reqid
         return self.handle(request, encode=False)
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -20,8 +20,13 @@ import pluggy
 from kernel import hookspecs
 from kernel.errors import PluginLoadError
 from kernel.markers import PROJECT
+from kernel.settings import as_list
 
 ENTRY_POINT_GROUP = "butterfly.plugins"
+#: Comma-separated plugin names to switch off before they are imported.
+DISABLE_ENV = "BUTTERFLY_DISABLE_PLUGINS"
+#: Comma-separated import paths of extra plugin modules (not installed as distributions).
+EXTRA_PLUGINS_ENV = "BUTTERFLY_PLUGINS"
 #: Kernel-essential plugins, always registered, never disabled.
 BUILTIN_PLUGINS = (("kernel", "kernel.defaults"),)
 
@@ -37,6 +42,29 @@ class PluginInfo:
     location: str = "-"
     enabled: bool = True
     reason: str = ""
+
+
+def disabled_plugins(environ: Mapping[str, str], configured: Any = ()) -> dict[str, str]:
+    """Plugin names to switch off, each with the reason ``butterfly plugins`` shows.
+
+    :param environ: the environment (``BUTTERFLY_DISABLE_PLUGINS``)
+    :param configured: the raw ``[server] disable_plugins`` value (list or comma string)
+    :return: ``{name: reason}``
+    :raises ValueError: when ``configured`` is neither a list nor a string
+    """
+    reasons = {name: "disabled by [server] disable_plugins" for name in as_list(configured or [])}
+    for name in as_list(environ.get(DISABLE_ENV, "")):
+        reasons[name] = f"disabled by {DISABLE_ENV}"
+    return reasons
+
+
+def extra_plugin_modules(environ: Mapping[str, str]) -> list[str]:
+    """Import paths listed in ``BUTTERFLY_PLUGINS`` (plugins that are not installed).
+
+    :param environ: the environment
+    :return: module names, in the given order
+    """
+    return as_list(environ.get(EXTRA_PLUGINS_ENV, ""))
 
 
 def entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -75,14 +103,18 @@ def _dist_location(ep: importlib.metadata.EntryPoint) -> str:
 
 def make_plugin_manager(
     *,
-    disabled: Iterable[str] = (),
+    disabled: Iterable[str] | Mapping[str, str] = (),
     load_entrypoints: bool = True,
     extra_plugins: Iterable[Any] = (),
+    plugin_modules: Iterable[str] = (),
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
-    """Build the plugin manager: specs, built-ins, entry points, extra plugins.
+    """Build the plugin manager: specs, built-ins, entry points, modules, extra plugins.
 
-    :param disabled: plugin names to block before anything is imported
+    :param disabled: plugin names to block before anything is imported, or a
+        ``{name: reason}`` mapping (see :func:`disabled_plugins`)
     :param load_entrypoints: ``False`` in tests, so installed plugins cannot leak in
+    :param plugin_modules: import paths of plugin modules to load by name
+        (``BUTTERFLY_PLUGINS``); the import path is the plugin's name
     :param extra_plugins: modules/objects to register (tests, embedding); a
         ``(plugin, name)`` tuple gives an explicit name
     :return: the manager and one :class:`PluginInfo` per plugin seen
@@ -90,7 +122,9 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    disabled = {name.strip() for name in disabled if name and name.strip()}
+    reasons = dict(disabled) if isinstance(disabled, Mapping) else {name: "disabled" for name in disabled}
+    reasons = {name.strip(): why for name, why in reasons.items() if name and name.strip()}
+    disabled = set(reasons)
     infos: list[PluginInfo] = []
 
     for name, module_name in BUILTIN_PLUGINS:
@@ -109,7 +143,7 @@ def make_plugin_manager(
                               ep.dist.version if ep.dist is not None else "-", _dist_location(ep))
             infos.append(info)
             if ep.name in disabled:
-                info.enabled, info.reason = False, "disabled by BUTTERFLY_DISABLE_PLUGINS or [server] disable_plugins"
+                info.enabled, info.reason = False, reasons[ep.name]
                 continue
             try:
                 plugin = ep.load()
@@ -118,10 +152,29 @@ def make_plugin_manager(
                                       f"{info.version}: {exc}", plugin_name=ep.name, dist=info.dist) from exc
             _register(pm, plugin, ep.name, info.dist)
 
+    for module_name in plugin_modules:
+        info = PluginInfo(module_name, module_name, reason=f"loaded from {EXTRA_PLUGINS_ENV}")
+        infos.append(info)
+        if module_name in disabled:
+            info.enabled, info.reason = False, reasons[module_name]
+            continue
+        try:
+            plugin = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PluginLoadError(f'error importing plugin module "{module_name}" '
+                                  f"(from {EXTRA_PLUGINS_ENV}): {exc}", plugin_name=module_name) from exc
+        info.location = str(getattr(plugin, "__file__", None) or "-")
+        if not pm.is_registered(plugin):
+            _register(pm, plugin, module_name, "-")
+
     for item in extra_plugins:
         plugin, name = item if isinstance(item, tuple) else (item, None)
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
-        if pm.is_registered(plugin) or pm.is_blocked(name):
+        if pm.is_registered(plugin):
+            continue
+        if pm.is_blocked(name):
+            infos.append(PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), enabled=False,
+                                    reason=reasons.get(name, "disabled")))
             continue
         _register(pm, plugin, name, "-")
         infos.append(PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), reason="registered explicitly"))

@@ -42,7 +42,8 @@ class Server:
             host=host if host is not None else server.host,
             port=port if port is not None else server.port,
             threads=server.threads,
-            max_request_body_size=kernel.max_body,
+            # NOTE: waitress refuses a body >= its limit; ours is "past max_body".
+            max_request_body_size=kernel.max_body + 1,
             ident=server.ident,
             connection_limit=server.connection_limit,
             channel_timeout=server.channel_timeout,
