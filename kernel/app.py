@@ -11,6 +11,7 @@ from typing import Any
 
 import pluggy
 
+from kernel.fasthooks import RequestHooks
 from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, ServerError
 from kernel.plugins import PluginInfo, disabled_plugins, extra_plugin_modules, make_plugin_manager, plugin_name_of
 from kernel.request import Request
@@ -35,6 +36,7 @@ class Kernel:
         self.hook = pm.hook
         self.plugins = plugins
         self.routes = RouteTable()
+        self.request_hooks = RequestHooks(pm)
         self.max_body: int = 0
         self.data_dir = Path("data")
         self.log_dir = Path("logs")
@@ -105,6 +107,11 @@ class Kernel:
             # NOTE: a misspelled hook name must stop start-up with a clear message, not a traceback.
             name = plugin_name_of(self.pm, exc.plugin)
             raise PluginLoadError(f'plugin "{name}": {exc}', plugin_name=name) from None
+        self.refresh_hooks()
+
+    def refresh_hooks(self) -> None:
+        """Re-resolve the per-request hooks; call after registering a plugin late."""
+        self.request_hooks = RequestHooks(self.pm)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -120,6 +127,7 @@ class Kernel:
                 return
             self.started = True
         self.hook.butterfly_startup(kernel=self)
+        self.refresh_hooks()  # plugins may register stateful parts at start-up
 
     def shutdown(self) -> None:
         """Run ``butterfly_shutdown`` once, if the kernel was started."""
@@ -145,11 +153,11 @@ class Kernel:
         :param encode: encode a JSON response's ``data`` into its body (HTTP);
             in-process calls keep ``response.data``
         """
-        hook = self.hook
+        hooks = self.request_hooks
         response: Response | None = None
         try:
             try:
-                hook.butterfly_request_started(request=request)
+                hooks.request_started(request)
                 route = self.routes.lookup(request.path)
                 if route is None:
                     raise NotFound(f"no route for {request.path}")
@@ -158,7 +166,7 @@ class Kernel:
                         and request.method not in route.methods:
                     raise MethodNotAllowed(f"{request.method} not allowed",
                                            headers=[("Allow", ", ".join(sorted(route.methods)))])
-                verdict = hook.butterfly_authorize(request=request, route=route)
+                verdict = hooks.authorize(request, route)
                 if verdict is not None and verdict is not True:
                     raise verdict if isinstance(verdict, HTTPError) else Forbidden("denied")
                 response = route.protocol(request, route)
@@ -169,7 +177,7 @@ class Kernel:
             except Exception as exc:
                 response = self.server_error(request, exc)
             try:
-                hook.butterfly_response_headers(request=request, response=response)
+                hooks.response_headers(request, response)
                 if encode:
                     response.finalize()
             except FATAL:
@@ -183,7 +191,7 @@ class Kernel:
         finally:
             if response is None:
                 response = ServerError("fatal error").to_response()
-            hook.butterfly_request_finished(request=request, response=response)
+            hooks.request_finished(request, response)
         return response
 
     def error_response(self, request: Request, exc: HTTPError) -> Response:
@@ -197,7 +205,7 @@ class Kernel:
         request.stat = ServerError.stat
         request.error = f"{type(exc).__name__}: {exc}"[:500]
         try:
-            response = self.hook.butterfly_handle_error(request=request, exc=exc)
+            response = self.request_hooks.handle_error(request, exc)
         except FATAL:
             raise
         except Exception:  # noqa: BLE001 - a broken error hook must not break the reply

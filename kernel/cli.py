@@ -91,21 +91,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     # NOTE: plugins start before the socket listens, so a port that accepts means
     # a server that is ready (`butterfly start` relies on it).
     kernel.startup()
-    try:
-        server = Server(kernel)
-    except OSError as exc:
-        kernel.shutdown()
-        server_settings = kernel.settings.section("server")
-        raise ButterflyError(f"cannot listen on {server_settings.host}:{server_settings.port}: {exc}") from None
-    except BaseException:
-        kernel.shutdown()
-        raise
-    server.install_signal_handlers()
+    # NOTE: the pid file exists before the port accepts, so whoever sees the port
+    # open (tests, `butterfly start`) also finds the pid file.
     pid_file = Path(args.pid_file).absolute() if args.pid_file else None
     if pid_file is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n")
     try:
+        try:
+            server = Server(kernel)
+        except OSError as exc:
+            kernel.shutdown()
+            server_settings = kernel.settings.section("server")
+            raise ButterflyError(f"cannot listen on {server_settings.host}:{server_settings.port}: {exc}") from None
+        except BaseException:
+            kernel.shutdown()
+            raise
+        server.install_signal_handlers()
         server.run()
     finally:
         if pid_file is not None:
