@@ -1,1 +1,10 @@
-"""Butterfly baichuan (百川) message queue and canghai (沧海) dashboard"""
+"""Butterfly baichuan (百川) message queue and canghai (沧海) dashboard.
+
+``from butterfly_mq import enqueue, get_message``.
+"""
+
+from __future__ import annotations
+
+from butterfly_mq.producer import enqueue, get_message
+
+__all__ = ["enqueue", "get_message"]

@@ -1,3 +1,85 @@
-"""Hook implementations of butterfly-mq (entry point `mq`)."""
+"""Hook implementations of butterfly-mq (entry point ``mq``). Logic lives in sibling modules."""
 
-from kernel import hookimpl  # noqa: F401
+from __future__ import annotations
+
+from kernel import hookimpl
+
+
+@hookimpl
+def butterfly_add_settings(settings):
+    """Declare ``[mq]``."""
+    from butterfly_mq.config import add_settings
+
+    add_settings(settings)
+
+
+@hookimpl
+def butterfly_configure(kernel):
+    """Build the MQ service when ``[mq] redis_url`` is set (no I/O, no threads yet)."""
+    from butterfly_mq.config import MQConfig
+
+    config = MQConfig.from_kernel(kernel)
+    if config.enabled:
+        from butterfly_mq.service import MQService
+
+        kernel.extensions["mq"] = MQService(kernel, config)
+
+
+@hookimpl
+def butterfly_register_routes(register, kernel):
+    """Serve canghai at ``/canghai/`` (every route admin) when the MQ is on."""
+    service = kernel.extensions.get("mq")
+    if service is None or not service.config.dashboard:
+        return
+    from butterfly_mq import dashboard, pages
+
+    register("/canghai", pages.page_overview, kind="html", methods=("GET", "HEAD"), admin=True)
+    register("/canghai/queue", pages.page_queue, kind="html", methods=("GET", "HEAD"), admin=True)
+    register("/canghai/msg", pages.page_msg, kind="html", methods=("GET", "HEAD"), admin=True)
+    for name, endpoint in dashboard.READ_ROUTES.items():
+        register(f"/canghai/api/{name}", endpoint, kind="json", methods=("GET", "HEAD"), admin=True)
+    for name, endpoint in dashboard.ACTION_ROUTES.items():
+        register(f"/canghai/api/{name}", endpoint, kind="json", methods=("POST",), admin=True)
+
+
+@hookimpl
+def butterfly_startup(kernel):
+    """Start the consumer, heartbeat and cleanup threads."""
+    service = kernel.extensions.get("mq")
+    if service is not None:
+        service.start()
+
+
+@hookimpl
+def butterfly_shutdown(kernel):
+    """Stop popping, return unstarted messages, finish running ones within the timeout."""
+    service = kernel.extensions.get("mq")
+    if service is not None:
+        service.stop(kernel.settings.get("server", "shutdown_timeout"))
+
+
+@hookimpl
+def butterfly_request_finished(request, response):
+    """Hand an MQ run's error text to the consumer thread that runs it."""
+    if request.source == "mq":
+        from butterfly_mq.runner import note_request
+
+        note_request(request)
+
+
+@hookimpl
+def butterfly_add_commands(subparsers):
+    """``butterfly mq enqueue|status|requeue|doctor``."""
+    from butterfly_mq.cli import add_commands
+
+    add_commands(subparsers)
+
+
+@hookimpl
+def butterfly_health(kernel):
+    """Whether the consumer reaches Redis (no I/O: the poller's last state)."""
+    service = kernel.extensions.get("mq")
+    if service is None or service.consumer is None:
+        return None
+    connected = service.consumer.connected
+    return {"mq": (connected, "redis reachable" if connected else "redis unreachable; retrying")}

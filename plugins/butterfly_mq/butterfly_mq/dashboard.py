@@ -1,0 +1,207 @@
+"""沧海 canghai: the JSON API under ``/canghai/api/`` (the HTML pages use it too).
+
+Reads answer from O(1) Redis work per queue (LLEN/ZCARD, one pipelined round trip
+for all queues). Actions (requeue, delete, empty, pause, resume, enqueue) are
+admin routes that take a JSON body only: a cross-site HTML form cannot send
+``application/json``, so they are safe from CSRF without tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from butterfly_mq.keys import STATES, check_msg_id, check_topic
+from butterfly_mq.queue import Queue, counts_for, find_message, registered_topics
+from kernel.errors import BadRequest, NotFound, ServiceUnavailable
+from kernel.response import Response
+
+MAX_PAGE_SIZE = 200
+
+
+def service_of(request: Any):
+    """The kernel's MQ service; 503 when the MQ is off."""
+    service = request.kernel.extensions.get("mq")
+    if service is None:
+        raise ServiceUnavailable("the MQ is off: set [mq] redis_url")
+    return service
+
+
+def _text(params: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = params.get(name, default)
+    if isinstance(value, list):
+        value = value[-1]
+    if value is None or value == "":
+        raise BadRequest(f"missing parameter {name}", data={"errors": [{"param": name, "reason": "required"}]})
+    return str(value)
+
+
+def _int(params: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name, default)
+    try:
+        value = int(raw[-1] if isinstance(raw, list) else raw)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name} must be an integer", data={"errors": [
+            {"param": name, "reason": f"expected an integer, got {raw!r}"}]}) from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}", data={"errors": [
+            {"param": name, "reason": f"out of range {low}..{high}"}]})
+    return value
+
+
+def _topic(params: dict[str, Any], name: str = "queue") -> str:
+    try:
+        return check_topic(_text(params, name))
+    except ValueError as exc:
+        raise BadRequest(str(exc), data={"errors": [{"param": name, "reason": str(exc)}]}) from None
+
+
+def _state(params: dict[str, Any]) -> str:
+    state = _text(params, "state", "queued")
+    if state not in STATES:
+        raise BadRequest(f"unknown state {state!r}", data={"errors": [
+            {"param": "state", "reason": f"one of {', '.join(STATES)}"}]})
+    return state
+
+
+def _action_params(request: Any) -> dict[str, Any]:
+    if not request.content_type.endswith("json"):
+        raise BadRequest("send the parameters as a JSON object (Content-Type: application/json)")
+    payload = request.json
+    if not isinstance(payload, dict):
+        raise BadRequest("JSON body must be an object")
+    return payload
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+def queues_overview(service: Any) -> list[dict[str, Any]]:
+    """Counts of every registered queue (one pipelined round trip)."""
+    return counts_for(service.client, registered_topics(service.client, service.config.prefix),
+                      service.config.prefix)
+
+
+def api_queues(request: Any) -> Response:
+    """``GET /canghai/api/queues``: counts by state, oldest age, throughput per queue."""
+    service = service_of(request)
+    return Response.json({"stat": "OK", "queues": queues_overview(service)})
+
+
+def api_instances(request: Any) -> Response:
+    """``GET /canghai/api/instances``: live and dead instances with their last heartbeat."""
+    service = service_of(request)
+    return Response.json({"stat": "OK", "instances": service.registry_list()})
+
+
+def message_page(service: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """One page of a queue's messages in a state (shared by the API and the HTML page)."""
+    topic, state = _topic(params), _state(params)
+    page = _int(params, "page", 1, 1, 10**6)
+    size = _int(params, "page_size", 20, 1, MAX_PAGE_SIZE)
+    total, msgs = Queue(service.client, topic, service.config.prefix).page(state, (page - 1) * size, size)
+    return {"queue": topic, "state": state, "page": page, "page_size": size, "total": total,
+            "pages": max(1, -(-total // size)), "msgs": msgs}
+
+
+def api_msgs(request: Any) -> Response:
+    """``GET /canghai/api/msgs?queue=&state=&page=&page_size=``: a page of messages."""
+    return Response.json({"stat": "OK", **message_page(service_of(request), request.query)})
+
+
+def lookup_message(service: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The message named by ``msg_id`` (and optional ``queue``); 404 when unknown."""
+    msg_id = _text(params, "msg_id")
+    try:
+        check_msg_id(msg_id)
+    except ValueError as exc:
+        raise BadRequest(str(exc), data={"errors": [{"param": "msg_id", "reason": str(exc)}]}) from None
+    prefix = service.config.prefix
+    if params.get("queue"):
+        message = Queue(service.client, _topic(params), prefix).get(msg_id)
+    else:
+        message = find_message(service.client, msg_id, registered_topics(service.client, prefix), prefix)
+    if message is None:
+        raise NotFound(f"no message {msg_id}")
+    return message
+
+
+def api_msg(request: Any) -> Response:
+    """``GET /canghai/api/msg?msg_id=``: params, result, error, attempts, lineage."""
+    return Response.json({"stat": "OK", "msg": lookup_message(service_of(request), request.query)})
+
+
+# -- actions (admin) -------------------------------------------------------------------------
+
+
+def _queue_of_message(service: Any, params: dict[str, Any]) -> tuple[Queue, str]:
+    message = lookup_message(service, params)
+    return Queue(service.client, message["topic"], service.config.prefix), message["id"]
+
+
+def api_requeue(request: Any) -> Response:
+    """``POST /canghai/api/requeue {"msg_id"}``: run a finished/failed/dead/scheduled message again."""
+    service = service_of(request)
+    queue, msg_id = _queue_of_message(service, _action_params(request))
+    if queue.requeue(msg_id) != 1:
+        raise BadRequest(f"message {msg_id} is queued or running; only finished, failed, dead and "
+                         "scheduled messages can be requeued")
+    service.wake(queue.topic)
+    return Response.json({"stat": "OK", "msg_id": msg_id})
+
+
+def api_delete(request: Any) -> Response:
+    """``POST /canghai/api/delete {"msg_id"}``: remove a message whatever its state."""
+    service = service_of(request)
+    queue, msg_id = _queue_of_message(service, _action_params(request))
+    return Response.json({"stat": "OK", "deleted": queue.delete(msg_id)})
+
+
+def api_empty(request: Any) -> Response:
+    """``POST /canghai/api/empty {"queue", "state"}``: delete every message in a state."""
+    service = service_of(request)
+    params = _action_params(request)
+    queue = Queue(service.client, _topic(params), service.config.prefix)
+    try:
+        deleted = queue.empty(_state(params))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return Response.json({"stat": "OK", "deleted": deleted})
+
+
+def _set_paused(request: Any, paused: bool) -> Response:
+    service = service_of(request)
+    topic = _topic(_action_params(request))
+    Queue(service.client, topic, service.config.prefix).set_paused(paused)
+    if not paused:
+        service.wake(topic)
+    return Response.json({"stat": "OK", "queue": topic, "paused": paused})
+
+
+def api_pause(request: Any) -> Response:
+    """``POST /canghai/api/pause {"queue"}``: stop every instance popping this queue."""
+    return _set_paused(request, True)
+
+
+def api_resume(request: Any) -> Response:
+    """``POST /canghai/api/resume {"queue"}``: let every instance pop it again."""
+    return _set_paused(request, False)
+
+
+def api_enqueue(request: Any) -> Response:
+    """``POST /canghai/api/enqueue {"topic", "params", "delay", "ttl", "retries", "msg_id"}``."""
+    from butterfly_mq.producer import enqueue
+
+    service = service_of(request)
+    payload = _action_params(request)
+    unknown = set(payload) - {"topic", "params", "delay", "ttl", "retries", "msg_id"}
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    msg_id = enqueue(_text(payload, "topic"), payload.get("params") or {}, kernel=service.kernel,
+                     msg_id=payload.get("msg_id"), delay=payload.get("delay"), ttl=payload.get("ttl"),
+                     retries=payload.get("retries"))
+    return Response.json({"stat": "OK", "msg_id": msg_id})
+
+
+READ_ROUTES = {"queues": api_queues, "instances": api_instances, "msgs": api_msgs, "msg": api_msg}
+ACTION_ROUTES = {"requeue": api_requeue, "delete": api_delete, "empty": api_empty, "pause": api_pause,
+                 "resume": api_resume, "enqueue": api_enqueue}

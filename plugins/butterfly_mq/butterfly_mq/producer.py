@@ -1,0 +1,191 @@
+"""``enqueue()``: the producer API, usable inside a running kernel or from any Python process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import redis
+import structlog
+
+from butterfly_mq.connection import shared_client
+from butterfly_mq.errors import MQNotConfigured, MQUnavailable
+from butterfly_mq.keys import RegistryKeys, check_msg_id, check_topic
+from butterfly_mq.queue import Queue
+from kernel.errors import BadRequest
+from kernel.response import dumps
+
+log = structlog.get_logger("butterfly.mq")
+URL_ENV = "BUTTERFLY_MQ_REDIS_URL"
+#: Waits between attempts when Redis does not answer; the same msg_id makes retries safe.
+RETRY_WAITS = (0.05, 0.25, 1.0)
+_registered: set[tuple[int, str, str]] = set()
+_valid_topics: set[str] = set()
+_queues: dict[tuple[int, str, str], Queue] = {}
+#: Who produced a message (host:pid), computed once per process.
+PRODUCER = f"{socket.gethostname()}:{os.getpid()}"
+_router_missing_logged = False
+
+
+def validate_params(kernel: Any, topic: str, params: dict[str, Any]) -> None:
+    """Check ``params`` against the handler's signature when this kernel serves ``topic``.
+
+    Topics of other services are not known here and are not checked.
+
+    :raises kernel.BadRequest: with ``data["errors"]`` naming each bad parameter
+    """
+    global _router_missing_logged
+    route = kernel.routes.lookup(topic)
+    if route is None or route.prefix or route.path != topic:
+        return
+    try:
+        from butterfly_router import check_params
+    except ImportError:
+        if not _router_missing_logged:
+            log.info("mq_params_unchecked", reason="butterfly_router.check_params is not available")
+            _router_missing_logged = True
+        return
+    check_params(kernel, topic, params)
+
+
+def _service(kernel: Any):
+    if kernel is not None:
+        return kernel.extensions.get("mq")
+    from butterfly_mq.service import ACTIVE
+
+    return ACTIVE[-1] if ACTIVE else None
+
+
+def _current_reqid() -> str | None:
+    return structlog.contextvars.get_contextvars().get("reqid")
+
+
+def resolve(redis_url: str | None, kernel: Any, prefix: str | None) -> tuple[Any, Any, str]:
+    """The MQ service (or ``None``), Redis client and key prefix a call should use.
+
+    :raises MQNotConfigured: no Redis URL anywhere
+    """
+    service = None if redis_url else _service(kernel)
+    if service is not None:
+        return service, service.client, service.config.prefix
+    url = redis_url or os.environ.get(URL_ENV)
+    if not url:
+        raise MQNotConfigured(f"no Redis URL: pass redis_url=, set {URL_ENV}, or call inside a "
+                              "kernel with [mq] redis_url")
+    return None, shared_client(url), prefix or "bc"
+
+
+def get_message(msg_id: str, *, topic: str | None = None, redis_url: str | None = None,
+                kernel: Any = None, prefix: str | None = None) -> dict[str, Any] | None:
+    """A message's metadata, params and result; ``None`` when unknown.
+
+    :param msg_id: the id :func:`enqueue` returned
+    :param topic: its topic, if known (saves a lookup across every queue)
+    :param redis_url: Redis to read (default: the running kernel's, else ``BUTTERFLY_MQ_REDIS_URL``)
+    :return: the metadata dict with ``params`` and ``result`` added
+    """
+    from butterfly_mq.queue import find_message, registered_topics
+
+    _, client, key_prefix = resolve(redis_url, kernel, prefix)
+    if topic:
+        return Queue(client, check_topic(topic), key_prefix).get(msg_id)
+    return find_message(client, msg_id, registered_topics(client, key_prefix), key_prefix)
+
+
+def enqueue(
+    topic: str,
+    params: dict[str, Any] | None = None,
+    *,
+    redis_url: str | None = None,
+    msg_id: str | None = None,
+    delay: float | None = None,
+    ttl: float | None = None,
+    retries: int | None = None,
+    kernel: Any = None,
+    prefix: str | None = None,
+) -> str:
+    """Queue a message for ``topic``; returns once Redis has stored it.
+
+    :param topic: ``/app/handler``
+    :param params: the handler's parameters (a JSON object)
+    :param redis_url: Redis to use; default: the running kernel's ``[mq] redis_url``,
+        else ``BUTTERFLY_MQ_REDIS_URL``
+    :param msg_id: your id; enqueueing the same id again is a no-op while the
+        message is kept (an idempotency key)
+    :param delay: seconds before it may run (it is ``scheduled`` until then)
+    :param ttl: seconds it may wait in the queue; later it ends failed ``ERR_EXPIRED``
+    :param retries: retries of failed runs (default ``[mq] retries`` of the consumer)
+    :param kernel: the kernel to use (default: the most recently started one)
+    :param prefix: key prefix outside a kernel (default ``bc``)
+    :return: the message id
+    :raises kernel.BadRequest: bad topic, params or options (``ERR_BAD_PARAMS``)
+    :raises MQNotConfigured: no Redis URL anywhere
+    :raises MQUnavailable: Redis did not answer (retry with the same ``msg_id``)
+    """
+    params = {} if params is None else params
+    try:
+        if topic not in _valid_topics:
+            _valid_topics.add(check_topic(topic))
+        # PERF: 128 random bits as hex, like uuid4().hex without building a UUID object
+        msg_id = check_msg_id(msg_id) if msg_id is not None else os.urandom(16).hex()
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    if not isinstance(params, dict) or not all(isinstance(key, str) for key in params):
+        raise BadRequest("params must be a JSON object with string keys",
+                         data={"errors": [{"param": "params", "reason": "expected an object"}]})
+    for name, value in (("delay", delay), ("ttl", ttl), ("retries", retries)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise BadRequest(f"{name} must be a number >= 0, got {value!r}")
+    try:
+        params_text = dumps(params).decode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"params are not JSON serialisable: {exc}") from None
+
+    service, client, key_prefix = resolve(redis_url, kernel, prefix)
+    if service is not None:
+        validate_params(service.kernel, topic, params)
+
+    info: dict[str, Any] = {"id": msg_id, "topic": topic, "created_at": int(time.time() * 1000),
+                            "attempts": 0, "producer": PRODUCER}
+    reqid = _current_reqid()
+    if reqid:
+        info["reqid"] = reqid
+    if ttl:
+        info["ttl"] = int(ttl * 1000)
+    if retries is not None:
+        info["retries"] = int(retries)
+    queue = _queue(client, key_prefix, topic)
+    for attempt, wait in enumerate((*RETRY_WAITS, None)):
+        try:
+            _register(client, key_prefix, topic)
+            queue.enqueue(msg_id, params_text, info, int((delay or 0) * 1000))
+            break
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if wait is None:
+                raise MQUnavailable(f"Redis did not store message {msg_id} for {topic} after "
+                                    f"{attempt + 1} attempts: {exc}") from exc
+            time.sleep(wait)
+    if service is not None:
+        service.wake(topic)
+    return msg_id
+
+
+def _queue(client: Any, prefix: str, topic: str) -> Queue:
+    # PERF: Queue objects (key lists) are built once per topic, not per message.
+    marker = (id(client), prefix, topic)
+    queue = _queues.get(marker)
+    if queue is None:
+        if len(_queues) > 10_000:
+            _queues.clear()
+        queue = _queues[marker] = Queue(client, topic, prefix)
+    return queue
+
+
+def _register(client: Any, prefix: str, topic: str) -> None:
+    # PERF: one SADD per topic and client per process, not one per message.
+    marker = (id(client), prefix, topic)
+    if marker not in _registered:
+        client.sadd(RegistryKeys(prefix).queues, topic)
+        _registered.add(marker)

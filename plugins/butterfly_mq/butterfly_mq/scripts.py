@@ -1,0 +1,441 @@
+"""The Lua scripts behind every state change, and a Twemproxy-safe way to run them.
+
+Each queue script receives the ten keys of one queue (:data:`butterfly_mq.keys.KEY_NAMES`
+order), all under one hashtag, so one script runs atomically on one server
+through Twemproxy, Redis Cluster or a single Redis. Time comes from the server
+(``redis.call('TIME')``), so instances with skewed clocks agree on leases.
+
+Message metadata (``info``) is a small JSON object edited inside Lua with cjson;
+the handler's params and its result are opaque JSON strings that Lua never
+decodes, so cjson's number precision and empty-array quirks cannot corrupt them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+PRELUDE = r"""
+local Q, STARTED, SCHEDULED, FINISHED, FAILED, DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local INFO, PARAMS, RESULT, STATS = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local SETS = {started = STARTED, scheduled = SCHEDULED, finished = FINISHED, failed = FAILED, dead = DEAD}
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- nil: no such message; false: metadata is not a JSON object (never crash the caller)
+local function load_info(id)
+  local raw = redis.call('HGET', INFO, id)
+  if not raw then return nil end
+  local ok, info = pcall(cjson.decode, raw)
+  if not ok or type(info) ~= 'table' then return false end
+  return info
+end
+
+local function save_info(id, info)
+  local encoded = cjson.encode(info)
+  redis.call('HSET', INFO, id, encoded)
+  return encoded
+end
+
+local function quarantine(id, now, reason)
+  local raw = redis.call('HGET', INFO, id) or ''
+  local info = {id = id, state = 'dead', ended_at = now, error = reason .. ': ' .. string.sub(raw, 1, 200)}
+  redis.call('ZADD', DEAD, now, id)
+  save_info(id, info)
+end
+
+-- throughput: a ring of ten one-minute buckets in the stats hash (tN = minute, cN = count)
+local function count_done(now)
+  local minute = math.floor(now / 60000)
+  local slot = minute % 10
+  if redis.call('HGET', STATS, 't' .. slot) ~= tostring(minute) then
+    redis.call('HSET', STATS, 't' .. slot, minute, 'c' .. slot, 1)
+  else
+    redis.call('HINCRBY', STATS, 'c' .. slot, 1)
+  end
+end
+
+-- leases that expired: back to the front of the queue, or dead after too many recoveries
+local function recover(now, limit, max_recoveries)
+  local ids = redis.call('ZRANGEBYSCORE', STARTED, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', STARTED, id)
+    local info = load_info(id)
+    if info == false then
+      quarantine(id, now, 'corrupt metadata')
+    elseif info then
+      info.recoveries = (info.recoveries or 0) + 1
+      info.last_worker = info.worker
+      info.recovered_at = now
+      if info.recoveries > max_recoveries then
+        info.state = 'dead'
+        info.ended_at = now
+        info.stat = 'ERR_WORKER_LOST'
+        info.error = 'quarantined: the worker running it died or stopped renewing its lease '
+          .. info.recoveries .. ' times; last worker ' .. tostring(info.worker) .. ', reqid ' .. id
+        redis.call('ZADD', DEAD, now, id)
+        redis.call('HINCRBY', STATS, 'dead', 1)
+      else
+        info.state = 'queued'
+        redis.call('LPUSH', Q, id)
+        redis.call('HINCRBY', STATS, 'recovered', 1)
+      end
+      save_info(id, info)
+    end
+  end
+  return #ids
+end
+
+-- scheduled messages (delayed or waiting to retry) whose time has come join the queue
+local function promote(now, limit)
+  local ids = redis.call('ZRANGEBYSCORE', SCHEDULED, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', SCHEDULED, id)
+    local info = load_info(id)
+    if info == false then
+      quarantine(id, now, 'corrupt metadata')
+    elseif info then
+      info.state = 'queued'
+      save_info(id, info)
+      redis.call('RPUSH', Q, id)
+    end
+  end
+  return #ids
+end
+"""
+
+# PERF: the hot producer path gets its own short script with only the five keys it
+# touches (queued, scheduled, info, params, stats): fewer arguments to pack and send.
+# ARGV: id, params_json, info_json (an object without state/enqueued_at), delay_ms
+#   →  1 enqueued, 0 already there (idempotent msg_id)
+ENQUEUE = r"""
+local id = ARGV[1]
+if redis.call('HEXISTS', KEYS[3], id) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local delay = tonumber(ARGV[4]) or 0
+local extra
+if delay > 0 then
+  redis.call('ZADD', KEYS[2], now + delay, id)
+  extra = ',"state":"scheduled","enqueued_at":' .. now .. ',"due_at":' .. (now + delay) .. '}'
+else
+  redis.call('RPUSH', KEYS[1], id)
+  extra = ',"state":"queued","enqueued_at":' .. now .. '}'
+end
+-- PERF: the producer's info object is completed by splicing, not by a cjson round trip
+redis.call('HSET', KEYS[3], id, string.sub(ARGV[3], 1, -2) .. extra)
+redis.call('HSET', KEYS[4], id, ARGV[2])
+redis.call('HINCRBY', KEYS[5], 'enqueued', 1)
+return 1
+"""
+#: Positions (in the full key list) of the keys ENQUEUE takes.
+ENQUEUE_KEYS = (0, 2, 6, 7, 9)
+
+# ARGV: count, lease_ms, worker, max_recoveries  →  flat {id, params, info, id, params, info, ...}
+POP = PRELUDE + r"""
+if redis.call('HGET', STATS, 'paused') == '1' then return {} end
+local now = now_ms()
+recover(now, 20, tonumber(ARGV[4]))
+promote(now, 200)
+local wanted, lease, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local out, popped = {}, 0
+while popped < wanted do
+  local id = redis.call('LPOP', Q)
+  if not id then break end
+  local info = load_info(id)
+  if info == false then
+    quarantine(id, now, 'corrupt metadata')
+  elseif info then
+    if (tonumber(info.ttl) or 0) > 0 and now - info.enqueued_at > info.ttl then
+      info.state = 'failed'
+      info.ended_at = now
+      info.stat = 'ERR_EXPIRED'
+      info.error = 'expired: waited longer than its ttl (' .. info.ttl .. ' ms) before a worker took it'
+      redis.call('ZADD', FAILED, now, id)
+      save_info(id, info)
+    else
+      info.state = 'started'
+      info.started_at = now
+      info.worker = worker
+      info.attempts = (info.attempts or 0) + 1
+      redis.call('ZADD', STARTED, now + lease, id)
+      out[#out + 1] = id
+      out[#out + 1] = redis.call('HGET', PARAMS, id) or ''
+      out[#out + 1] = save_info(id, info)
+      popped = popped + 1
+    end
+  end
+end
+return out
+"""
+
+# ARGV: groups of (id, worker, attempt, outcome, result_json, error, stat, cost_ms, retry_delay_ms)
+# → one status per group: 1 recorded, 0 message gone, -1 lease lost (someone else owns it now)
+FINISH = PRELUDE + r"""
+local now = now_ms()
+local statuses = {}
+for i = 1, #ARGV, 9 do
+  local id = ARGV[i]
+  local info = load_info(id)
+  if not info then
+    statuses[#statuses + 1] = 0
+  elseif info.state ~= 'started' or info.worker ~= ARGV[i + 1] or tostring(info.attempts) ~= ARGV[i + 2] then
+    statuses[#statuses + 1] = -1
+  else
+    local outcome = ARGV[i + 3]
+    redis.call('ZREM', STARTED, id)
+    info.ended_at = now
+    info.cost_ms = tonumber(ARGV[i + 7])
+    info.stat = ARGV[i + 6]
+    if ARGV[i + 5] ~= '' then info.error = ARGV[i + 5] else info.error = nil end
+    if ARGV[i + 4] ~= '' then redis.call('HSET', RESULT, id, ARGV[i + 4]) end
+    if outcome == 'finished' then
+      info.state = 'finished'
+      redis.call('ZADD', FINISHED, now, id)
+      redis.call('HINCRBY', STATS, 'finished', 1)
+      count_done(now)
+    elseif outcome == 'retry' then
+      info.failures = (info.failures or 0) + 1
+      info.state = 'scheduled'
+      info.due_at = now + tonumber(ARGV[i + 8])
+      redis.call('ZADD', SCHEDULED, info.due_at, id)
+      redis.call('HINCRBY', STATS, 'retried', 1)
+    else
+      info.failures = (info.failures or 0) + 1
+      info.state = 'failed'
+      redis.call('ZADD', FAILED, now, id)
+      redis.call('HINCRBY', STATS, 'failed', 1)
+      count_done(now)
+    end
+    save_info(id, info)
+    statuses[#statuses + 1] = 1
+  end
+end
+return statuses
+"""
+
+# ARGV: lease_ms, id...  →  number of leases renewed (messages still started)
+RENEW = PRELUDE + r"""
+local due = now_ms() + tonumber(ARGV[1])
+local renewed = 0
+for i = 2, #ARGV do
+  renewed = renewed + redis.call('ZADD', STARTED, 'XX', 'CH', due, ARGV[i])
+end
+return renewed
+"""
+
+# ARGV: worker, then (id, attempt) pairs, newest first  →  number returned to the queue front
+RETURN_UNSTARTED = PRELUDE + r"""
+local returned = 0
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  local info = load_info(id)
+  if info and info.state == 'started' and info.worker == ARGV[1] and tostring(info.attempts) == ARGV[i + 1] then
+    redis.call('ZREM', STARTED, id)
+    info.state = 'queued'
+    info.attempts = info.attempts - 1
+    info.worker = nil
+    info.started_at = nil
+    save_info(id, info)
+    redis.call('LPUSH', Q, id)
+    returned = returned + 1
+  end
+end
+return returned
+"""
+
+# ARGV: id  →  1 requeued, 0 no such message, -1 not in a requeueable state
+REQUEUE = PRELUDE + r"""
+local id = ARGV[1]
+local info = load_info(id)
+if info == nil then return 0 end
+if info == false then return -1 end
+local set = SETS[info.state]
+if info.state == 'started' or not set then return -1 end
+redis.call('ZREM', set, id)
+info.state = 'queued'
+info.recoveries = 0
+info.failures = 0
+info.requeued_at = now_ms()
+info.last_error = info.error
+info.error = nil
+save_info(id, info)
+redis.call('RPUSH', Q, id)
+return 1
+"""
+
+# ARGV: id  →  1 deleted, 0 no such message
+DELETE = PRELUDE + r"""
+local id = ARGV[1]
+local info = load_info(id)
+if info == nil then return 0 end
+if info and info.state == 'queued' then redis.call('LREM', Q, 1, id) end
+for _, key in pairs(SETS) do redis.call('ZREM', key, id) end
+redis.call('HDEL', INFO, id)
+redis.call('HDEL', PARAMS, id)
+redis.call('HDEL', RESULT, id)
+return 1
+"""
+
+# ARGV: state, limit  →  number deleted (call again until 0)
+EMPTY = PRELUDE + r"""
+local state, limit = ARGV[1], tonumber(ARGV[2])
+local ids
+if state == 'queued' then
+  ids = redis.call('LRANGE', Q, 0, limit - 1)
+  redis.call('LTRIM', Q, #ids, -1)
+else
+  ids = redis.call('ZRANGE', SETS[state], 0, limit - 1)
+  if #ids > 0 then redis.call('ZREM', SETS[state], unpack(ids)) end
+end
+for _, id in ipairs(ids) do
+  redis.call('HDEL', INFO, id)
+  redis.call('HDEL', PARAMS, id)
+  redis.call('HDEL', RESULT, id)
+end
+return #ids
+"""
+
+# ARGV: state, cutoff_ms, limit  →  number of expired finished/failed/dead messages removed
+PURGE = PRELUDE + r"""
+local ids = redis.call('ZRANGEBYSCORE', SETS[ARGV[1]], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', SETS[ARGV[1]], id)
+  redis.call('HDEL', INFO, id)
+  redis.call('HDEL', PARAMS, id)
+  redis.call('HDEL', RESULT, id)
+end
+return #ids
+"""
+
+# ARGV: max_recoveries, limit  →  leases recovered (cleanup of queues nobody pops)
+RECOVER = PRELUDE + r"""
+local now = now_ms()
+local recovered = recover(now, tonumber(ARGV[2]), tonumber(ARGV[1]))
+promote(now, tonumber(ARGV[2]))
+return recovered
+"""
+
+# PERF: O(1) whatever the queue sizes: LLEN/ZCARD, one LINDEX + HGET, one HMGET of 20 fields.
+# → {queued, started, scheduled, finished, failed, dead, oldest_enqueued_at|-1, now, paused,
+#    enqueued_total, t0..t9, c0..c9}
+COUNTS = PRELUDE + r"""
+local oldest = -1
+local head = redis.call('LINDEX', Q, 0)
+if head then
+  local info = load_info(head)
+  if info then oldest = info.enqueued_at or -1 end
+end
+local out = {redis.call('LLEN', Q), redis.call('ZCARD', STARTED), redis.call('ZCARD', SCHEDULED),
+  redis.call('ZCARD', FINISHED), redis.call('ZCARD', FAILED), redis.call('ZCARD', DEAD), oldest, now_ms(),
+  redis.call('HGET', STATS, 'paused') or '0', redis.call('HGET', STATS, 'enqueued') or '0'}
+local ring = redis.call('HMGET', STATS, 't0', 't1', 't2', 't3', 't4', 't5', 't6', 't7', 't8', 't9',
+  'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9')
+for i = 1, 20 do out[#out + 1] = ring[i] or '0' end
+return out
+"""
+
+# ARGV: state, offset, limit  →  {total, id, info, id, info, ...}; newest first for ended states
+PAGE = PRELUDE + r"""
+local state, offset, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids, total
+if state == 'queued' then
+  total = redis.call('LLEN', Q)
+  ids = redis.call('LRANGE', Q, offset, offset + limit - 1)
+elseif state == 'started' or state == 'scheduled' then
+  total = redis.call('ZCARD', SETS[state])
+  ids = redis.call('ZRANGE', SETS[state], offset, offset + limit - 1)
+else
+  total = redis.call('ZCARD', SETS[state])
+  ids = redis.call('ZREVRANGE', SETS[state], offset, offset + limit - 1)
+end
+local out = {total}
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', INFO, id) or ''
+end
+return out
+"""
+
+# KEYS[1] = instances hash; ARGV: name, instance JSON object  →  server time (ms)
+HEARTBEAT = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], string.sub(ARGV[2], 1, -2) .. ',"last_heartbeat":' .. now .. '}')
+return now
+"""
+
+# KEYS[1] = any registry key  →  server time (ms); TIME itself is not proxied by Twemproxy
+SERVER_TIME = r"""
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS[1] = lock; ARGV: token  →  1 released, 0 someone else holds it (compare-and-delete)
+RELEASE_LOCK = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Script:
+    """A Lua script and its SHA1, run with EVALSHA and an EVAL fallback.
+
+    :param name: a short name for logs
+    :param source: the Lua source
+    """
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """Run once. NOSCRIPT (new or restarted server) falls back to EVAL, which also
+        caches the script; ``SCRIPT LOAD`` is never used because Twemproxy refuses it."""
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.source, len(keys), *keys, *args)
+
+
+Call = tuple[Script, Sequence[str], Sequence[Any]]
+
+
+def run_pipelined(client: Any, calls: Sequence[Call]) -> list[Any]:
+    """Run several scripts in one round trip (``pipeline(transaction=False)``: no MULTI).
+
+    A call that failed with NOSCRIPT did not run, so it is run again with EVAL.
+
+    :param client: a ``redis.Redis``
+    :param calls: ``(script, keys, args)`` triples
+    :return: the results in order
+    :raises redis.RedisError: the first other error
+    """
+    if len(calls) == 1:
+        script, keys, args = calls[0]
+        return [script(client, keys, args)]
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+    results = pipe.execute(raise_on_error=False)
+    for index, result in enumerate(results):
+        if isinstance(result, NoScriptError):
+            script, keys, args = calls[index]
+            results[index] = client.eval(script.source, len(keys), *keys, *args)
+        elif isinstance(result, Exception):
+            raise result
+    return results
+
+
+SCRIPTS = {name: Script(name.lower(), source) for name, source in {
+    "ENQUEUE": ENQUEUE, "POP": POP, "FINISH": FINISH, "RENEW": RENEW, "RETURN_UNSTARTED": RETURN_UNSTARTED,
+    "REQUEUE": REQUEUE, "DELETE": DELETE, "EMPTY": EMPTY, "PURGE": PURGE, "RECOVER": RECOVER,
+    "COUNTS": COUNTS, "PAGE": PAGE, "HEARTBEAT": HEARTBEAT, "SERVER_TIME": SERVER_TIME,
+    "RELEASE_LOCK": RELEASE_LOCK}.items()}

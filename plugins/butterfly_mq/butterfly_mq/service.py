@@ -1,0 +1,160 @@
+"""The MQ of one running kernel: its Redis client, consumer, heartbeat and cleanup.
+
+Built in ``butterfly_configure`` (no I/O), started in ``butterfly_startup`` and
+stopped in ``butterfly_shutdown``; kept in ``kernel.extensions["mq"]``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+import structlog
+
+from butterfly_mq.cleanup import run_cleanup
+from butterfly_mq.config import MQConfig
+from butterfly_mq.connection import connect
+from butterfly_mq.consumer import Consumer
+from butterfly_mq.instances import InstanceRegistry, instance_name
+from butterfly_mq.keys import RegistryKeys, check_topic
+
+log = structlog.get_logger("butterfly.mq")
+#: Route prefixes never consumed unless listed in ``[mq] queues`` explicitly.
+NEVER_CONSUMED = ("/canghai", "/_meta")
+#: Started services, newest last: ``enqueue()`` without ``redis_url`` uses the newest.
+ACTIVE: list["MQService"] = []
+
+
+def default_topics(kernel: Any) -> list[str]:
+    """Every exact, non-admin route that is a valid topic, except the MQ's and kernel's own."""
+    topics = []
+    for route in kernel.routes:
+        if route.prefix or route.admin or route.path.startswith(NEVER_CONSUMED):
+            continue
+        try:
+            topics.append(check_topic(route.path))
+        except ValueError:
+            continue
+    return topics
+
+
+class MQService:
+    """Runtime state of the MQ plugin for one kernel.
+
+    :param kernel: the kernel
+    :param config: resolved ``[mq]`` settings (``redis_url`` is set)
+    """
+
+    def __init__(self, kernel: Any, config: MQConfig) -> None:
+        self.kernel = kernel
+        self.config = config
+        self.client = connect(config.redis_url)
+        self.registry_keys = RegistryKeys(config.prefix)
+        self.name = instance_name(kernel.settings.get("server", "port"))
+        self.consumer: Consumer | None = None
+        self.registry: InstanceRegistry | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.started_at = 0.0
+        self.known_topics: set[str] = set()
+
+    def topics(self) -> list[str]:
+        """The topics this instance consumes (``[mq] queues`` or every route)."""
+        listed = [check_topic(topic) for topic in self.config.queues]
+        return listed or default_topics(self.kernel)
+
+    def start(self) -> None:
+        """Register, start the consumer and the heartbeat/cleanup thread."""
+        topics = self.topics() if self.config.consume else []
+        self.registry = InstanceRegistry(self.client, self.config.prefix, self.name, {
+            "port": self.kernel.settings.get("server", "port"), "queues": topics,
+            "version": _version(), "workers": self.config.workers,
+            "heartbeat_interval": self.config.heartbeat_interval})
+        if topics:
+            self.consumer = Consumer(self.kernel, self.client, self.config, topics, self.name)
+            self.consumer.paused.update(self.config.paused)
+            self.consumer.start()
+        self.started_at = time.time()
+        self._thread = threading.Thread(target=self._maintenance_loop, args=(topics,), name="mq-maintenance",
+                                        daemon=True)
+        self._thread.start()
+        ACTIVE.append(self)
+        log.info("mq_started", instance=self.name, topics=len(topics), workers=self.config.workers)
+
+    def stop(self, timeout: float) -> None:
+        """Graceful stop: return unstarted messages, wait for running ones, beat ``stopped``."""
+        if self in ACTIVE:
+            ACTIVE.remove(self)
+        self._stop.set()
+        report = self.consumer.stop(timeout) if self.consumer else {}
+        if self._thread:
+            self._thread.join(5)
+        try:
+            if self.registry:
+                self.registry.beat(self.counters(), state="stopped")
+        except redis.RedisError as exc:
+            log.warning("mq_final_heartbeat_failed", error=str(exc))
+        log.info("mq_stopped", instance=self.name, **report)
+        self.client.close()
+
+    def wake(self, topic: str) -> None:
+        """A local enqueue to ``topic``: poll at once if we consume it."""
+        if self.consumer is not None and topic in self.consumer.queues:
+            self.consumer.wake()
+
+    def register_topic(self, topic: str) -> None:
+        """Add ``topic`` to the queue registry once per process."""
+        if topic not in self.known_topics:
+            self.client.sadd(self.registry_keys.queues, topic)
+            self.known_topics.add(topic)
+
+    def registry_list(self) -> list[dict[str, Any]]:
+        """Every known instance (works before start-up too, for dashboard-only kernels)."""
+        registry = self.registry or InstanceRegistry(self.client, self.config.prefix, self.name)
+        return registry.list()
+
+    def counters(self) -> dict[str, Any]:
+        """What this instance did since it started (for the heartbeat and canghai)."""
+        counters: dict[str, Any] = dict(self.consumer.counters) if self.consumer else {}
+        if self.consumer:
+            with self.consumer.lock:
+                counters["busy"] = sum(1 for lease in self.consumer.leases.values() if lease.running)
+            counters["paused"] = sorted(self.consumer.paused)
+            counters["connected"] = self.consumer.connected
+        return counters
+
+    def _maintenance_loop(self, topics: list[str]) -> None:
+        next_beat = next_cleanup = 0.0
+        registered = False
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                if not registered:
+                    if topics:
+                        self.client.sadd(self.registry_keys.queues, *topics)
+                        self.known_topics.update(topics)
+                    registered = True
+                if now >= next_beat:
+                    self.registry.beat(self.counters())
+                    next_beat = now + self.config.heartbeat_interval
+                if now >= next_cleanup:
+                    run_cleanup(self.client, self.config, self.registry)
+                    next_cleanup = now + self.config.cleanup_interval
+            except redis.RedisError as exc:
+                log.warning("mq_maintenance_failed", error=str(exc), note="retrying")
+                self._stop.wait(min(self.config.heartbeat_interval, 2.0))
+                continue
+            except Exception:  # noqa: BLE001 - keep beating whatever happens
+                log.exception("mq_maintenance_error")
+            self._stop.wait(max(0.05, min(next_beat, next_cleanup) - time.monotonic()))
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("butterfly-mq")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "0"
