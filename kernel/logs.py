@@ -32,7 +32,9 @@ def make_formatter(fmt: str = "json", *, colors: bool = False) -> logging.Format
         processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
     else:
         processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                      structlog.processors.dict_tracebacks,
+                      # NOTE: never show_locals: frame locals carry passwords and tokens.
+                      structlog.processors.ExceptionRenderer(
+                          structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
                       structlog.processors.JSONRenderer(ensure_ascii=False)]
     return structlog.stdlib.ProcessorFormatter(foreign_pre_chain=SHARED_PROCESSORS, processors=processors)
 
@@ -59,5 +61,6 @@ def configure(level: str = "INFO", fmt: str = "json", stream: IO[str] | None = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # waitress logs every queued task at WARNING under load; keep INFO and above.
     logging.getLogger("waitress").setLevel(logging.INFO)
+    # waitress warns "Task queue depth" for nearly every request under load: noise.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -1,3 +1,90 @@
-"""Hook implementations of butterfly-trace (entry point `trace`)."""
+"""Hook implementations of butterfly-trace (entry point ``trace``).
 
-from kernel import hookimpl  # noqa: F401
+Request ids, trace headers, trusted-proxy client IPs, the access/app/error logs,
+metrics and the admin endpoints. The logic lives in the sibling modules.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from kernel import hookimpl
+
+from butterfly_trace import admin, config, logsetup
+from butterfly_trace.errors import format_traceback
+from butterfly_trace.headers import add_trace_headers
+from butterfly_trace.reqid import assign_reqid, bind_request_context, current_request, unbind_request_context
+from butterfly_trace.state import EXTENSION, TraceState, get_state
+
+log = structlog.get_logger("butterfly.trace")
+
+
+@hookimpl
+def butterfly_add_settings(settings):
+    """Declare ``[trace]``."""
+    config.declare(settings)
+
+
+@hookimpl
+def butterfly_configure(kernel):
+    """Route structlog to stdlib, set the root level, open the log files."""
+    logsetup.route_structlog_to_stdlib()
+    logsetup.quiet_waitress_queue()
+    logsetup.set_root_level(kernel.settings.get("server", "log_level"))
+    kernel.extensions[EXTENSION] = TraceState(kernel)
+
+
+@hookimpl
+def butterfly_register_routes(register, kernel):
+    """``/_trace/loglevel``, ``/_trace/stacks``, ``/_trace/metrics`` (admin only)."""
+    admin.register_routes(register, kernel)
+
+
+@hookimpl
+def butterfly_shutdown(kernel):
+    """Give back the log files."""
+    state = kernel.extensions.get(EXTENSION)
+    if state is not None:
+        state.close()
+
+
+@hookimpl(tryfirst=True)
+def butterfly_request_started(request):
+    """Assign the request id, bind the log context, resolve the client IP."""
+    assign_reqid(request)
+    if request.parent_reqid is None:
+        outer = current_request()
+        if outer is not None and outer.reqid != request.reqid:
+            # a kernel.call made from inside a handler: the handler's request is its parent
+            request.parent_reqid = outer.reqid
+    bind_request_context(request)
+    if request.source == "http":
+        proxies = get_state(request.kernel).proxies
+        if proxies:
+            environ = request.environ
+            request.client_ip = proxies.client_ip(request.client_ip, environ.get("HTTP_X_REAL_IP"),
+                                                  environ.get("HTTP_X_FORWARDED_FOR"))
+
+
+@hookimpl(tryfirst=True)
+def butterfly_handle_error(request, exc):
+    """Log the traceback (err.log and app.log); the client still gets a bare 500."""
+    # NOTE: a plain text traceback, not exc_info: structlog's dict tracebacks would
+    # also dump every frame's locals (passwords, tokens) into the log.
+    log.error("handler exception", method=request.method, path=request.path,
+              error=f"{type(exc).__name__}: {exc}"[:500], traceback=format_traceback(exc))
+
+
+@hookimpl(trylast=True)
+def butterfly_response_headers(request, response):
+    """``x-reqid``, ``x-cost``, ``Server-Timing``."""
+    add_trace_headers(request, response)
+
+
+@hookimpl(trylast=True)
+def butterfly_request_finished(request, response):
+    """Access log line, metrics, slow-request warning; then clear the log context."""
+    try:
+        get_state(request.kernel).finish(request, response)
+    finally:
+        unbind_request_context(request)

@@ -1,0 +1,303 @@
+"""Log files: a fast rotating writer for the access log, and the app/err log handlers.
+
+Two kernels in one process (tests build many) may point at the same log
+directory. Every open file is therefore shared through a small reference-counted
+registry keyed by its absolute path: one writer per file, so two writers can never
+rotate the same file behind each other's back. Each kernel acquires what it uses
+in ``butterfly_configure`` and releases it at shutdown (or when it is garbage
+collected without ever being started).
+
+Rotation is size based and never truncates: ``acc.log`` → ``acc.log.1`` → ... →
+``acc.log.<backups>``; the oldest backup is the only thing ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+#: Permission bits of newly created log files (logs hold IPs and user ids).
+FILE_MODE = 0o640
+_OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+def rotate_files(path: Path, backups: int) -> None:
+    """Shift ``path`` → ``path.1`` → ... → ``path.<backups>`` (the oldest is dropped).
+
+    :param path: the live file
+    :param backups: how many old files to keep (at least 1)
+    """
+    for index in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{index}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
+    if path.exists():
+        os.replace(path, path.with_name(f"{path.name}.1"))
+
+
+class RotatingWriter:
+    """Appends whole lines to a file, rotating by size; thread-safe, write-through.
+
+    Group commit: a thread that finds another thread in the middle of a write
+    leaves its line in a queue and returns; the writing thread writes everything
+    queued before it lets go. An idle server therefore writes each line at once,
+    and a busy one writes several lines per ``write(2)``; no line ever waits for a
+    timer, and none is left behind when traffic stops.
+
+    :param path: the file (created with mode 0640 if missing)
+    :param max_bytes: rotate before a write would take the file past this size;
+        ``0`` never rotates
+    :param backups: old files to keep; ``0`` never rotates (the file only grows)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int, backups: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._rotates = max_bytes > 0 and backups > 0
+        # NOTE: re-entrant: a signal handler that logs may interrupt this thread mid-write.
+        self._lock = threading.RLock()
+        self._queue: list[bytes] = []
+        self._writing = False
+        self._fd: int | None = None
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
+        self._size = os.fstat(self._fd).st_size
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (one or more complete lines), rotating first if needed.
+
+        :param data: encoded lines, each ending with ``\\n``
+        :raises OSError: when the disk refuses the write (the lines are dropped)
+        """
+        # PERF: under load most callers only append to the queue: each write(2)
+        # releases the GIL, and fewer of them means fewer thread switches.
+        lock = self._lock
+        with lock:
+            self._queue.append(data)
+            if self._writing:
+                return
+            self._writing = True
+        try:
+            while True:
+                with lock:
+                    batch = self._queue
+                    if not batch:
+                        # NOTE: let go in the same critical section that saw the queue
+                        # empty, or a line appended in between would be stranded.
+                        self._writing = False
+                        return
+                    self._queue = []
+                self._write_batch(batch)
+        except BaseException:
+            with lock:
+                self._writing = False  # lines queued meanwhile go out with the next write or close()
+            raise
+
+    def _write_batch(self, lines: list[bytes]) -> None:
+        """Write ``lines`` (only ever one thread at a time), rotating between lines."""
+        if self._fd is None:
+            self._open()
+        if not self._rotates:
+            self._write_all(lines[0] if len(lines) == 1 else b"".join(lines))
+            return
+        chunk: list[bytes] = []
+        size = self._size
+        for line in lines:
+            if size > 0 and size + len(line) > self.max_bytes:
+                if chunk:
+                    self._write_all(b"".join(chunk))
+                    chunk = []
+                self._rotate()
+                size = 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self._write_all(b"".join(chunk))
+
+    def _write_all(self, data: bytes) -> None:
+        written = os.write(self._fd, data)
+        while written < len(data):  # rare: a short write (signal, nearly full disk)
+            written += os.write(self._fd, memoryview(data)[written:])
+        self._size += written
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        self._fd = None
+        rotate_files(self.path, self.backups)
+        self._open()
+
+    def close(self) -> None:
+        """Write what is queued, then close the file; a later :meth:`write` reopens it."""
+        while True:
+            with self._lock:
+                if not self._writing:  # take the writer's role, like write() does
+                    self._writing = True
+                    queued, self._queue = self._queue, []
+                    break
+            time.sleep(0.001)  # NOTE: close is rare (shutdown); a writer finishes in microseconds
+        try:
+            if queued:
+                self._write_batch(queued)
+        except OSError:
+            pass  # closing after a disk error: nothing better to do with these lines
+        finally:
+            with self._lock:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+                self._writing = False
+
+
+class _Shared:
+    """One shared resource and how many kernels hold it."""
+
+    __slots__ = ("resource", "users")
+
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+        self.users = 0
+
+
+_registry: dict[str, _Shared] = {}
+_registry_lock = threading.Lock()
+#: Keys given back from garbage-collector callbacks, released at the next registry call.
+_pending_release: deque[str] = deque()
+
+
+def release_soon(key: str) -> None:
+    """Queue ``key`` for release; safe from a GC callback (takes no lock)."""
+    # NOTE: a weakref finalizer can fire inside any allocation, including while this
+    # thread holds _registry_lock; releasing right there would deadlock.
+    _pending_release.append(key)
+
+
+def _drain_pending() -> None:
+    while True:
+        try:
+            key = _pending_release.popleft()
+        except IndexError:
+            return
+        _release(key)
+
+
+def acquire_writer(path: Path, max_bytes: int, backups: int) -> RotatingWriter:
+    """The shared :class:`RotatingWriter` for ``path`` (created on first use).
+
+    :param path: absolute file path
+    :return: the writer; give it back with :func:`release`
+    """
+    key = f"writer:{path}"
+    _drain_pending()
+    with _registry_lock:
+        shared = _registry.get(key)
+        if shared is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shared = _registry[key] = _Shared(RotatingWriter(path, max_bytes, backups))
+        shared.users += 1
+        return shared.resource
+
+
+# PERF: logging.handlers.RotatingFileHandler formats every record twice and stats the
+# file twice per record to decide on rollover; this formats once and counts bytes.
+class LogFileHandler(logging.Handler):
+    """A stdlib handler writing formatted records through a :class:`RotatingWriter`.
+
+    :param writer: the file
+    :param level: the handler's threshold
+    :param formatter: renders the record
+    """
+
+    def __init__(self, writer: RotatingWriter, level: int, formatter: logging.Formatter) -> None:
+        super().__init__(level)
+        self.writer = writer
+        self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record as one line (a logging failure never raises)."""
+        try:
+            self.writer.write((self.format(record) + "\n").encode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001 - logging's contract: report, don't raise
+            self.handleError(record)
+
+    def close(self) -> None:
+        """Close the file."""
+        self.writer.close()
+        super().close()
+
+
+def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes: int,
+                          backups: int) -> str:
+    """Attach ``app.log`` (every level) and ``err.log`` (WARNING+) to the root logger.
+
+    A second kernel with the same ``log_dir`` shares the handlers already attached.
+
+    :param log_dir: absolute log directory (created if missing)
+    :param formatter: renders each record (JSON lines or console)
+    :return: the registry key to pass to :func:`release`
+    """
+    key = f"root:{log_dir}"
+    _drain_pending()
+    with _registry_lock:
+        shared = _registry.get(key)
+        if shared is None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            handlers = [
+                LogFileHandler(RotatingWriter(log_dir / "app.log", max_bytes, backups), logging.NOTSET, formatter),
+                LogFileHandler(RotatingWriter(log_dir / "err.log", max_bytes, backups), logging.WARNING, formatter),
+            ]
+            root = logging.getLogger()
+            for handler in handlers:
+                root.addHandler(handler)
+            shared = _registry[key] = _Shared(handlers)
+        shared.users += 1
+    return key
+
+
+def release(key: str) -> None:
+    """Give back a writer or root-handler pair; the last user closes it.
+
+    :param key: ``writer:<path>`` (see :func:`writer_key`) or a key from
+        :func:`acquire_root_handlers`
+    """
+    _drain_pending()
+    _release(key)
+
+
+def _release(key: str) -> None:
+    with _registry_lock:
+        shared = _registry.get(key)
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users > 0:
+            return
+        del _registry[key]
+    resource = shared.resource
+    if isinstance(resource, RotatingWriter):
+        resource.close()
+        return
+    root = logging.getLogger()
+    for handler in resource:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def writer_key(path: Path) -> str:
+    """The registry key of the writer for ``path`` (for :func:`release`)."""
+    return f"writer:{path}"
+
+
+def open_keys() -> list[str]:
+    """Keys of everything currently open (tests, diagnostics)."""
+    _drain_pending()
+    with _registry_lock:
+        return sorted(_registry)

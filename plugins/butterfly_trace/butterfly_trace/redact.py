@@ -1,0 +1,96 @@
+"""Make request parameters safe and small enough for the access log.
+
+Values of secret-looking keys become ``"***"``; long strings, long lists and deep
+nesting are cut. Key matching ignores case, ``-`` and ``_`` and looks for the
+secret word anywhere in the key, so ``password``, ``newPassword``, ``X-Api-Key``
+and ``access_token`` are all caught.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "***"
+#: Words whose presence in a parameter name hides its value (normalised: lower-case,
+#: no ``-``/``_``). ``[trace] redact_keys`` adds more.
+DEFAULT_SECRET_WORDS = (
+    "password", "passwd", "pwd", "passphrase", "secret", "token", "authorization",
+    "apikey", "accesskey", "privatekey", "credential", "cookie", "session", "signature", "jwt",
+)
+MAX_VALUE_CHARS = 256
+MAX_ITEMS = 32
+MAX_DEPTH = 4
+_CACHE_LIMIT = 4096
+
+
+def normalise_key(key: str) -> str:
+    """``X-Api_Key`` → ``xapikey``: the form secret words are matched against."""
+    return key.lower().replace("-", "").replace("_", "")
+
+
+class Redactor:
+    """Turns a parameter dict into a log-safe dict.
+
+    :param extra_words: more secret words (``[trace] redact_keys``), matched like the
+        defaults
+    """
+
+    def __init__(self, extra_words: Iterable[str] = ()) -> None:
+        words = {normalise_key(word) for word in (*DEFAULT_SECRET_WORDS, *extra_words) if word.strip()}
+        self.words = tuple(sorted(words))
+        # PERF: parameter names repeat endlessly; remember each verdict.
+        self._verdicts: dict[str, bool] = {}
+
+    def is_secret(self, key: Any) -> bool:
+        """True when the value of parameter ``key`` must not be logged."""
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            name = normalise_key(str(key))
+            verdict = any(word in name for word in self.words)
+            if len(self._verdicts) < _CACHE_LIMIT:
+                self._verdicts[key] = verdict
+        return verdict
+
+    def clean(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of ``params`` with secrets masked and long values truncated.
+
+        :param params: the request's parsed parameters
+        :return: a new dict (the request's own dict is never modified)
+        """
+        return self._mapping(params, 0)
+
+    def _mapping(self, params: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        cleaned: dict[str, Any] = {}
+        for count, (key, value) in enumerate(params.items()):
+            if count >= MAX_ITEMS:
+                cleaned["…"] = f"{len(params) - MAX_ITEMS} more keys"
+                break
+            cleaned[str(key)] = REDACTED if self.is_secret(key) else self._value(value, depth + 1)
+        return cleaned
+
+    def _value(self, value: Any, depth: int) -> Any:
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return truncate(value)
+        if depth >= MAX_DEPTH:
+            return "…"
+        if isinstance(value, Mapping):
+            return self._mapping(value, depth)
+        if isinstance(value, list | tuple | set | frozenset):
+            items = list(value)
+            cleaned = [self._value(item, depth + 1) for item in items[:MAX_ITEMS]]
+            if len(items) > MAX_ITEMS:
+                cleaned.append(f"… {len(items) - MAX_ITEMS} more")
+            return cleaned
+        if isinstance(value, bytes | bytearray):
+            return f"<{len(value)} bytes>"
+        return truncate(str(value))
+
+
+def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…(+{len(text) - limit} chars)"
