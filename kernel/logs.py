@@ -13,6 +13,10 @@ from typing import IO
 
 import structlog
 
+#: structlog caches a logger on first use (fast), which freezes it to the config of
+#: that moment; ``kernel.testing`` turns this off so ``capture_logs`` keeps working.
+CACHE_LOGGERS = True
+
 SHARED_PROCESSORS = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -39,6 +43,16 @@ def make_formatter(fmt: str = "json", *, colors: bool = False) -> logging.Format
     return structlog.stdlib.ProcessorFormatter(foreign_pre_chain=SHARED_PROCESSORS, processors=processors)
 
 
+def configure_structlog() -> None:
+    """Send structlog events through stdlib logging (and so through its handlers)."""
+    structlog.configure(
+        processors=[*SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=CACHE_LOGGERS,
+    )
+
+
 def configure(level: str = "INFO", fmt: str = "json", stream: IO[str] | None = None) -> None:
     """Configure structlog and the root stdlib logger; safe to call again.
 
@@ -46,12 +60,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream: IO[str] | None = N
     :param fmt: ``json`` or ``console``
     :param stream: where the console handler writes (default ``sys.stderr``)
     """
-    structlog.configure(
-        processors=[*SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    configure_structlog()
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(make_formatter(fmt, colors=fmt == "console" and stream.isatty()))

@@ -25,10 +25,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import pytest
+import logging
 
+import pytest
+import structlog
+
+from kernel import logs
 from kernel.app import Kernel
 from kernel.server import Server
+
+# NOTE: structlog loggers cached under one test's config would ignore the next
+# test's capture_logs(); never cache in tests (structlog's own advice).
+logs.CACHE_LOGGERS = False
 
 CHROMIUM = os.environ.get("BUTTERFLY_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -158,6 +166,27 @@ def build_kernel(
     overrides.update(settings or {})
     return Kernel.create(config=dict(config or {}), overrides=overrides, environ=dict(environ or {}),
                          plugins=plugins, load_entrypoints=load_entrypoints)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging():
+    """Undo what a test did to logging: root handlers, root level, structlog config.
+
+    In-process CLI tests call ``kernel.logs.configure``, which points a handler at
+    pytest's captured stderr; once that is closed, later tests would log into it.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    config = structlog.get_config() if structlog.is_configured() else None
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    if config is None:
+        structlog.reset_defaults()
+    else:
+        structlog.configure(**config)
 
 
 @pytest.fixture

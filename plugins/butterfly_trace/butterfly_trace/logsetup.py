@@ -25,12 +25,7 @@ def route_structlog_to_stdlib() -> None:
     """
     if structlog.is_configured():
         return
-    structlog.configure(
-        processors=[*logs.SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    logs.configure_structlog()
 
 
 def normalise_level(name: object) -> str | None:
