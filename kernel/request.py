@@ -153,8 +153,15 @@ class Request:
     def query(self) -> dict[str, Any]:
         """Query-string parameters: a ``str`` per key, a ``list`` when repeated."""
         if self._query is None:
-            self._query = _collect(parse_qsl(_wsgi_text(self.environ.get("QUERY_STRING", "")),
-                                             keep_blank_values=True))
+            raw = self.environ.get("QUERY_STRING", "")
+            if not raw:
+                self._query = {}
+            elif raw.isascii() and "%" not in raw and "+" not in raw and ";" not in raw:
+                # PERF: nothing to decode: split it ourselves (parse_qsl is ~5x slower)
+                self._query = _collect([(key, value) for key, _, value in
+                                        (part.partition("=") for part in raw.split("&") if part)])
+            else:
+                self._query = _collect(parse_qsl(_wsgi_text(raw), keep_blank_values=True))
         return self._query
 
     @property

@@ -127,11 +127,17 @@ class Response:
                 self.body = dumps({"stat": self.stat})
                 self.set_reason(f"reply is not JSON serialisable: {exc}")
             self.data = None
-            if self.get_header("content-type") is None:
-                self.headers.append(("Content-Type", JSON_TYPE))
+            json_body = True
+        else:
+            json_body = False
         if isinstance(self.body, str):
             self.body = self.body.encode("utf-8")
-        if isinstance(self.body, bytes | bytearray) and self.get_header("content-length") is None:
+        sized = isinstance(self.body, bytes | bytearray)
+        # PERF: one pass over the headers instead of a lookup per header name.
+        present = {name.lower() for name, _ in self.headers} if self.headers else ()
+        if json_body and "content-type" not in present:
+            self.headers.append(("Content-Type", JSON_TYPE))
+        if sized and "content-length" not in present:
             self.headers.append(("Content-Length", str(len(self.body))))
 
     def iter_body(self) -> Iterable[bytes]:
