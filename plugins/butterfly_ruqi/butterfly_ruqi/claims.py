@@ -19,6 +19,27 @@ single transaction:
 4. Advance the cursor and commit. The unique key ``(job_id, scheduled_ms, manual)``
    on ``ruqi_run`` backs the lock up: a second claim of an occurrence fails.
 
+With ``[ruqi] claim_redis_url`` an occurrence about to be claimed is first claimed in
+Redis (``SET … NX PX``, see :mod:`butterfly_ruqi.redis_claims`), *inside* this locked
+transaction, before its row is inserted. Why there: the cursor and the Redis key must
+agree. Done before the transaction, two instances could both pass ``SET NX`` for
+different occurrences, then queue on the lock, and the second one would find the
+cursor already past its occurrence; done after the commit, the cursor would already
+say "handled" for an occurrence nobody may run. Inside, under the lock, the cursor is
+moved only past occurrences this transaction settled (claimed, skipped, recorded):
+
+- ``SET`` succeeds, or the key already holds *this* instance's id (an earlier attempt
+  of ours whose reply timed out or whose transaction rolled back — we never ran it,
+  since runs start only after the commit): the row is inserted ``claimed``.
+- The key holds *another* instance's id while the cursor says the occurrence is not
+  handled: that instance won Redis but its transaction never committed (it crashed
+  between the two, or the store lost the commit in a failover, in which case it may
+  have run). It is recorded ``skipped_claimed`` and never run here: at most once.
+- Redis does not answer: the claim stops *before* that occurrence. What was settled
+  so far commits, the cursor stays before it, and it is due again on the next pass
+  (here or on another instance) — run late within ``misfire_grace``, or recorded
+  ``skipped_misfire`` after it. Nothing ever runs without both claims.
+
 Because the cursor lives in the shared store and not in any instance, a restarted
 or surviving instance starts exactly where the cluster left off: killing an
 instance loses no occurrence while another one runs.
@@ -35,6 +56,7 @@ from kernel import NotFound, TooManyRequests
 from butterfly_ruqi.jobspec import JobSpec
 from butterfly_ruqi.jobtypes import Fire, Outcome
 from butterfly_ruqi.models import entities
+from butterfly_ruqi.redis_claims import RedisUnavailable, claim_ttl_ms
 from butterfly_ruqi.rules import build_trigger, format_ms, next_at_or_after
 
 #: how many missed occurrences one claim counts before summarising ("N+")
@@ -58,6 +80,8 @@ class ClaimResult:
     runs: list[ClaimedRun]
     next_due_ms: int | None
     version: int | None
+    #: why the Redis claim failed (the claim stopped before an occurrence), or ``None``
+    redis_error: str | None = None
 
 
 class TriggerCache:
@@ -95,11 +119,15 @@ def _occurrences(trigger, start_ms: int, until_ms: int, limit: int) -> tuple[lis
     return found, upcoming
 
 
-def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerCache) -> ClaimResult:
+def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerCache,
+              redis_claims=None) -> ClaimResult:
     """Claim this job's due occurrences (see the module docstring).
 
     :param now_ms: this instance's clock, in ms
-    :return: the runs this instance must start, and the job's next due time
+    :param redis_claims: a :class:`~butterfly_ruqi.redis_claims.RedisClaims` to claim in
+        Redis first, or ``None`` (database claims only)
+    :return: the runs this instance must start, the job's next due time, and
+        ``redis_error`` when Redis did not answer
     """
     Job, Run, _ = entities(db)
     with db_session(optimistic=False):
@@ -128,8 +156,9 @@ def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerC
             for scheduled_ms in on_time[:-1]:
                 Run(**base, scheduled_ms=scheduled_ms, status="skipped_coalesced", ended_at_ms=now_ms,
                     output=f"coalesced into the run of {format_ms(on_time[-1])}")
+                cursor = scheduled_ms
             on_time = on_time[-1:]
-        claimed = []
+        claimed, redis_error = [], None
         if on_time:
             active = select(r for r in Run if r.job_id == job_id
                             and (r.status == "claimed" or r.status == "running")).count()
@@ -138,16 +167,33 @@ def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerC
                     Run(**base, scheduled_ms=scheduled_ms, status="skipped_concurrent", ended_at_ms=now_ms,
                         output=f"max_concurrent ({job.max_concurrent}) runs were still active")
                 else:
-                    claimed.append(Run(**base, scheduled_ms=scheduled_ms, status="claimed"))
-                    active += 1
-            cursor = on_time[-1]
+                    try:
+                        holder = _redis_holder(redis_claims, job, scheduled_ms, instance_id)
+                    except RedisUnavailable as exc:
+                        redis_error = str(exc)
+                        break  # NOTE: the cursor stays before this occurrence (module docstring)
+                    if holder == instance_id:
+                        claimed.append(Run(**base, scheduled_ms=scheduled_ms, status="claimed"))
+                        active += 1
+                    else:
+                        Run(**base, scheduled_ms=scheduled_ms, status="skipped_claimed", ended_at_ms=now_ms,
+                            output=f"claimed in Redis by instance {holder}, whose store transaction never "
+                                   "committed; not run again (at most once)")
+                cursor = scheduled_ms
         if cursor != job.handled_until_ms:
             job.handled_until_ms = cursor
         db.flush()
         spec = JobSpec.from_row(job)
         runs = [ClaimedRun(Fire(row.id, job_id, row.scheduled_ms, False, instance_id), spec) for row in claimed]
         next_ms = upcoming if on_time else first_on_time
-        return ClaimResult(runs, next_ms, job.version)
+        return ClaimResult(runs, next_ms, job.version, redis_error)
+
+
+def _redis_holder(redis_claims, job, scheduled_ms: int, instance_id: str) -> str:
+    """The instance holding the Redis claim of an occurrence (``instance_id`` without Redis)."""
+    if redis_claims is None:
+        return instance_id
+    return redis_claims.claim(job.job_id, scheduled_ms, instance_id, claim_ttl_ms(job.misfire_grace))
 
 
 def claim_manual(db, job_id: str, now_ms: int, instance_id: str) -> ClaimedRun:

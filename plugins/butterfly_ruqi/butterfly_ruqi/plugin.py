@@ -40,6 +40,9 @@ def butterfly_add_settings(settings):
         "default seconds an occurrence may be late and still run (older ones are recorded skipped_misfire)",
         owner="ruqi")
     add("ruqi", "max_page_size", int, 200, "largest page_size of get_jobs / get_history", owner="ruqi")
+    add("ruqi", "claim_redis_url", str, None,
+        "claim each occurrence in Redis (SET NX) before the database; unset = database claims only",
+        owner="ruqi")
 
 
 @hookimpl(optionalhook=True)
@@ -83,6 +86,13 @@ def butterfly_configure(kernel):
         raise ConfigError(f"bad value for [ruqi] default_timezone: {exc.reason}") from None
     if settings.workers < 1 or settings.output_limit < 0 or settings.max_page_size < 1:
         raise ConfigError("[ruqi] workers and max_page_size must be at least 1, output_limit at least 0")
+    if settings.claim_redis_url:
+        from butterfly_ruqi.redis_claims import check_url
+
+        try:
+            check_url(settings.claim_redis_url)
+        except ValueError as exc:
+            raise ConfigError(f"bad value for [ruqi] claim_redis_url: {exc}") from None
     kernel.extensions["ruqi"] = RuqiState(kernel, collect_job_types(kernel), settings)
 
 
@@ -96,16 +106,24 @@ def butterfly_register_routes(register, kernel):
 
 @hookimpl
 def butterfly_startup(kernel):
-    """Start this instance's scheduler thread (unless ``[ruqi] enabled = false``)."""
+    """Start this instance's scheduler thread (unless ``[ruqi] enabled = false``).
+
+    With ``[ruqi] claim_redis_url`` it also creates the Redis client (it connects on the
+    first claim; an unreachable Redis makes claims wait, not startup fail).
+    """
     from butterfly_ruqi.scheduler import Scheduler
 
     state = kernel.extensions["ruqi"]
     if not state.settings.enabled:
         return
     settings = state.settings
+    if settings.claim_redis_url:
+        from butterfly_ruqi.redis_claims import RedisClaims
+
+        state.redis_claims = RedisClaims.connect(settings.claim_redis_url)
     state.scheduler = Scheduler(kernel, state.db, state.registry, sync_interval=settings.sync_interval,
                                 instance_timeout=settings.instance_timeout, workers=settings.workers,
-                                output_limit=settings.output_limit)
+                                output_limit=settings.output_limit, redis_claims=state.redis_claims)
     state.scheduler.start()
 
 
@@ -115,6 +133,9 @@ def butterfly_shutdown(kernel):
     state = kernel.extensions.get("ruqi")
     if state is not None and state.scheduler is not None:
         state.scheduler.stop(timeout=kernel.settings.get("server", "shutdown_timeout"))
+    if state is not None and state.redis_claims is not None:
+        state.redis_claims.close()
+        state.redis_claims = None
 
 
 @hookimpl

@@ -30,6 +30,8 @@ log = structlog.get_logger("butterfly.ruqi")
 #: shortest and longest sleep of the loop, in seconds
 MIN_SLEEP = 0.01
 RETRY_AFTER_ERROR_MS = 500
+#: while Redis claims fail, warn at most this often (ms) per instance
+REDIS_WARN_EVERY_MS = 30_000
 
 
 def now_ms() -> int:
@@ -47,10 +49,12 @@ class Scheduler:
     :param instance_timeout: seconds without heartbeat before runs are ``lost``
     :param workers: size of the run thread pool
     :param output_limit: characters of output kept per run
+    :param redis_claims: a :class:`~butterfly_ruqi.redis_claims.RedisClaims` (``[ruqi]
+        claim_redis_url``) or ``None`` for database claims only
     """
 
     def __init__(self, kernel, db, registry, *, sync_interval: float, instance_timeout: float,
-                 workers: int, output_limit: int) -> None:
+                 workers: int, output_limit: int, redis_claims=None) -> None:
         self.kernel = kernel
         self.db = db
         self.registry = registry
@@ -58,6 +62,8 @@ class Scheduler:
         self.instance_timeout_ms = int(instance_timeout * 1000)
         self.output_limit = output_limit
         self.workers = workers
+        self.redis_claims = redis_claims
+        self._redis_warned_ms: int | None = None
         self.instance_id = instances.new_instance_id()
         self.started_ms = now_ms()
         self.triggers = claims.TriggerCache()
@@ -163,14 +169,29 @@ class Scheduler:
 
     def _claim(self, job_id: str) -> None:
         try:
-            result = claims.claim_due(self.db, job_id, now_ms(), self.instance_id, self.triggers)
+            result = claims.claim_due(self.db, job_id, now_ms(), self.instance_id, self.triggers,
+                                      self.redis_claims)
         except Exception:  # noqa: BLE001 - lock timeouts, deadlocks: try again shortly
             log.warning("ruqi claim failed; retrying", job_id=job_id, exc_info=True)
             self.next_due[job_id] = now_ms() + RETRY_AFTER_ERROR_MS
             return
         self.next_due[job_id] = result.next_due_ms
+        if result.redis_error is not None:
+            self._redis_failed(job_id, result.redis_error)
+        elif self._redis_warned_ms is not None and self.redis_claims is not None:
+            self._redis_warned_ms = None
+            log.info("ruqi redis claims work again", job_id=job_id)
         for run in result.runs:
             self.submit(run)
+
+    def _redis_failed(self, job_id: str, error: str) -> None:
+        """Redis did not answer a claim: retry the job shortly; warn (throttled)."""
+        current = now_ms()
+        self.next_due[job_id] = current + RETRY_AFTER_ERROR_MS
+        if self._redis_warned_ms is None or current - self._redis_warned_ms >= REDIS_WARN_EVERY_MS:
+            self._redis_warned_ms = current
+            log.warning("ruqi redis claim unavailable: occurrence not run by this instance this round",
+                        job_id=job_id, error=error, retry_ms=RETRY_AFTER_ERROR_MS)
 
     # -- running ------------------------------------------------------------------------
 

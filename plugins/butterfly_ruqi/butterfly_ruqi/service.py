@@ -42,6 +42,8 @@ class RuqiState:
     registry: Any
     settings: Any
     scheduler: Any = None
+    #: :class:`~butterfly_ruqi.redis_claims.RedisClaims` when ``[ruqi] claim_redis_url`` is set (after startup)
+    redis_claims: Any = None
     _db: Any = None
 
     @property
@@ -281,6 +283,7 @@ def status(state: RuqiState) -> dict[str, Any]:
         "running": bool(scheduler and scheduler.running),
         "active_runs": scheduler.active_runs if scheduler else 0,
         "sync_interval": state.settings.sync_interval,
+        "claims": "redis+database" if state.settings.claim_redis_url else "database",
         "check_time": format_ms(current),
         "next_wakeup_time": format_ms(min(due)) if due else None,
         "jobs": jobs, "paused_jobs": paused,
