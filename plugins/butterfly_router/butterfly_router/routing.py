@@ -138,7 +138,10 @@ def register_all(register: Callable[..., Any], kernel: Kernel, state: RouterStat
     """
     routes = user_routes(state) + plugin_routes(kernel, state)
     for path, func, spec in routes:
-        register(path, func, **spec)
+        source = spec["meta"].get("source", "")
+        # a plugin's handler package is listed under that plugin, user apps under the router
+        owner = {"plugin": source.removeprefix("plugin:")} if source.startswith("plugin:") else {}
+        register(path, func, **spec, **owner)
         log.debug("route registered", path=path, kind=spec["kind"], params=spec["meta"]["binder"].usage())
     meta.register_meta_routes(register, state)
     if state.static_dir is not None:
