@@ -58,6 +58,9 @@ def add_settings(settings) -> None:
     add(SECTION, "argon2_time_cost", int, 3, "argon2id passes (RFC 9106 low-memory profile: 3)", owner="auth")
     add(SECTION, "argon2_memory_kib", int, 65536, "argon2id memory per hash in KiB (default 64 MiB)", owner="auth")
     add(SECTION, "argon2_parallelism", int, 4, "argon2id lanes", owner="auth")
+    add(SECTION, "bootstrap_admin", bool, True,
+        "when the server starts on a store with no users at all, create user 'admin' (role admin) with a "
+        "random password written to <data_dir>/initial_admin_password (mode 0600)", owner="auth")
 
 
 @dataclass
@@ -76,6 +79,7 @@ class AuthConfig:
     argon2_time_cost: int
     argon2_memory_kib: int
     argon2_parallelism: int
+    bootstrap_admin: bool
 
     @property
     def csrf_cookie_name(self) -> str:

@@ -2,12 +2,12 @@
 
 Logic lives in sibling modules: :mod:`~butterfly_auth.policy` (who may call what),
 :mod:`~butterfly_auth.views` (``/auth/*``), :mod:`~butterfly_auth.models` (entities),
-:mod:`~butterfly_auth.cli` (``butterfly auth``).
+:mod:`~butterfly_auth.cli` (``butterfly auth``), :mod:`~butterfly_auth.bootstrap` (the initial admin).
 """
 
 from __future__ import annotations
 
-from butterfly_auth import cli, config, models, policy, views
+from butterfly_auth import bootstrap, cli, config, models, policy, views
 from kernel import hookimpl
 
 
@@ -33,6 +33,15 @@ def butterfly_store_define_entities(db):
 def butterfly_register_routes(register, kernel):
     """``/auth/login``, ``/auth/logout``, ``/auth/me``, ``/auth/verify``, ``/auth/tokens``, ``/auth/users``."""
     views.register_routes(register)
+
+
+@hookimpl(trylast=True)
+def butterfly_startup(kernel):
+    """On a store without users, create ``admin`` and write its password to ``<data_dir>/initial_admin_password``.
+
+    ``trylast`` so the store and the log files are ready; one-shot CLI commands never start the kernel.
+    """
+    bootstrap.bootstrap_admin(kernel)
 
 
 @hookimpl

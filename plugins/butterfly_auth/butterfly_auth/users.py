@@ -115,6 +115,44 @@ def create_user(kernel: "Kernel", name: str, password: str, roles: Iterable[str]
         return user_info(user)
 
 
+def create_first_user(kernel: "Kernel", name: str, password: str, roles: Iterable[str] = ()) -> UserInfo | None:
+    """Add a user only when the users table is empty (the initial-admin bootstrap).
+
+    The emptiness check and the insert share one transaction; two instances racing on
+    one store still both get past the check, and the loser's commit then fails on the
+    unique user/role name — the caller catches that and re-checks.
+
+    :param name: the login name
+    :param password: the clear-text password (never stored)
+    :param roles: role names, created when new
+    :return: the new user, or ``None`` when some user already exists
+    :raises AuthError: bad name or password
+    :raises pony.orm.core.TransactionError: the commit failed (e.g. a concurrent insert won)
+    """
+    check_user_name(name)
+    check_password(kernel, password)
+    db = _db(kernel)
+    with db_session:
+        if db.entities[models.USER].select().exists():
+            return None
+    # PERF: hash outside any transaction; argon2 costs tens of milliseconds and holds no lock.
+    password_hash = hasher(kernel).hash(password)
+    with db_session:
+        user_entity = db.entities[models.USER]
+        if user_entity.select().exists():
+            return None
+        user = user_entity(name=name, password_hash=password_hash)
+        user.roles = _roles(db, roles)
+        return user_info(user)
+
+
+def has_users(kernel: "Kernel") -> bool:
+    """True when at least one user exists."""
+    db = _db(kernel)
+    with db_session:
+        return db.entities[models.USER].select().exists()
+
+
 def set_password(kernel: "Kernel", name: str, password: str) -> UserInfo:
     """Change a password and end every session the user had (token version bump).
 
