@@ -82,12 +82,20 @@ class RotatingWriter:
         # releases the GIL, and fewer of them means fewer thread switches.
         lock = self._lock
         with lock:
-            self._queue.append(data)
             if self._writing:
+                self._queue.append(data)
                 return
             self._writing = True
+            # PERF: an idle writer writes the caller's line at once, without queueing it;
+            # lines stranded by an earlier failed write still go out first, in order.
+            if self._queue:
+                batch, self._queue = self._queue, []
+                batch.append(data)
+            else:
+                batch = [data]
         try:
             while True:
+                self._write_batch(batch)
                 with lock:
                     batch = self._queue
                     if not batch:
@@ -96,7 +104,6 @@ class RotatingWriter:
                         self._writing = False
                         return
                     self._queue = []
-                self._write_batch(batch)
         except BaseException:
             with lock:
                 self._writing = False  # lines queued meanwhile go out with the next write or close()
@@ -106,8 +113,13 @@ class RotatingWriter:
         """Write ``lines`` (only ever one thread at a time), rotating between lines."""
         if self._fd is None:
             self._open()
-        if not self._rotates:
-            self._write_all(lines[0] if len(lines) == 1 else b"".join(lines))
+        if len(lines) == 1:  # PERF: the common case, one line and no rotation due
+            line = lines[0]
+            if not self._rotates or self._size == 0 or self._size + len(line) <= self.max_bytes:
+                self._write_all(line)
+                return
+        elif not self._rotates:
+            self._write_all(b"".join(lines))
             return
         chunk: list[bytes] = []
         size = self._size

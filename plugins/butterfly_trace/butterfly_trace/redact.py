@@ -8,6 +8,7 @@ and ``access_token`` are all caught.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ MAX_VALUE_CHARS = 256
 MAX_ITEMS = 32
 MAX_DEPTH = 4
 _CACHE_LIMIT = 4096
+_encode_str = json.encoder.encode_basestring
 
 
 def normalise_key(key: str) -> str:
@@ -59,6 +61,44 @@ class Redactor:
         :return: a new dict (the request's own dict is never modified)
         """
         return self._mapping(params, 0)
+
+    def flat_json(self, params: Mapping[Any, Any]) -> str | None:
+        """``params`` as compact JSON when nothing in them needs cleaning, else ``None``.
+
+        Nothing needs cleaning when there are at most :data:`MAX_ITEMS` parameters,
+        every name is a harmless ``str`` and every value is ``None``, an ``int`` or a
+        ``str`` of at most :data:`MAX_VALUE_CHARS` characters; the text is then what
+        encoding :meth:`clean`'s result would give (``ensure_ascii=False``, no spaces).
+
+        :param params: the request's parsed parameters
+        :return: the JSON object text, or ``None``: use :meth:`clean` instead
+        """
+        # PERF: the common case (a few short query parameters) costs one pass and no
+        # copy: ~1 µs instead of ~4 µs for clean() + the generic JSON encoder.
+        if len(params) > MAX_ITEMS:
+            return None
+        verdicts = self._verdicts
+        parts = []
+        for key, value in params.items():
+            if key.__class__ is not str:
+                return None
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = self.is_secret(key)
+            if verdict:
+                return None
+            kind = value.__class__
+            if kind is str:
+                if len(value) > MAX_VALUE_CHARS:
+                    return None
+                parts.append(f"{_encode_str(key)}:{_encode_str(value)}")
+            elif value is None:
+                parts.append(f"{_encode_str(key)}:null")
+            elif kind is int:
+                parts.append(f"{_encode_str(key)}:{int.__repr__(value)}")
+            else:
+                return None
+        return "{" + ",".join(parts) + "}"
 
     def _mapping(self, params: Mapping[Any, Any], depth: int) -> dict[str, Any]:
         cleaned: dict[str, Any] = {}
