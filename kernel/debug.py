@@ -232,8 +232,9 @@ def print_reply(response, out=None, err=None) -> bool:
     try:
         payload = body if isinstance(body, bytes | bytearray) else b"".join(body)
     finally:
-        if response.close is not None:
-            response.close()
+        close = getattr(body, "close", None)  # streamed files close themselves (WSGI)
+        if close is not None:
+            close()
     print(f"HTTP {response.status}", file=err)
     for name, value in response.headers:
         print(f"{name}: {value}", file=err)

@@ -62,11 +62,11 @@ class Response:
     :param body: ``bytes`` or an iterable of ``bytes`` (streamed)
     :param data: for JSON responses, the dict to encode; ``body`` is then ignored
 
-    ``stat`` is the business status shown in the access log (``OK``, ``ERR_...``)
-    and ``close`` an optional callable run by the WSGI server after streaming.
+    ``stat`` is the business status shown in the access log (``OK``, ``ERR_...``).
+    A streamed body that holds a resource gives itself a ``close()`` (WSGI calls it).
     """
 
-    __slots__ = ("status", "headers", "body", "data", "stat", "close")
+    __slots__ = ("status", "headers", "body", "data", "stat")
 
     def __init__(
         self,
@@ -82,7 +82,6 @@ class Response:
         self.body = body
         self.data = data
         self.stat = stat
-        self.close = None
 
     @classmethod
     def json(
