@@ -281,16 +281,23 @@ def _terminate(pid: int, timeout: float) -> str:
     return "killed (SIGKILL)" if _wait_gone(pid, 10) else "still running"
 
 
+def _running_server(args: argparse.Namespace) -> tuple[Path, int | None]:
+    """The pid file and the running server's pid; says so (and cleans up) when none runs."""
+    pid_file, _ = daemon_paths(args)
+    pid, stale = running_pid(pid_file)
+    if pid is None:
+        print("butterfly is not running" + (f" (removed stale pid file {pid_file})" if stale else ""))
+    return pid_file, pid
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """``butterfly stop``: SIGTERM, wait ``--timeout`` s, then SIGKILL; 0 also when not running.
 
     :param args: the parsed command line
     :return: the exit code
     """
-    pid_file, _ = daemon_paths(args)
-    pid, stale = running_pid(pid_file)
+    pid_file, pid = _running_server(args)
     if pid is None:
-        print("butterfly is not running" + (f" (removed stale pid file {pid_file})" if stale else ""))
         return 0
     outcome = _terminate(pid, args.timeout)
     if outcome == "still running":
@@ -320,10 +327,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     :param args: the parsed command line
     :return: the exit code
     """
-    pid_file, _ = daemon_paths(args)
-    pid, stale = running_pid(pid_file)
+    _, pid = _running_server(args)
     if pid is None:
-        print("butterfly is not running" + (f" (removed stale pid file {pid_file})" if stale else ""))
         return EXIT_NOT_RUNNING
     print(f"butterfly is running: pid {pid}, {_url_of(process_argv(pid), '(address unknown)')}")
     return 0

@@ -260,10 +260,15 @@ def live_server():
 
 
 class RedisServer:
-    """A private ``redis-server`` on a free port (no persistence)."""
+    """A private ``redis-server`` on a free port.
 
-    def __init__(self, port: int | None = None) -> None:
+    :param durable: ``appendonly yes`` + ``appendfsync always``, so an acknowledged
+        write survives :meth:`kill` and :meth:`start` again; default: no persistence
+    """
+
+    def __init__(self, port: int | None = None, *, durable: bool = False) -> None:
         self.port = port or free_port()
+        self.durable = durable
         self.dir = tempfile.mkdtemp(prefix="butterfly-redis-")
         self.process: subprocess.Popen | None = None
 
@@ -278,7 +283,8 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]),
              "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -302,8 +308,14 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL it (a crash: no shutdown save); harmless when it is not running."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def restart(self) -> None:
-        """Stop and start again on the same port (data is lost: no persistence)."""
+        """Stop and start again on the same port (data survives only when ``durable``)."""
         self.stop()
         self.start()
 

@@ -6,7 +6,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from butterfly_mq import enqueue
 from butterfly_mq.connection import connect
 from butterfly_mq.errors import MQUnavailable
 from butterfly_mq.queue import Queue
-from kernel.testing import free_port
+from kernel.testing import RedisServer
 
 PROCESS = Path(__file__).with_name("mq_consumer_proc.py")
 
@@ -70,40 +69,9 @@ def test_kill_9_consumer_twenty_times_loses_nothing(redis_url, prefix, tmp_path,
     print(f"kills mid-job={killed_mid_job} recovered leases={recovered} re-runs={sum(runs.values()) - total}")
 
 
-class AppendOnlyRedis:
-    """A redis-server with ``appendonly yes`` + ``appendfsync always``: an acknowledged write survives kill -9."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="butterfly-aof-")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> "AppendOnlyRedis":
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", self.dir, "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if connect(self.url, socket_timeout=1).ping():
-                    return self
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-
 @pytest.mark.slow
 def test_redis_killed_and_restarted_mid_run(make_kernel, prefix, mq):
-    server = AppendOnlyRedis().start()
+    server = RedisServer(durable=True).start()  # an acknowledged write survives kill -9
     try:
         handlers = mq.Handlers(server.url, f"{prefix}:runs")
         kernel = make_kernel(plugins=[butterfly_mq.plugin, handlers], settings={
@@ -142,4 +110,4 @@ def test_redis_killed_and_restarted_mid_run(make_kernel, prefix, mq):
         assert consumer.connected
         assert unavailable, "the producer should have seen Redis down at least once"
     finally:
-        server.kill() if server.process.poll() is None else None
+        server.kill()

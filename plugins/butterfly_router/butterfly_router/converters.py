@@ -19,10 +19,13 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from kernel import settings
+
 Converter = Callable[[Any], Any]
 
-TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+# The settings' words; a blank parameter is not "false", though (``?flag=`` is an error).
+TRUE_WORDS = frozenset(settings.TRUE_WORDS)
+FALSE_WORDS = frozenset(settings.FALSE_WORDS - {""})
 _LIST_ORIGINS = (list, tuple, set, frozenset, typing.List, typing.Sequence)  # noqa: UP006
 
 
