@@ -26,7 +26,22 @@ from kernel.response import Response
 __version__ = "0.1.0"
 
 __all__ = [
-    "BadRequest", "ButterflyError", "ConfigError", "Forbidden", "HTTPError", "Kernel",
-    "MethodNotAllowed", "NotFound", "PayloadTooLarge", "PluginLoadError", "Request", "Response",
-    "ServerError", "ServiceUnavailable", "TooManyRequests", "Unauthorized", "hookimpl", "hookspec",
+    "BadRequest",
+    "ButterflyError",
+    "ConfigError",
+    "Forbidden",
+    "HTTPError",
+    "Kernel",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PluginLoadError",
+    "Request",
+    "Response",
+    "ServerError",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "hookimpl",
+    "hookspec",
 ]

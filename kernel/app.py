@@ -11,8 +11,8 @@ from typing import Any
 
 import pluggy
 
-from kernel.fasthooks import RequestHooks
 from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, ServerError
+from kernel.fasthooks import RequestHooks
 from kernel.plugins import PluginInfo, disabled_plugins, extra_plugin_modules, make_plugin_manager, plugin_name_of
 from kernel.request import Request
 from kernel.response import Response, status_line
@@ -58,7 +58,7 @@ class Kernel:
         environ: Mapping[str, str] | None = None,
         plugins: Iterable[Any] = (),
         load_entrypoints: bool = True,
-    ) -> "Kernel":
+    ) -> Kernel:
         """Read config, load plugins, resolve settings, configure, register routes.
 
         :param config_path: a ``butterfly.toml``; default: the one in the working
@@ -81,8 +81,12 @@ class Kernel:
         except ValueError as exc:
             raise ConfigError(f"bad value for [server] disable_plugins: {exc}") from None
         settings.ignored_sections = set(disabled)
-        pm, infos = make_plugin_manager(disabled=disabled, load_entrypoints=load_entrypoints,
-                                        extra_plugins=plugins, plugin_modules=extra_plugin_modules(environ))
+        pm, infos = make_plugin_manager(
+            disabled=disabled,
+            load_entrypoints=load_entrypoints,
+            extra_plugins=plugins,
+            plugin_modules=extra_plugin_modules(environ),
+        )
         kernel = cls(settings, pm, infos)
         kernel._configure()
         return kernel
@@ -162,10 +166,10 @@ class Kernel:
                 if route is None:
                     raise NotFound(f"no route for {request.path}")
                 request.route = route
-                if route.methods is not None and request.source == "http" \
-                        and request.method not in route.methods:
-                    raise MethodNotAllowed(f"{request.method} not allowed",
-                                           headers=[("Allow", ", ".join(sorted(route.methods)))])
+                if route.methods is not None and request.source == "http" and request.method not in route.methods:
+                    raise MethodNotAllowed(
+                        f"{request.method} not allowed", headers=[("Allow", ", ".join(sorted(route.methods)))]
+                    )
                 verdict = hooks.authorize(request, route)
                 if verdict is not None and verdict is not True:
                     raise verdict if isinstance(verdict, HTTPError) else Forbidden("denied")
@@ -174,7 +178,7 @@ class Kernel:
                 response = self.error_response(request, exc)
             except FATAL:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any other failure is a 500, reported by server_error
                 response = self.server_error(request, exc)
             try:
                 hooks.response_headers(request, response)
@@ -182,7 +186,7 @@ class Kernel:
                     response.finalize()
             except FATAL:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing header hook is a 500 too
                 response = self.server_error(request, exc)
                 if encode:
                     response.finalize()
@@ -235,8 +239,7 @@ class Kernel:
         :param reqid: use this request id (e.g. the MQ message id) instead of a new one
         :return: the :class:`Response`; JSON replies keep their ``data`` dict
         """
-        request = Request.for_call(self, path, dict(params or {}), source=source,
-                                   parent_reqid=parent_reqid, user=user)
+        request = Request.for_call(self, path, dict(params or {}), source=source, parent_reqid=parent_reqid, user=user)
         request.reqid = reqid
         return self.handle(request, encode=False)
 

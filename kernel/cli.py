@@ -86,8 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kernel.server import Server
 
     logs.configure("INFO", "console" if args.dev else "json")
-    kernel = load_kernel(args, **{"server.host": args.host, "server.port": args.port,
-                                  "server.log_format": "console" if args.dev else None})
+    kernel = load_kernel(
+        args,
+        **{"server.host": args.host, "server.port": args.port, "server.log_format": "console" if args.dev else None},
+    )
     # NOTE: plugins start before the socket listens, so a port that accepts means
     # a server that is ready (`butterfly start` relies on it).
     kernel.startup()
@@ -158,12 +160,18 @@ def cmd_routes(args: argparse.Namespace) -> int:
     :return: the exit code
     """
     kernel = load_kernel(args)
-    rows = [{"path": route.path + ("*" if route.prefix else ""),
-             "methods": ",".join(sorted(route.methods)) if route.methods else "any",
-             "kind": route.kind, "admin": "admin" if route.admin else "-",
-             "plugin": route.plugin or "-", "handler": route.name,
-             "signature": route_signature(route)}
-            for route in kernel.routes]
+    rows = [
+        {
+            "path": route.path + ("*" if route.prefix else ""),
+            "methods": ",".join(sorted(route.methods)) if route.methods else "any",
+            "kind": route.kind,
+            "admin": "admin" if route.admin else "-",
+            "plugin": route.plugin or "-",
+            "handler": route.name,
+            "signature": route_signature(route),
+        }
+        for route in kernel.routes
+    ]
     print_rows(rows, ("path", "methods", "kind", "admin", "plugin", "handler", "signature"), args.json)
     return 0
 
@@ -175,10 +183,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     :return: the exit code
     """
     kernel = load_kernel(args)
-    rows = [{"name": info.name, "dist": info.dist, "version": info.version,
-             "status": "enabled" if info.enabled else "disabled", "reason": info.reason,
-             "module": info.module, "location": info.location}
-            for info in kernel.plugins]
+    rows = [
+        {
+            "name": info.name,
+            "dist": info.dist,
+            "version": info.version,
+            "status": "enabled" if info.enabled else "disabled",
+            "reason": info.reason,
+            "module": info.module,
+            "location": info.location,
+        }
+        for info in kernel.plugins
+    ]
     print_rows(rows, ("name", "dist", "version", "status", "reason", "location"), args.json)
     return 0
 
@@ -226,11 +242,19 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # NOTE: SUPPRESS on the subcommands, so they do not overwrite a value given before them.
     config_default = argparse.SUPPRESS if suppress else os.environ.get("BUTTERFLY_CONFIG")
-    common.add_argument("--config", metavar="FILE", default=config_default,
-                        help="config file (default: $BUTTERFLY_CONFIG, else ./butterfly.toml if present)")
-    common.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                        default=argparse.SUPPRESS if suppress else None,
-                        help="override one setting (repeatable); wins over the file and the environment")
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=config_default,
+        help="config file (default: $BUTTERFLY_CONFIG, else ./butterfly.toml if present)",
+    )
+    common.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        default=argparse.SUPPRESS if suppress else None,
+        help="override one setting (repeatable); wins over the file and the environment",
+    )
     return common
 
 
@@ -243,23 +267,30 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     :raises PluginLoadError: when a plugin cannot be loaded
     """
     parser = argparse.ArgumentParser(
-        prog="butterfly", parents=[_common_options(suppress=False)],
+        prog="butterfly",
+        parents=[_common_options(suppress=False)],
         description="Butterfly: an RPC-style web and microservice framework.",
         epilog="exit codes: 0 ok, 1 error (butterfly: error: ...), 2 bad usage, 3 status: not running. "
-               "Environment: BUTTERFLY_<SECTION>_<KEY> settings, BUTTERFLY_DISABLE_PLUGINS=a,b, "
-               "BUTTERFLY_PLUGINS=module,module (extra plugin modules), BUTTERFLY_CONFIG=FILE.")
+        "Environment: BUTTERFLY_<SECTION>_<KEY> settings, BUTTERFLY_DISABLE_PLUGINS=a,b, "
+        "BUTTERFLY_PLUGINS=module,module (extra plugin modules), BUTTERFLY_CONFIG=FILE.",
+    )
     common = _common_options(suppress=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = subparsers.add_parser("run", parents=[common], help="run the server in the foreground",
-                                description="Serve HTTP until SIGTERM/SIGINT, then drain gracefully: stop "
-                                            "accepting, finish in-flight work, run plugin shutdown "
-                                            "(at most [server] shutdown_timeout seconds).")
+    run = subparsers.add_parser(
+        "run",
+        parents=[common],
+        help="run the server in the foreground",
+        description="Serve HTTP until SIGTERM/SIGINT, then drain gracefully: stop "
+        "accepting, finish in-flight work, run plugin shutdown "
+        "(at most [server] shutdown_timeout seconds).",
+    )
     run.add_argument("--host", help="listen address (default [server] host = 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default [server] port = 8585)")
     run.add_argument("--dev", action="store_true", help="readable console logs instead of JSON lines")
-    run.add_argument("--pid-file", metavar="FILE",
-                     help="write the process id to FILE while serving (removed on exit; used by start)")
+    run.add_argument(
+        "--pid-file", metavar="FILE", help="write the process id to FILE while serving (removed on exit; used by start)"
+    )
     run.set_defaults(run=cmd_run)
 
     add_daemon_commands(subparsers, [common])
@@ -276,15 +307,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     add_call_command(subparsers, [common])
 
-    pm, _ = make_plugin_manager(disabled=_disabled_plugins(argv),
-                                plugin_modules=extra_plugin_modules(os.environ))
+    pm, _ = make_plugin_manager(disabled=_disabled_plugins(argv), plugin_modules=extra_plugin_modules(os.environ))
     # NOTE: one implementation at a time, so a failing plugin is named (no traceback).
     for impl in reversed(pm.hook.butterfly_add_commands.get_hookimpls()):
         try:
             impl.function(*[{"subparsers": subparsers}[name] for name in impl.argnames])
         except Exception as exc:
-            raise PluginLoadError(f'plugin "{impl.plugin_name}" failed to add its commands: '
-                                  f"{type(exc).__name__}: {exc}", plugin_name=impl.plugin_name) from exc
+            raise PluginLoadError(
+                f'plugin "{impl.plugin_name}" failed to add its commands: {type(exc).__name__}: {exc}',
+                plugin_name=impl.plugin_name,
+            ) from exc
     return parser
 
 

@@ -161,7 +161,7 @@ def log_tail(log_path: Path, lines: int = 30) -> str:
         text = log_path.read_text(errors="replace")
     except OSError:
         return ""
-    text = text[text.rfind(START_MARK):] if START_MARK in text else text
+    text = text[text.rfind(START_MARK) :] if START_MARK in text else text
     return "\n".join(text.splitlines()[-lines:])
 
 
@@ -231,15 +231,19 @@ def cmd_start(args: argparse.Namespace) -> int:
     with log_path.open("ab") as log:
         log.write(f"{START_MARK} {datetime.now().isoformat(timespec='seconds')} ---\n".encode())
         log.flush()
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, close_fds=True)
+        child = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True
+        )
     write_pid(pid_file, child.pid)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
             remove_pid_file(pid_file, child.pid)
-            print(f"butterfly: error: the server exited with status {child.returncode}; "
-                  f"last lines of {log_path}:\n{log_tail(log_path)}", file=sys.stderr)
+            print(
+                f"butterfly: error: the server exited with status {child.returncode}; "
+                f"last lines of {log_path}:\n{log_tail(log_path)}",
+                file=sys.stderr,
+            )
             return 1
         if port_accepts(host, port):
             url = _url_of(["--host", host, "--port", str(port)], "")
@@ -248,8 +252,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         time.sleep(POLL_SECONDS)
     _terminate(child.pid, timeout=5)
     remove_pid_file(pid_file, child.pid)
-    print(f"butterfly: error: not listening on {host}:{port} after {args.timeout:g} s, stopped it; "
-          f"last lines of {log_path}:\n{log_tail(log_path)}", file=sys.stderr)
+    print(
+        f"butterfly: error: not listening on {host}:{port} after {args.timeout:g} s, stopped it; "
+        f"last lines of {log_path}:\n{log_tail(log_path)}",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -341,33 +348,54 @@ def add_daemon_commands(subparsers, parents: Sequence[argparse.ArgumentParser] =
     :param parents: parsers whose options every built-in command shares
     :return: ``None``
     """
-    files = (f"pid file <data_dir>/{PID_FILE_NAME}; server output appended to "
-             f"<log_dir>/{STDOUT_LOG_NAME}")
+    files = f"pid file <data_dir>/{PID_FILE_NAME}; server output appended to <log_dir>/{STDOUT_LOG_NAME}"
     start = subparsers.add_parser(
-        "start", parents=list(parents), help="start the server in the background",
+        "start",
+        parents=list(parents),
+        help="start the server in the background",
         description=f"Start `butterfly run` detached and wait until it listens. Refuses when already "
-                    f"running; exit 1 (with the output's last lines) when it dies. {files}.")
+        f"running; exit 1 (with the output's last lines) when it dies. {files}.",
+    )
     restart = subparsers.add_parser(
-        "restart", parents=list(parents), help="stop (if running), then start",
-        description=f"Stop the background server if it runs, then start it. {files}.")
+        "restart",
+        parents=list(parents),
+        help="stop (if running), then start",
+        description=f"Stop the background server if it runs, then start it. {files}.",
+    )
     for parser in (start, restart):
         parser.add_argument("--host", help="listen address (default [server] host)")
         parser.add_argument("--port", type=int, help="listen port (default [server] port)")
-        parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                            help="seconds to wait for stop and for the port to accept (default 30)")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            metavar="S",
+            help="seconds to wait for stop and for the port to accept (default 30)",
+        )
     start.set_defaults(run=cmd_start)
     restart.set_defaults(run=cmd_restart)
 
     stop = subparsers.add_parser(
-        "stop", parents=list(parents), help="stop the background server (SIGTERM, then SIGKILL)",
+        "stop",
+        parents=list(parents),
+        help="stop the background server (SIGTERM, then SIGKILL)",
         description=f"Send SIGTERM (graceful drain), wait up to --timeout seconds, then SIGKILL. "
-                    f"Exit 0, also when it was not running. {files}.")
-    stop.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                      help="seconds to wait after SIGTERM before SIGKILL (default 30)")
+        f"Exit 0, also when it was not running. {files}.",
+    )
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait after SIGTERM before SIGKILL (default 30)",
+    )
     stop.set_defaults(run=cmd_stop)
 
     status = subparsers.add_parser(
-        "status", parents=list(parents), help="is the background server running? (exit 0 yes, 3 no)",
+        "status",
+        parents=list(parents),
+        help="is the background server running? (exit 0 yes, 3 no)",
         description=f"Print the pid and address of the background server. Exit 0 when running, "
-                    f"3 when not (LSB). A stale pid file is removed. {files}.")
+        f"3 when not (LSB). A stale pid file is removed. {files}.",
+    )
     status.set_defaults(run=cmd_status)

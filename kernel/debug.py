@@ -168,7 +168,7 @@ def trace_targets(route: Route) -> list[Any]:
     endpoint = route.endpoint
     candidates = [endpoint, inspect.unwrap(endpoint)]
     if not hasattr(endpoint, "__code__"):
-        candidates.append(getattr(type(endpoint), "__call__", None))  # a callable object
+        candidates.append(type(endpoint).__call__)  # a callable object
     targets = []
     for func in candidates:
         func = getattr(func, "__func__", func)  # bound method -> function
@@ -204,7 +204,7 @@ def call_traced(route: Route, call: Callable[[], T], *, color: bool) -> T:
 # -- the command ---------------------------------------------------------------------------
 
 
-def print_usage_lines(kernel: "Kernel", out=None) -> None:
+def print_usage_lines(kernel: Kernel, out=None) -> None:
     """Print the usage line of every route, sorted by path.
 
     :param kernel: the configured kernel
@@ -264,8 +264,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         return 0
     route = kernel.routes.lookup(args.path)
     if args.trace and route is not None:
-        response = call_traced(route, lambda: kernel.call(args.path, params, source="cli"),
-                               color=sys.stderr.isatty())
+        response = call_traced(route, lambda: kernel.call(args.path, params, source="cli"), color=sys.stderr.isatty())
     else:
         response = kernel.call(args.path, params, source="cli")
     ok = print_reply(response)
@@ -282,16 +281,22 @@ def add_call_command(subparsers, parents: Sequence[argparse.ArgumentParser] = ()
     :return: ``None``
     """
     call = subparsers.add_parser(
-        "call", parents=list(parents), help="run a handler in-process and print its reply",
+        "call",
+        parents=list(parents),
+        help="run a handler in-process and print its reply",
         description="Run one route in-process through the same hooks as HTTP (source CLI) and print "
-                    "the reply. Values k=v are strings (the router converts them by type hints); "
-                    "k:=json passes a JSON value (numbers, lists, objects, true, null). "
-                    "Exit 0 when stat is OK, 1 otherwise. Without a path: the usage line of every route.",
+        "the reply. Values k=v are strings (the router converts them by type hints); "
+        "k:=json passes a JSON value (numbers, lists, objects, true, null). "
+        "Exit 0 when stat is OK, 1 otherwise. Without a path: the usage line of every route.",
         epilog="example: butterfly call /demo_api/hello str_info=hi   |   "
-               "butterfly call /shop/add items:='[1,2]' --trace")
+        "butterfly call /shop/add items:='[1,2]' --trace",
+    )
     call.add_argument("path", nargs="?", help="route path, e.g. /app/handler")
     call.add_argument("params", nargs="*", metavar="k=v", help="parameters: k=v (string) or k:=json")
     call.add_argument("--json-params", metavar="JSON", help="parameters as one JSON object (k=v wins)")
-    call.add_argument("--trace", action="store_true",
-                      help="print a line-by-line trace of the handler and its callees on stderr (pysnooper)")
+    call.add_argument(
+        "--trace",
+        action="store_true",
+        help="print a line-by-line trace of the handler and its callees on stderr (pysnooper)",
+    )
     call.set_defaults(run=cmd_call, extra_params=True)

@@ -23,21 +23,52 @@ def butterfly_add_settings(settings):
     add("server", "port", int, 8585, "listen port (--port)", owner="kernel")
     add("server", "threads", int, 16, "waitress worker threads", owner="kernel")
     add("server", "max_body", int, 10 * 1024 * 1024, "request body limit in bytes (413 past it)", owner="kernel")
-    add("server", "data_dir", str, "data", "data directory (pid file, SQLite), relative to the working directory",
-        owner="kernel")
+    add(
+        "server",
+        "data_dir",
+        str,
+        "data",
+        "data directory (pid file, SQLite), relative to the working directory",
+        owner="kernel",
+    )
     add("server", "log_dir", str, "logs", "log directory, relative to the working directory", owner="kernel")
-    add("server", "log_level", str, "INFO", "level of the app and error logs",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), owner="kernel")
-    add("server", "log_format", str, "json", "json lines, or console (run --dev)",
-        choices=("json", "console"), owner="kernel")
-    add("server", "disable_plugins", list, [], "installed plugins to switch off (also BUTTERFLY_DISABLE_PLUGINS)",
-        owner="kernel")
-    add("server", "shutdown_timeout", float, 30.0,
-        "seconds to finish in-flight work on SIGTERM/SIGINT before giving up", owner="kernel")
+    add(
+        "server",
+        "log_level",
+        str,
+        "INFO",
+        "level of the app and error logs",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        owner="kernel",
+    )
+    add(
+        "server",
+        "log_format",
+        str,
+        "json",
+        "json lines, or console (run --dev)",
+        choices=("json", "console"),
+        owner="kernel",
+    )
+    add(
+        "server",
+        "disable_plugins",
+        list,
+        [],
+        "installed plugins to switch off (also BUTTERFLY_DISABLE_PLUGINS)",
+        owner="kernel",
+    )
+    add(
+        "server",
+        "shutdown_timeout",
+        float,
+        30.0,
+        "seconds to finish in-flight work on SIGTERM/SIGINT before giving up",
+        owner="kernel",
+    )
     add("server", "ident", str, "", "Server header value; empty sends none", owner="kernel")
     add("server", "connection_limit", int, 1000, "waitress: most simultaneous connections", owner="kernel")
-    add("server", "channel_timeout", int, 120, "waitress: seconds before an idle connection closes",
-        owner="kernel")
+    add("server", "channel_timeout", int, 120, "waitress: seconds before an idle connection closes", owner="kernel")
 
 
 def is_loopback(address: str) -> bool:

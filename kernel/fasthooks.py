@@ -26,8 +26,9 @@ REQUEST_HOOKS = (
 )
 
 
-def _adapt(function: Callable[..., Any], argnames: tuple[str, ...],
-           spec_argnames: tuple[str, ...]) -> Callable[..., Any]:
+def _adapt(
+    function: Callable[..., Any], argnames: tuple[str, ...], spec_argnames: tuple[str, ...]
+) -> Callable[..., Any]:
     """Call ``function`` positionally with the subset of arguments it declares."""
     if tuple(argnames) == tuple(spec_argnames):
         return function
@@ -50,8 +51,7 @@ class FastHook:
         impls = caller.get_hookimpls()
         self.direct = not monitored and not any(i.hookwrapper or i.wrapper for i in impls)
         # pluggy calls the implementations from the end of this list to the start
-        self.functions = tuple(_adapt(i.function, tuple(i.argnames), self.spec_argnames)
-                               for i in reversed(impls))
+        self.functions = tuple(_adapt(i.function, tuple(i.argnames), self.spec_argnames) for i in reversed(impls))
 
     def __call__(self, *args: Any) -> Any:
         """Call every implementation (firstresult: until one returns non-None)."""

@@ -35,11 +35,12 @@ def make_formatter(fmt: str = "json", *, colors: bool = False) -> logging.Format
         renderer = structlog.dev.ConsoleRenderer(colors=colors)
         processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
     else:
-        processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                      # NOTE: never show_locals: frame locals carry passwords and tokens.
-                      structlog.processors.ExceptionRenderer(
-                          structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
-                      structlog.processors.JSONRenderer(ensure_ascii=False)]
+        processors = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # NOTE: never show_locals: frame locals carry passwords and tokens.
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ]
     return structlog.stdlib.ProcessorFormatter(foreign_pre_chain=SHARED_PROCESSORS, processors=processors)
 
 

@@ -52,7 +52,7 @@ def disabled_plugins(environ: Mapping[str, str], configured: Any = ()) -> dict[s
     :return: ``{name: reason}``
     :raises ValueError: when ``configured`` is neither a list nor a string
     """
-    reasons = {name: "disabled by [server] disable_plugins" for name in as_list(configured or [])}
+    reasons = dict.fromkeys(as_list(configured or []), "disabled by [server] disable_plugins")
     for name in as_list(environ.get(DISABLE_ENV, "")):
         reasons[name] = f"disabled by {DISABLE_ENV}"
     return reasons
@@ -86,7 +86,8 @@ def entry_points() -> list[importlib.metadata.EntryPoint]:
             raise PluginLoadError(
                 f"plugin name {ep.name!r} is provided by two distributions: "
                 f"{_dist_name(previous)} ({previous.value}) and {_dist_name(ep)} ({ep.value})",
-                plugin_name=ep.name)
+                plugin_name=ep.name,
+            )
     return sorted(chosen.values(), key=lambda ep: ep.name)
 
 
@@ -122,15 +123,14 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    reasons = dict(disabled) if isinstance(disabled, Mapping) else {name: "disabled" for name in disabled}
+    reasons = dict(disabled) if isinstance(disabled, Mapping) else dict.fromkeys(disabled, "disabled")
     reasons = {name.strip(): why for name, why in reasons.items() if name and name.strip()}
     disabled = set(reasons)
     infos: list[PluginInfo] = []
 
     for name, module_name in BUILTIN_PLUGINS:
         if name in disabled:
-            raise PluginLoadError(f"plugin {name!r} is part of the kernel and cannot be disabled",
-                                  plugin_name=name)
+            raise PluginLoadError(f"plugin {name!r} is part of the kernel and cannot be disabled", plugin_name=name)
         pm.register(importlib.import_module(module_name), name=name)
         infos.append(PluginInfo(name, module_name, "butterfly-kernel", _kernel_version(), reason="built in"))
 
@@ -139,8 +139,9 @@ def make_plugin_manager(
 
     if load_entrypoints:
         for ep in entry_points():
-            info = PluginInfo(ep.name, ep.value, _dist_name(ep),
-                              ep.dist.version if ep.dist is not None else "-", _dist_location(ep))
+            info = PluginInfo(
+                ep.name, ep.value, _dist_name(ep), ep.dist.version if ep.dist is not None else "-", _dist_location(ep)
+            )
             infos.append(info)
             if ep.name in disabled:
                 info.enabled, info.reason = False, reasons[ep.name]
@@ -148,8 +149,11 @@ def make_plugin_manager(
             try:
                 plugin = ep.load()
             except Exception as exc:
-                raise PluginLoadError(f'error importing plugin "{ep.name}" from {info.dist} '
-                                      f"{info.version}: {exc}", plugin_name=ep.name, dist=info.dist) from exc
+                raise PluginLoadError(
+                    f'error importing plugin "{ep.name}" from {info.dist} {info.version}: {exc}',
+                    plugin_name=ep.name,
+                    dist=info.dist,
+                ) from exc
             _register(pm, plugin, ep.name, info.dist)
 
     for module_name in plugin_modules:
@@ -161,8 +165,10 @@ def make_plugin_manager(
         try:
             plugin = importlib.import_module(module_name)
         except Exception as exc:
-            raise PluginLoadError(f'error importing plugin module "{module_name}" '
-                                  f"(from {EXTRA_PLUGINS_ENV}): {exc}", plugin_name=module_name) from exc
+            raise PluginLoadError(
+                f'error importing plugin module "{module_name}" (from {EXTRA_PLUGINS_ENV}): {exc}',
+                plugin_name=module_name,
+            ) from exc
         info.location = str(getattr(plugin, "__file__", None) or "-")
         if not pm.is_registered(plugin):
             _register(pm, plugin, module_name, "-")
@@ -173,8 +179,11 @@ def make_plugin_manager(
         if pm.is_registered(plugin):
             continue
         if pm.is_blocked(name):
-            infos.append(PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), enabled=False,
-                                    reason=reasons.get(name, "disabled")))
+            infos.append(
+                PluginInfo(
+                    name, getattr(plugin, "__name__", repr(plugin)), enabled=False, reason=reasons.get(name, "disabled")
+                )
+            )
             continue
         _register(pm, plugin, name, "-")
         infos.append(PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), reason="registered explicitly"))
@@ -185,8 +194,9 @@ def _register(pm: pluggy.PluginManager, plugin: Any, name: str, dist: str) -> No
     try:
         pm.register(plugin, name=name)
     except (ValueError, pluggy.PluginValidationError) as exc:
-        raise PluginLoadError(f'error registering plugin "{name}" from {dist}: {exc}',
-                              plugin_name=name, dist=dist) from exc
+        raise PluginLoadError(
+            f'error registering plugin "{name}" from {dist}: {exc}', plugin_name=name, dist=dist
+        ) from exc
 
 
 def _kernel_version() -> str:

@@ -80,7 +80,7 @@ class Request:
     strings a handler wants in the access log), ``ctx`` (per-plugin private state).
     """
 
-    def __init__(self, environ: dict[str, Any], kernel: "Kernel | None" = None) -> None:
+    def __init__(self, environ: dict[str, Any], kernel: Kernel | None = None) -> None:
         self.environ = environ
         self.kernel = kernel
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
@@ -110,21 +110,26 @@ class Request:
     @classmethod
     def for_call(
         cls,
-        kernel: "Kernel | None",
+        kernel: Kernel | None,
         path: str,
         params: dict[str, Any] | None,
         *,
         source: str = "cli",
         parent_reqid: str | None = None,
         user: str | None = None,
-    ) -> "Request":
+    ) -> Request:
         """Build a request for :meth:`kernel.app.Kernel.call` (no HTTP involved).
 
         :param source: one of ``mq``, ``ruqi``, ``cli`` (or any plugin's own word)
         """
         method = SOURCE_METHODS.get(source) or source.upper()
-        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "REMOTE_ADDR": "local",
-                   "QUERY_STRING": "", "butterfly.source": source}
+        environ = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "REMOTE_ADDR": "local",
+            "QUERY_STRING": "",
+            "butterfly.source": source,
+        }
         request = cls(environ, kernel)
         request.path = path
         request.source = source
@@ -158,8 +163,9 @@ class Request:
                 self._query = {}
             elif raw.isascii() and "%" not in raw and "+" not in raw and ";" not in raw:
                 # PERF: nothing to decode: split it ourselves (parse_qsl is ~5x slower)
-                self._query = _collect([(key, value) for key, _, value in
-                                        (part.partition("=") for part in raw.split("&") if part)])
+                self._query = _collect(
+                    [(key, value) for key, _, value in (part.partition("=") for part in raw.split("&") if part)]
+                )
             else:
                 self._query = _collect(parse_qsl(_wsgi_text(raw), keep_blank_values=True))
         return self._query
@@ -225,8 +231,10 @@ class Request:
                 try:
                     self._json = json.loads(body)
                 except (ValueError, UnicodeDecodeError) as exc:
-                    raise BadRequest(f"body is not valid JSON: {exc}", data={
-                        "errors": [{"param": "<body>", "reason": f"invalid JSON: {exc}"}]}) from None
+                    raise BadRequest(
+                        f"body is not valid JSON: {exc}",
+                        data={"errors": [{"param": "<body>", "reason": f"invalid JSON: {exc}"}]},
+                    ) from None
             self._json_parsed = True
         return self._json
 
@@ -254,8 +262,10 @@ class Request:
                     payload = self.json
                     if payload is not None:
                         if not isinstance(payload, dict):
-                            raise BadRequest("JSON body must be an object", data={"errors": [
-                                {"param": "<body>", "reason": "JSON body must be an object"}]})
+                            raise BadRequest(
+                                "JSON body must be an object",
+                                data={"errors": [{"param": "<body>", "reason": "JSON body must be an object"}]},
+                            )
                         params.update(payload)
             self._params = params
         return self._params

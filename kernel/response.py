@@ -66,7 +66,7 @@ class Response:
     A streamed body that holds a resource gives itself a ``close()`` (WSGI calls it).
     """
 
-    __slots__ = ("status", "headers", "body", "data", "stat")
+    __slots__ = ("body", "data", "headers", "stat", "status")
 
     def __init__(
         self,
@@ -84,9 +84,7 @@ class Response:
         self.stat = stat
 
     @classmethod
-    def json(
-        cls, data: dict[str, Any], status: int = 200, headers: list[tuple[str, str]] | None = None
-    ) -> "Response":
+    def json(cls, data: dict[str, Any], status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
         """A JSON response; ``data`` stays editable until the kernel encodes it."""
         response = cls(status, headers, data=data)
         response.stat = data.get("stat") if isinstance(data, dict) else None

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Protocol = Callable[["Request", "Route"], "Response"]
 
 
-def call_endpoint(request: "Request", route: "Route") -> "Response":
+def call_endpoint(request: Request, route: Route) -> Response:
     """The default protocol: the endpoint takes the request and returns a Response."""
     return route.endpoint(request)
 
@@ -91,13 +91,23 @@ class RouteTable:
         if not path.startswith("/"):
             raise ConfigError(f"route path must start with '/': {path!r}")
         key = path if prefix else normalize_path(path)
-        route = Route(key, endpoint, protocol or call_endpoint, kind,
-                      frozenset(m.upper() for m in methods) if methods else None,
-                      admin, plugin, prefix, dict(meta or {}))
+        route = Route(
+            key,
+            endpoint,
+            protocol or call_endpoint,
+            kind,
+            frozenset(m.upper() for m in methods) if methods else None,
+            admin,
+            plugin,
+            prefix,
+            dict(meta or {}),
+        )
         existing = self._find_same(route)
         if existing is not None:
-            raise ConfigError(f"duplicate route {key}: {existing.name} (plugin {existing.plugin or '?'}) "
-                              f"and {route.name} (plugin {plugin or '?'})")
+            raise ConfigError(
+                f"duplicate route {key}: {existing.name} (plugin {existing.plugin or '?'}) "
+                f"and {route.name} (plugin {plugin or '?'})"
+            )
         if prefix:
             self.prefixes.append(route)
             self.prefixes.sort(key=lambda r: len(r.path), reverse=True)

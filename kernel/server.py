@@ -31,7 +31,7 @@ class Server:
     :param port: default ``[server] port``; ``0`` picks a free port
     """
 
-    def __init__(self, kernel: "Kernel", host: str | None = None, port: int | None = None) -> None:
+    def __init__(self, kernel: Kernel, host: str | None = None, port: int | None = None) -> None:
         server = kernel.settings.section("server")
         self.kernel = kernel
         self.shutdown_timeout = server.shutdown_timeout
@@ -70,7 +70,8 @@ class Server:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT request a graceful stop (main thread only)."""
-        def handler(signum, frame):  # noqa: ARG001 - signal API
+
+        def handler(signum, frame):
             log.info("signal received, draining", signal=signal.Signals(signum).name)
             self._stop.set()
 
@@ -86,8 +87,7 @@ class Server:
         waitress = self._waitress
         socket_map = waitress._map
         self.kernel.startup()
-        log.info("serving", url=self.url, threads=waitress.adj.threads,
-                 routes=len(self.kernel.routes))
+        log.info("serving", url=self.url, threads=waitress.adj.threads, routes=len(self.kernel.routes))
         deadline = None
         shutdown_thread = None
         try:
@@ -99,13 +99,13 @@ class Server:
                     deadline = time.monotonic() + self.shutdown_timeout
                     # stop accepting: drop the listening socket, keep the connections
                     wasyncore.dispatcher.close(waitress)
-                    shutdown_thread = threading.Thread(target=self._shutdown_plugins,
-                                                       name="butterfly-shutdown", daemon=True)
+                    shutdown_thread = threading.Thread(
+                        target=self._shutdown_plugins, name="butterfly-shutdown", daemon=True
+                    )
                     shutdown_thread.start()
                 if (self._idle() and not shutdown_thread.is_alive()) or time.monotonic() > deadline:
                     if time.monotonic() > deadline:
-                        log.warning("shutdown timeout reached, closing anyway",
-                                    timeout=self.shutdown_timeout)
+                        log.warning("shutdown timeout reached, closing anyway", timeout=self.shutdown_timeout)
                     break
         finally:
             waitress.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
@@ -116,18 +116,20 @@ class Server:
     def _shutdown_plugins(self) -> None:
         try:
             self.kernel.shutdown()
-        except Exception:  # noqa: BLE001 - log and keep draining HTTP
+        except Exception:
             log.exception("butterfly_shutdown failed")
 
     def _idle(self) -> bool:
         dispatcher = self._waitress.task_dispatcher
         if dispatcher.active_count or dispatcher.queue:
             return False
-        return not any(isinstance(ch, HTTPChannel) and (ch.requests or ch.total_outbufs_len)
-                       for ch in list(self._waitress._map.values()))
+        return not any(
+            isinstance(ch, HTTPChannel) and (ch.requests or ch.total_outbufs_len)
+            for ch in list(self._waitress._map.values())
+        )
 
 
-def serve(kernel: "Kernel", host: str | None = None, port: int | None = None) -> None:
+def serve(kernel: Kernel, host: str | None = None, port: int | None = None) -> None:
     """Serve ``kernel`` in the foreground until SIGTERM/SIGINT, then drain."""
     server = Server(kernel, host, port)
     server.install_signal_handlers()

@@ -71,7 +71,11 @@ def as_str(value: Any) -> str:
 
 
 CONVERTERS: dict[Any, Callable[[Any], Any]] = {
-    bool: as_bool, int: as_int, float: as_float, str: as_str, list: as_list,
+    bool: as_bool,
+    int: as_int,
+    float: as_float,
+    str: as_str,
+    list: as_list,
 }
 
 
@@ -104,8 +108,9 @@ class Setting:
             raise ConfigError(f"bad value for [{self.section}] {self.key} (from {origin}): {exc}") from None
         if self.choices is not None and converted not in self.choices:
             choices = ", ".join(map(str, self.choices))
-            raise ConfigError(f"bad value for [{self.section}] {self.key} (from {origin}): "
-                              f"{converted!r} is not one of {choices}")
+            raise ConfigError(
+                f"bad value for [{self.section}] {self.key} (from {origin}): {converted!r} is not one of {choices}"
+            )
         return converted
 
 
@@ -208,15 +213,15 @@ class Settings:
             for key in table:
                 if (section, key) not in self.declared:
                     valid = ", ".join(sorted(k for s, k in self.declared if s == section))
-                    raise ConfigError(f"unknown setting [{section}] {key} in {self.config_path}; "
-                                      f"valid keys: {valid}")
+                    raise ConfigError(f"unknown setting [{section}] {key} in {self.config_path}; valid keys: {valid}")
         for dotted in self.overrides:
             section, _, key = dotted.partition(".")
             if (section, key) not in self.declared and section not in self.ignored_sections:
                 raise ConfigError(f"unknown setting [{section}] {key} (from the command line)")
         for env_name in self.environ:
-            section, _, key = env_name[len(ENV_PREFIX):].lower().partition("_") \
-                if env_name.startswith(ENV_PREFIX) else ("", "", "")
+            section, _, key = (
+                env_name[len(ENV_PREFIX) :].lower().partition("_") if env_name.startswith(ENV_PREFIX) else ("", "", "")
+            )
             if section in sections and (section, key) not in self.declared:
                 raise ConfigError(f"unknown setting [{section}] {key} (from environment variable {env_name})")
         for name, setting in self.declared.items():
@@ -260,9 +265,17 @@ class Settings:
             value = self.get(section, key)
             if setting.secret and value:
                 value = "********"
-            rows.append({"section": section, "key": key, "value": value,
-                         "origin": self.origins.get((section, key), "default"),
-                         "env": setting.env_name, "help": setting.help, "owner": setting.owner})
+            rows.append(
+                {
+                    "section": section,
+                    "key": key,
+                    "value": value,
+                    "origin": self.origins.get((section, key), "default"),
+                    "env": setting.env_name,
+                    "help": setting.help,
+                    "owner": setting.owner,
+                }
+            )
         return rows
 
 

@@ -11,6 +11,7 @@ Chromium through Playwright), ``captured_logs``.
 from __future__ import annotations
 
 import json as jsonlib
+import logging
 import os
 import shutil
 import socket
@@ -25,8 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import logging
-
 import pytest
 import structlog
 
@@ -39,8 +38,15 @@ from kernel.server import Server
 logs.CACHE_LOGGERS = False
 
 CHROMIUM = os.environ.get("BUTTERFLY_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -114,11 +120,18 @@ class Client:
             "REQUEST_METHOD": method.upper(),
             "PATH_INFO": path.encode("utf-8").decode("latin-1"),
             "QUERY_STRING": query_string,
-            "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
             "REMOTE_ADDR": remote_addr or self.remote_addr,
-            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": BytesIO(body),
-            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
-            "wsgi.run_once": False, "wsgi.input_terminated": True,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
             "CONTENT_LENGTH": str(len(body)) if body else "",
         }
         for name, value in headers.items():
@@ -164,8 +177,13 @@ def build_kernel(
     """
     overrides = {"server.data_dir": str(tmp_dir / "data"), "server.log_dir": str(tmp_dir / "logs")}
     overrides.update(settings or {})
-    return Kernel.create(config=dict(config or {}), overrides=overrides, environ=dict(environ or {}),
-                         plugins=plugins, load_entrypoints=load_entrypoints)
+    return Kernel.create(
+        config=dict(config or {}),
+        overrides=overrides,
+        environ=dict(environ or {}),
+        plugins=plugins,
+        load_entrypoints=load_entrypoints,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -225,7 +243,7 @@ class LiveServer:
         """The bound port."""
         return self.server.port
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         """Start serving; returns once the socket accepts connections."""
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -277,16 +295,31 @@ class RedisServer:
         """``redis://127.0.0.1:<port>/0``."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         """Start it and wait until it answers PING."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]),
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                *(["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]),
+                "--dir",
+                self.dir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -328,8 +361,10 @@ def redis_server() -> Iterator[RedisServer]:
     """
     url = os.environ.get("BUTTERFLY_TEST_REDIS_URL")
     if url:
+
         class External:
             pass
+
         external = External()
         external.url = url  # type: ignore[attr-defined]
         yield external  # type: ignore[misc]

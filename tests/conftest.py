@@ -41,8 +41,9 @@ class ButterflyCLI:
         self.cwd = cwd
         self.plugin_dir = cwd / "plugin_modules"
         self.plugin_dir.mkdir(parents=True, exist_ok=True)
-        self.env = {key: value for key, value in os.environ.items()
-                    if not key.startswith("BUTTERFLY_") and key != "PYTHONPATH"}
+        self.env = {
+            key: value for key, value in os.environ.items() if not key.startswith("BUTTERFLY_") and key != "PYTHONPATH"
+        }
         self.env["BUTTERFLY_DISABLE_PLUGINS"] = ",".join(installed_plugin_names())
         self.env["PYTHONPATH"] = str(self.plugin_dir)
         self.env["PYTHONUNBUFFERED"] = "1"
@@ -59,18 +60,24 @@ class ButterflyCLI:
         """The full command line for ``butterfly args...``."""
         return [PYTHON, "-m", "kernel", *args]
 
-    def run(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run ``butterfly args...`` to completion; text output captured."""
-        return subprocess.run(self.argv(*args), cwd=self.cwd, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            self.argv(*args),
+            cwd=self.cwd,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start ``butterfly args...`` without waiting; output goes to ``cwd/proc.log``."""
         log = (self.cwd / "proc.log").open("ab")
         try:
-            return subprocess.Popen(self.argv(*args), cwd=self.cwd, env={**self.env, **(env or {})},
-                                    stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                self.argv(*args), cwd=self.cwd, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+            )
         finally:
             log.close()
 

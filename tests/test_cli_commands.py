@@ -95,8 +95,7 @@ def cli(butterfly_cli):
 def test_help_lists_every_builtin_command_and_plugin_commands(cli):
     result = cli.run("--help")
     assert result.returncode == 0
-    for command in ("run", "start", "stop", "restart", "status", "routes", "plugins", "config", "call",
-                    "calc-hello"):
+    for command in ("run", "start", "stop", "restart", "status", "routes", "plugins", "config", "call", "calc-hello"):
         assert f"    {command}" in result.stdout
     for command in ("run", "start", "stop", "restart", "status", "routes", "plugins", "config", "call"):
         sub = cli.run(command, "--help")
@@ -164,12 +163,10 @@ def test_call_converts_strings_by_type_hints_and_prints_pretty_json(cli):
 
 
 def test_call_values_are_strings_and_colon_equals_passes_json(cli):
-    result = cli.run("call", "/calc/echo", "s=1", "n:=1", "items:=[1, \"x\"]", "obj:={\"k\": null}",
-                     "flag:=true", "eq=a=b")
+    result = cli.run("call", "/calc/echo", "s=1", "n:=1", 'items:=[1, "x"]', 'obj:={"k": null}', "flag:=true", "eq=a=b")
     assert result.returncode == 0, result.stderr
     reply = json.loads(result.stdout)
-    assert reply["params"] == {"s": "1", "n": 1, "items": [1, "x"], "obj": {"k": None}, "flag": True,
-                               "eq": "a=b"}
+    assert reply["params"] == {"s": "1", "n": 1, "items": [1, "x"], "obj": {"k": None}, "flag": True, "eq": "a=b"}
     assert reply["source"] == "cli"
 
 
@@ -179,13 +176,16 @@ def test_call_json_params_and_key_value_override(cli):
     assert json.loads(result.stdout)["params"] == {"a": "override", "b": [2]}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/calc/echo", "novalue"], "expected key=value or key:=json"),
-    (["/calc/echo", "n:={bad"], "bad JSON for parameter 'n'"),
-    (["/calc/echo", "=x"], "the key is empty"),
-    (["/calc/echo", "--json-params", "[1]"], "--json-params must be a JSON object"),
-    (["/calc/echo", "--json-params", "{"], "--json-params is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/calc/echo", "novalue"], "expected key=value or key:=json"),
+        (["/calc/echo", "n:={bad"], "bad JSON for parameter 'n'"),
+        (["/calc/echo", "=x"], "the key is empty"),
+        (["/calc/echo", "--json-params", "[1]"], "--json-params must be a JSON object"),
+        (["/calc/echo", "--json-params", "{"], "--json-params is not valid JSON"),
+    ],
+)
 def test_call_bad_arguments_exit_2_with_a_clear_message(cli, args, message):
     result = cli.run("call", *args)
     assert result.returncode == 2

@@ -16,7 +16,7 @@ import pytest
 from kernel.daemon import is_server_alive, looks_like_server, read_pid
 from kernel.testing import free_port
 
-PING_PLUGIN = '''
+PING_PLUGIN = """
 import time
 from pathlib import Path
 from kernel import Response, hookimpl
@@ -40,16 +40,16 @@ def hold(request):
 def butterfly_register_routes(register):
     register("/daemon/ping", ping, kind="json")
     register("/daemon/hold", hold, kind="json")
-'''
+"""
 
-CRASH_PLUGIN = '''
+CRASH_PLUGIN = """
 from kernel import hookimpl
 
 
 @hookimpl
 def butterfly_startup(kernel):
     raise RuntimeError("database on fire: cannot start")
-'''
+"""
 
 
 @pytest.fixture

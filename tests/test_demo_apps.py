@@ -12,10 +12,10 @@ import os
 import re
 from pathlib import Path
 
-import butterfly_router.plugin
-import butterfly_trace.plugin
 import pytest
 
+import butterfly_router.plugin
+import butterfly_trace.plugin
 from kernel.testing import Client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,9 +28,10 @@ RANDSTR = re.compile(r"^[A-Za-z0-9()]+$")
 def demo_kernel(make_kernel):
     """A kernel serving the repo's handlers/ with router + trace; the root log level restored after."""
     level = logging.getLogger().level
-    kernel = make_kernel(plugins=[butterfly_router.plugin, butterfly_trace.plugin],
-                         settings={"router.handlers_dir": str(HANDLERS),
-                                   "router.static_dir": str(REPO / "static")})
+    kernel = make_kernel(
+        plugins=[butterfly_router.plugin, butterfly_trace.plugin],
+        settings={"router.handlers_dir": str(HANDLERS), "router.static_dir": str(REPO / "static")},
+    )
     yield kernel
     logging.getLogger().setLevel(level)
 
@@ -302,8 +303,11 @@ def test_loglevel_set_is_post_only(client):
 @pytest.mark.parametrize("path", ["/demo_log/loglevel_get", "/demo_log/loglevel_set", "/demo_template/log"])
 def test_admin_demos_refuse_remote_clients(client, path):
     before = logging.getLogger().level
-    reply = client.post(path, data={"level": "DEBUG"}, remote_addr="203.0.113.9") \
-        if path.endswith("_set") else client.get(path, remote_addr="203.0.113.9")
+    reply = (
+        client.post(path, data={"level": "DEBUG"}, remote_addr="203.0.113.9")
+        if path.endswith("_set")
+        else client.get(path, remote_addr="203.0.113.9")
+    )
     assert reply.status == 403
     assert reply.json()["stat"] == "ERR_FORBIDDEN"
     proxied = client.get(path, headers={"X-Forwarded-For": "203.0.113.9"})
@@ -319,8 +323,9 @@ def test_emit_reports_enabled_levels_and_writes_app_log(demo_kernel, client):
     assert client.get("/demo_log/emit?message=demo-line-2").json()["enabled"] == ["DEBUG", "INFO", "WARNING"]
     app_log = (Path(demo_kernel.log_dir) / "app.log").read_text(encoding="utf-8")
     assert "demo-line-2" in app_log
-    levels = {json.loads(line)["level"] for line in app_log.splitlines()
-              if "demo-line-2" in line and line.startswith("{")}
+    levels = {
+        json.loads(line)["level"] for line in app_log.splitlines() if "demo-line-2" in line and line.startswith("{")
+    }
     assert levels == {"debug", "info", "warning"}
     assert client.get("/demo_log/emit", query={"message": "x" * 201}).json()["stat"] == "ERR_BAD_PARAMS"
 

@@ -45,14 +45,18 @@ def quickstart_server(tmp_path):
     """``python -m kernel run --dev`` started from the repo root on a free port."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("BUTTERFLY_")}
-    env.update(BUTTERFLY_SERVER_PORT=str(port), BUTTERFLY_SERVER_DATA_DIR=str(tmp_path / "data"),
-               BUTTERFLY_SERVER_LOG_DIR=str(tmp_path / "logs"),
-               # NOTE: the store's default URL is relative to the working directory; keep
-               # the test's database out of the checkout (ignored when no store is installed).
-               BUTTERFLY_STORE_URL=f"sqlite:///{tmp_path}/data/butterfly.db")
-    output = open(tmp_path / "server.out", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "kernel", "run", "--dev"], cwd=REPO, env=env,
-                               stdout=output, stderr=subprocess.STDOUT)
+    env.update(
+        BUTTERFLY_SERVER_PORT=str(port),
+        BUTTERFLY_SERVER_DATA_DIR=str(tmp_path / "data"),
+        BUTTERFLY_SERVER_LOG_DIR=str(tmp_path / "logs"),
+        # NOTE: the store's default URL is relative to the working directory; keep
+        # the test's database out of the checkout (ignored when no store is installed).
+        BUTTERFLY_STORE_URL=f"sqlite:///{tmp_path}/data/butterfly.db",
+    )
+    output = open(tmp_path / "server.out", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernel", "run", "--dev"], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT

@@ -16,9 +16,10 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+import pytest
+
 import butterfly_router.plugin
 import butterfly_trace.plugin
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: (days ago, OK requests, ERR_BAD_PARAMS requests) written before the server starts.
@@ -33,10 +34,24 @@ def seed_history(log_dir: Path) -> None:
         day = (dt.datetime.now() - dt.timedelta(days=days_ago)).replace(hour=9, minute=30)
         for index in range(ok + bad):
             stat = "OK" if index < ok else "ERR_BAD_PARAMS"
-            lines.append({"time": day.isoformat(timespec="microseconds"), "ip": "127.0.0.1",
-                          "reqid": f"seed{days_ago}{index:04d}", "parent_reqid": None, "method": "GET",
-                          "path": "/demo_api/old_report", "status": 200 if stat == "OK" else 400, "stat": stat,
-                          "cost": 0.25, "user": None, "talk": {}, "params": {}, "error": None, "res": []})
+            lines.append(
+                {
+                    "time": day.isoformat(timespec="microseconds"),
+                    "ip": "127.0.0.1",
+                    "reqid": f"seed{days_ago}{index:04d}",
+                    "parent_reqid": None,
+                    "method": "GET",
+                    "path": "/demo_api/old_report",
+                    "status": 200 if stat == "OK" else 400,
+                    "stat": stat,
+                    "cost": 0.25,
+                    "user": None,
+                    "talk": {},
+                    "params": {},
+                    "error": None,
+                    "res": [],
+                }
+            )
     (log_dir / "acc.log").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
 
 
@@ -56,9 +71,9 @@ def png_facts(data: bytes) -> tuple[int, int, int]:
     width, height = struct.unpack(">II", data[16:24])
     position, idat = 8, b""
     while position < len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
         if kind == b"IDAT":
-            idat += data[position + 8:position + 8 + length]
+            idat += data[position + 8 : position + 8 + length]
         position += 12 + length
     return width, height, len(set(zlib.decompress(idat)))
 
@@ -66,11 +81,18 @@ def png_facts(data: bytes) -> tuple[int, int, int]:
 @pytest.mark.slow
 def test_report_page_in_chromium(make_kernel, live_server, chromium, tmp_path):
     seed_history(tmp_path / "logs")
-    kernel = make_kernel(plugins=[butterfly_router.plugin, butterfly_trace.plugin],
-                         settings={"router.handlers_dir": str(REPO / "handlers")})
+    kernel = make_kernel(
+        plugins=[butterfly_router.plugin, butterfly_trace.plugin],
+        settings={"router.handlers_dir": str(REPO / "handlers")},
+    )
     server = live_server(kernel)
-    traffic = {"/demo_api/hello?str_info=x": (5, 200), "/demo_api/hello": (2, 400),
-               "/demo_httpapi/teapot": (1, 418), "/demo_api/add?a=1&b=2": (2, 200), "/no/such/route": (1, 404)}
+    traffic = {
+        "/demo_api/hello?str_info=x": (5, 200),
+        "/demo_api/hello": (2, 400),
+        "/demo_httpapi/teapot": (1, 418),
+        "/demo_api/add?a=1&b=2": (2, 200),
+        "/no/such/route": (1, 404),
+    }
     for path, (times, status) in traffic.items():
         for _ in range(times):
             assert fetch(server.url + path) == status
@@ -101,8 +123,10 @@ def test_report_page_in_chromium(make_kernel, live_server, chromium, tmp_path):
         assert box["height"] > 20 and box["width"] > 10  # really drawn, not collapsed
 
         slices = page.locator("#chart-stats path.slice")
-        stats = {slices.nth(i).get_attribute("data-stat"): int(slices.nth(i).get_attribute("data-count"))
-                 for i in range(slices.count())}
+        stats = {
+            slices.nth(i).get_attribute("data-stat"): int(slices.nth(i).get_attribute("data-count"))
+            for i in range(slices.count())
+        }
         seeded_ok = sum(ok for _, ok, _ in HISTORY)
         seeded_bad = sum(bad for _, _, bad in HISTORY)
         assert stats == {"OK": seeded_ok + 7, "ERR_BAD_PARAMS": seeded_bad + 2, "418": 1, "ERR_NOT_FOUND": 1}
@@ -112,8 +136,13 @@ def test_report_page_in_chromium(make_kernel, live_server, chromium, tmp_path):
         rows = page.locator("#chart-slowest g.cost-row")
         paths = [rows.nth(i).get_attribute("data-path") for i in range(rows.count())]
         assert paths[0] == "/demo_api/old_report"  # 250 ms each: the slowest by far
-        assert set(paths) == {"/demo_api/old_report", "/demo_api/hello", "/demo_httpapi/teapot",
-                              "/demo_api/add", "/no/such/route"}
+        assert set(paths) == {
+            "/demo_api/old_report",
+            "/demo_api/hello",
+            "/demo_httpapi/teapot",
+            "/demo_api/add",
+            "/no/such/route",
+        }
         widths = [float(rows.nth(i).locator("rect.cost-bar").get_attribute("width")) for i in range(rows.count())]
         assert widths == sorted(widths, reverse=True) and widths[0] == 260
 

@@ -9,10 +9,10 @@ import math
 import re
 from pathlib import Path
 
-import butterfly_router.plugin
-import butterfly_trace.plugin
 import pytest
 
+import butterfly_router.plugin
+import butterfly_trace.plugin
 from butterfly_trace.access import render_console
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,16 +21,34 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def modules(make_kernel):
     """``(report, charts)`` imported the way the router imports the app (package ``handlers``)."""
-    make_kernel(plugins=[butterfly_router.plugin, butterfly_trace.plugin],
-                settings={"router.handlers_dir": str(REPO / "handlers")})
-    return (importlib.import_module("handlers.demo_template.report"),
-            importlib.import_module("handlers.demo_template.charts"))
+    make_kernel(
+        plugins=[butterfly_router.plugin, butterfly_trace.plugin],
+        settings={"router.handlers_dir": str(REPO / "handlers")},
+    )
+    return (
+        importlib.import_module("handlers.demo_template.report"),
+        importlib.import_module("handlers.demo_template.charts"),
+    )
 
 
 def record(day: str, path: str = "/demo_api/hello", stat: str = "OK", cost: float = 0.001, **extra) -> dict:
-    return {"time": f"{day}T10:00:00.000001", "ip": "127.0.0.1", "reqid": "r" + day, "parent_reqid": None,
-            "method": "GET", "path": path, "status": 200, "stat": stat, "cost": cost, "user": None,
-            "talk": {}, "params": {}, "error": None, "res": [], **extra}
+    return {
+        "time": f"{day}T10:00:00.000001",
+        "ip": "127.0.0.1",
+        "reqid": "r" + day,
+        "parent_reqid": None,
+        "method": "GET",
+        "path": path,
+        "status": 200,
+        "stat": stat,
+        "cost": cost,
+        "user": None,
+        "talk": {},
+        "params": {},
+        "error": None,
+        "res": [],
+        **extra,
+    }
 
 
 def write_log(path: Path, records: list[dict], tail: str = "") -> Path:
@@ -40,8 +58,12 @@ def write_log(path: Path, records: list[dict], tail: str = "") -> Path:
 
 def test_report_counts_days_stats_and_slowest_paths(modules, tmp_path):
     report_module, _ = modules
-    records = ([record("2024-05-01")] * 3 + [record("2024-05-02", stat="ERR_BAD_PARAMS", cost=0.004)] * 2
-               + [record("2024-05-02", path="/slow", cost=0.5)] + [record("2024-05-03", path="/demo_template/log")])
+    records = (
+        [record("2024-05-01")] * 3
+        + [record("2024-05-02", stat="ERR_BAD_PARAMS", cost=0.004)] * 2
+        + [record("2024-05-02", path="/slow", cost=0.5)]
+        + [record("2024-05-03", path="/demo_template/log")]
+    )
     report = report_module.build_report(write_log(tmp_path / "acc.log", records))
     assert report.exists and report.total == 6 and report.errors == 2
     assert report.per_day == [("2024-05-01", 3, 0), ("2024-05-02", 3, 2)]  # the report page is skipped
@@ -58,8 +80,13 @@ def test_report_fills_quiet_days_with_zeros(modules, tmp_path):
     report_module, _ = modules
     records = [record("2024-02-27"), record("2024-03-02", stat="ERR")]
     report = report_module.build_report(write_log(tmp_path / "acc.log", records))
-    assert report.per_day == [("2024-02-27", 1, 0), ("2024-02-28", 0, 0), ("2024-02-29", 0, 0),
-                              ("2024-03-01", 0, 0), ("2024-03-02", 1, 1)]
+    assert report.per_day == [
+        ("2024-02-27", 1, 0),
+        ("2024-02-28", 0, 0),
+        ("2024-02-29", 0, 0),
+        ("2024-03-01", 0, 0),
+        ("2024-03-02", 1, 1),
+    ]
     spread = [record("2023-01-01"), record("2024-01-01")]
     report = report_module.build_report(write_log(tmp_path / "acc.log", spread), max_days=7)
     assert [day for day, _, _ in report.per_day] == [f"2023-12-{d}" for d in range(26, 32)] + ["2024-01-01"]
@@ -77,8 +104,11 @@ def test_report_keeps_only_the_most_recent_days(modules, tmp_path):
 
 def test_report_skips_garbage_lines_and_a_partial_last_line(modules, tmp_path):
     report_module, _ = modules
-    path = write_log(tmp_path / "acc.log", [record("2024-05-01")],
-                     tail='not json\n[1, 2]\n{"no_path": 1}\n\xff\n{"time": "2024-05-01T1')
+    path = write_log(
+        tmp_path / "acc.log",
+        [record("2024-05-01")],
+        tail='not json\n[1, 2]\n{"no_path": 1}\n\xff\n{"time": "2024-05-01T1',
+    )
     path.write_bytes(path.read_bytes().replace("ÿ".encode(), b"\xff"))
     report = report_module.build_report(path)
     assert report.total == 1
@@ -99,9 +129,12 @@ def test_report_reads_only_the_tail(modules, tmp_path):
 
 def test_report_reads_the_console_format_of_run_dev(modules, tmp_path):
     report_module, _ = modules
-    lines = [render_console(record("2024-05-01", path="/a b", stat="ERR_X", error="bad = thing", cost=0.25,
-                                   params={"q": "two words"})),
-             render_console(record("2024-05-02", parent_reqid="P1"))]
+    lines = [
+        render_console(
+            record("2024-05-01", path="/a b", stat="ERR_X", error="bad = thing", cost=0.25, params={"q": "two words"})
+        ),
+        render_console(record("2024-05-02", parent_reqid="P1")),
+    ]
     path = tmp_path / "acc.log"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = report_module.build_report(path)
@@ -128,8 +161,12 @@ def test_report_folds_rare_stats_into_other(modules, tmp_path):
 
 def test_report_tolerates_odd_field_types(modules, tmp_path):
     report_module, _ = modules
-    odd = [record("2024-05-01", cost="0.5"), record("2024-05-01", cost=None), {"path": "/x", "time": 1714557600},
-           {"path": "/y", "time": "yesterday", "stat": None}]
+    odd = [
+        record("2024-05-01", cost="0.5"),
+        record("2024-05-01", cost=None),
+        {"path": "/x", "time": 1714557600},
+        {"path": "/y", "time": "yesterday", "stat": None},
+    ]
     report = report_module.build_report(write_log(tmp_path / "acc.log", odd))
     assert report.total == 4
     assert sum(total for _, total, _ in report.per_day) == 3  # "yesterday" has no day

@@ -26,8 +26,7 @@ def server(tmp_path_factory):
     """One live waitress server for the module (the cases do not share state)."""
     from kernel.testing import LiveServer, build_kernel
 
-    kernel = build_kernel(tmp_path_factory.mktemp("e2e"), [(EchoPlugin(), "echo")],
-                          {"server.max_body": MAX_BODY})
+    kernel = build_kernel(tmp_path_factory.mktemp("e2e"), [(EchoPlugin(), "echo")], {"server.max_body": MAX_BODY})
     live = LiveServer(kernel).start()
     yield live
     live.stop()
@@ -48,8 +47,14 @@ def exchange(port: int, raw: bytes, *, read_all: bool = True) -> tuple[int, dict
             data += chunk
             if not read_all and b"\r\n\r\n" in data:
                 head, _, rest = data.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), None)
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    None,
+                )
                 if length is not None and len(rest) >= length:
                     break
     head, _, body = data.partition(b"\r\n\r\n")
@@ -65,8 +70,16 @@ def get(path: str, extra: bytes = b"") -> bytes:
 
 
 def post(path: str, body: bytes, content_type: bytes = b"application/json") -> bytes:
-    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: "
-            + content_type + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: "
+        + content_type
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def assert_still_serving(port: int) -> None:
@@ -84,14 +97,20 @@ CASES = {
     "bad json body": (post("/e2e/echo", b'{"a": 1,'), 400),
     "json body not an object": (post("/e2e/echo", b"[1, 2]"), 400),
     "form body not utf-8": (post("/e2e/echo", b"a=\xff\xfe", b"application/x-www-form-urlencoded"), 400),
-    "chunked garbage": (b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-                        b"Content-Type: application/json\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
-    "chunked body over max_body": (b"POST /e2e/size HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                   + (b"400\r\n" + b"x" * 0x400 + b"\r\n") * 2 + b"0\r\n\r\n", 413),
+    "chunked garbage": (
+        b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/json\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        400,
+    ),
+    "chunked body over max_body": (
+        b"POST /e2e/size HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + (b"400\r\n" + b"x" * 0x400 + b"\r\n") * 2
+        + b"0\r\n\r\n",
+        413,
+    ),
     "bad content-length": (b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400),
     "negative content-length": (b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),
-    "unsupported transfer-encoding": (b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
-                                      501),
+    "unsupported transfer-encoding": (b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
 }
 
 
@@ -126,8 +145,10 @@ def test_invalid_utf8_in_query_is_replaced_not_fatal(server):
 def test_huge_content_length_gets_413_without_the_body_being_read(server):
     # Declares 100 MB but sends a few bytes: a server waiting for the body would hang
     # until the socket timeout; the 413 must come from the headers alone.
-    raw = (b"POST /e2e/size HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-           b"Content-Length: 104857600\r\n\r\n{\"a\": 1")
+    raw = (
+        b"POST /e2e/size HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 104857600\r\n\r\n{"a": 1'
+    )
     status, _, body = exchange(server.port, raw, read_all=False)
     assert status == 413
     assert b"Traceback" not in body
@@ -137,15 +158,18 @@ def test_huge_content_length_gets_413_without_the_body_being_read(server):
 def test_body_of_exactly_max_body_is_accepted_one_more_byte_is_not(server):
     status, _, body = exchange(server.port, post("/e2e/size", b"x" * MAX_BODY, b"application/octet-stream"))
     assert (status, json.loads(body)) == (200, {"stat": "OK", "size": MAX_BODY})
-    status, _, _ = exchange(server.port, post("/e2e/size", b"x" * (MAX_BODY + 1), b"application/octet-stream"),
-                            read_all=False)
+    status, _, _ = exchange(
+        server.port, post("/e2e/size", b"x" * (MAX_BODY + 1), b"application/octet-stream"), read_all=False
+    )
     assert status == 413
     assert_still_serving(server.port)
 
 
 def test_keep_alive_connection_survives_an_application_error(server):
-    pipelined = (b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1\r\n"
-                 b"\r\n{" + get("/e2e/ping"))
+    pipelined = (
+        b"POST /e2e/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1\r\n"
+        b"\r\n{" + get("/e2e/ping")
+    )
     with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
         sock.sendall(pipelined)
         data = b""

@@ -11,8 +11,11 @@ import pytest
 from kernel import Forbidden, Response, hookimpl, hookspec, hookspecs
 from kernel.testing import Client
 
-SPECS = {name: func for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
-         if func.__module__ == hookspecs.__name__}
+SPECS = {
+    name: func
+    for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
+    if func.__module__ == hookspecs.__name__
+}
 
 
 def test_there_are_hookspecs():
@@ -133,8 +136,12 @@ def test_every_kernel_hook_is_called_in_order_with_the_right_arguments(make_kern
     kernel = make_kernel(plugins=[(recorder, "recorder")])
 
     # construction: specs → settings → configure → routes
-    assert recorder.names() == ["butterfly_add_hookspecs", "butterfly_add_settings", "butterfly_configure",
-                                "butterfly_register_routes"]
+    assert recorder.names() == [
+        "butterfly_add_hookspecs",
+        "butterfly_add_settings",
+        "butterfly_configure",
+        "butterfly_register_routes",
+    ]
     calls = dict(recorder.calls)
     assert calls["butterfly_add_hookspecs"]["pluginmanager"] is kernel.pm
     assert calls["butterfly_add_settings"]["settings"] is kernel.settings
@@ -150,8 +157,12 @@ def test_every_kernel_hook_is_called_in_order_with_the_right_arguments(make_kern
     del recorder.calls[:]
     reply = client.get("/rec/ok")
     assert reply.status == 200 and reply.headers["x-recorded"] == "yes"
-    assert recorder.names() == ["butterfly_request_started", "butterfly_authorize",
-                                "butterfly_response_headers", "butterfly_request_finished"]
+    assert recorder.names() == [
+        "butterfly_request_started",
+        "butterfly_authorize",
+        "butterfly_response_headers",
+        "butterfly_request_finished",
+    ]
     request = recorder.calls[0][1]["request"]
     assert recorder.calls[0][1]["path"] == "/rec/ok"
     assert all(kwargs["request"] is request for _, kwargs in recorder.calls)
@@ -161,8 +172,13 @@ def test_every_kernel_hook_is_called_in_order_with_the_right_arguments(make_kern
     del recorder.calls[:]
     reply = client.get("/rec/boom")
     assert reply.status == 500 and reply.json() == {"stat": "ERR_RECORDED", "kind": "LookupError"}
-    assert recorder.names() == ["butterfly_request_started", "butterfly_authorize", "butterfly_handle_error",
-                                "butterfly_response_headers", "butterfly_request_finished"]
+    assert recorder.names() == [
+        "butterfly_request_started",
+        "butterfly_authorize",
+        "butterfly_handle_error",
+        "butterfly_response_headers",
+        "butterfly_request_finished",
+    ]
     exc = recorder.calls[2][1]["exc"]
     assert isinstance(exc, LookupError) and str(exc) == "boom"
 
@@ -170,8 +186,12 @@ def test_every_kernel_hook_is_called_in_order_with_the_right_arguments(make_kern
     reply = client.get("/rec/denied")
     assert reply.status == 403 and reply.json() == {"stat": "ERR_FORBIDDEN"}
     assert reply.headers["x-reason"] == "recorder says no"
-    assert recorder.names() == ["butterfly_request_started", "butterfly_authorize",
-                                "butterfly_response_headers", "butterfly_request_finished"]
+    assert recorder.names() == [
+        "butterfly_request_started",
+        "butterfly_authorize",
+        "butterfly_response_headers",
+        "butterfly_request_finished",
+    ]
 
     del recorder.calls[:]
     assert kernel.hook.butterfly_health(kernel=kernel) == [{"recorder": (True, "fine")}]
@@ -197,11 +217,19 @@ def test_in_process_calls_run_the_same_request_hooks(make_kernel):
     del recorder.calls[:]
     response = kernel.call("/rec/ok", {"a": 1}, source="mq", parent_reqid="parent-1")
     assert response.data == {"stat": "OK"}
-    assert recorder.names() == ["butterfly_request_started", "butterfly_authorize",
-                                "butterfly_response_headers", "butterfly_request_finished"]
+    assert recorder.names() == [
+        "butterfly_request_started",
+        "butterfly_authorize",
+        "butterfly_response_headers",
+        "butterfly_request_finished",
+    ]
     request = recorder.calls[0][1]["request"]
-    assert (request.source, request.method, request.parent_reqid, request.params) == \
-        ("mq", "QUEUE", "parent-1", {"a": 1})
+    assert (request.source, request.method, request.parent_reqid, request.params) == (
+        "mq",
+        "QUEUE",
+        "parent-1",
+        {"a": 1},
+    )
 
 
 def test_optional_hook_of_an_absent_plugin_does_not_fail_startup(make_kernel):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-THIRD_PARTY = '''
+THIRD_PARTY = """
 from pathlib import Path
 from kernel import Response, hookimpl
 
@@ -38,20 +38,19 @@ def butterfly_add_settings(settings):
 @hookimpl
 def butterfly_register_routes(register):
     register("/thirdparty/greet", greet, kind="json")
-'''
+"""
 
-MISSPELLED = '''
+MISSPELLED = """
 from kernel import hookimpl
 
 
 @hookimpl
 def butterfly_reqest_started(request):
     pass
-'''
+"""
 
 
-def install_distribution(site: Path, dist: str, version: str, module: str, source: str,
-                         entry_point: str) -> None:
+def install_distribution(site: Path, dist: str, version: str, module: str, source: str, entry_point: str) -> None:
     """Lay out an installed distribution in ``site`` (what pip does for a wheel)."""
     site.mkdir(parents=True, exist_ok=True)
     (site / f"{module}.py").write_text(textwrap.dedent(source))
@@ -79,11 +78,16 @@ def plugins_of(result) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_installed_plugin_is_listed_serves_its_route_and_reads_its_settings(cli):
-    install_distribution(cli.site, "butterfly-thirdparty-demo", "2.5.1", "bfly_thirdparty_demo", THIRD_PARTY,
-                         "thirdparty")
+    install_distribution(
+        cli.site, "butterfly-thirdparty-demo", "2.5.1", "bfly_thirdparty_demo", THIRD_PARTY, "thirdparty"
+    )
     row = plugins_of(cli.run("plugins", "--json"))["thirdparty"]
-    assert (row["dist"], row["version"], row["status"], row["module"]) == \
-        ("butterfly-thirdparty-demo", "2.5.1", "enabled", "bfly_thirdparty_demo")
+    assert (row["dist"], row["version"], row["status"], row["module"]) == (
+        "butterfly-thirdparty-demo",
+        "2.5.1",
+        "enabled",
+        "bfly_thirdparty_demo",
+    )
     assert Path(row["location"]) == cli.site
 
     called = cli.run("call", "/thirdparty/greet", env={"BUTTERFLY_THIRDPARTY_TIMES": "3"})
@@ -98,8 +102,9 @@ def test_installed_plugin_is_listed_serves_its_route_and_reads_its_settings(cli)
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["env", "config"])
 def test_disabled_plugin_is_never_imported(cli, how):
-    install_distribution(cli.site, "butterfly-thirdparty-demo", "2.5.1", "bfly_thirdparty_demo", THIRD_PARTY,
-                         "thirdparty")
+    install_distribution(
+        cli.site, "butterfly-thirdparty-demo", "2.5.1", "bfly_thirdparty_demo", THIRD_PARTY, "thirdparty"
+    )
     # its section in the config file is ignored while it is off
     config = "[thirdparty]\ngreeting = 'ignored'\n"
     if how == "env":
@@ -133,7 +138,7 @@ def test_misspelled_hook_fails_startup_naming_it(cli):
     install_distribution(cli.site, "butterfly-typo", "0.1", "bfly_typo", MISSPELLED, "typo")
     result = cli.run("routes")
     assert result.returncode == 1
-    assert result.stderr.startswith('butterfly: error: plugin "typo": unknown hook \'butterfly_reqest_started\'')
+    assert result.stderr.startswith("butterfly: error: plugin \"typo\": unknown hook 'butterfly_reqest_started'")
     assert "Traceback" not in result.stderr
 
 
@@ -144,8 +149,9 @@ def test_the_builtin_kernel_plugin_cannot_be_disabled(cli):
 
 
 def test_broken_installed_plugin_names_its_distribution(cli):
-    install_distribution(cli.site, "butterfly-broken", "0.3", "bfly_broken", "raise ImportError('no libfoo')\n",
-                         "broken")
+    install_distribution(
+        cli.site, "butterfly-broken", "0.3", "bfly_broken", "raise ImportError('no libfoo')\n", "broken"
+    )
     result = cli.run("routes")
     assert result.returncode == 1
     assert 'error importing plugin "broken" from butterfly-broken 0.3: no libfoo' in result.stderr

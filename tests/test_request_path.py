@@ -64,8 +64,7 @@ def test_hooks_run_in_order(make_kernel):
     reply = client.get("/t/ok/")
     assert reply.json() == {"stat": "OK", "n": 1}
     assert reply.headers["x-test"] == "1"
-    assert recorder.events == [("started", "/t/ok/"), ("authorize", "/t/ok"), ("headers", 200),
-                               ("finished", 200)]
+    assert recorder.events == [("started", "/t/ok/"), ("authorize", "/t/ok"), ("headers", 200), ("finished", 200)]
 
 
 def test_handler_exception_is_a_bare_500(make_kernel):

@@ -12,7 +12,7 @@ import pytest
 from kernel.testing import free_port
 
 # A handler that blocks until the test opens the gate (no sleeps: the test decides).
-GATE_PLUGIN = '''
+GATE_PLUGIN = """
 import time
 from pathlib import Path
 from kernel import Response, hookimpl
@@ -42,7 +42,7 @@ def butterfly_register_routes(register):
 @hookimpl
 def butterfly_shutdown(kernel):
     (Path("gate") / "plugin_shutdown").touch()
-'''
+"""
 
 DEADLINE = 20
 

@@ -27,8 +27,7 @@ def raw_app(environ, start_response):
     values = parse_qs(environ.get("QUERY_STRING", "")).get("str_info")
     if not values:
         body = b'{"stat":"ERR_BAD_PARAMS"}'
-        start_response("400 Bad Request", [("Content-Type", "application/json"),
-                                           ("Content-Length", str(len(body)))])
+        start_response("400 Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
     body = json.dumps({"stat": "OK", "str_info": values[0]}, separators=(",", ":")).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

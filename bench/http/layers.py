@@ -21,24 +21,38 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import apps  # noqa: E402 - a sibling script, not a package
-import butterfly_router.plugin as router  # noqa: E402
-import butterfly_trace.plugin as trace  # noqa: E402
+import apps
 
-from kernel import Response, hookimpl, logs  # noqa: E402
-from kernel.testing import build_kernel  # noqa: E402
+import butterfly_router.plugin as router
+import butterfly_trace.plugin as trace
+from kernel import Response, hookimpl, logs
+from kernel.testing import build_kernel
 
 HANDLERS = str(Path(__file__).resolve().parents[2] / "handlers")
 
 
 def environ() -> dict:
     """A WSGI environ like the one waitress builds for wrk's request."""
-    return {"REQUEST_METHOD": "GET", "PATH_INFO": "/demo_api/hello", "QUERY_STRING": "str_info=x",
-            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8585", "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1", "REMOTE_HOST": "127.0.0.1", "REMOTE_PORT": "5555",
-            "HTTP_HOST": "127.0.0.1:8585", "HTTP_USER_AGENT": "wrk", "wsgi.input": io.BytesIO(b""),
-            "wsgi.url_scheme": "http", "wsgi.multithread": True, "wsgi.input_terminated": True,
-            "wsgi.version": (1, 0), "wsgi.multiprocess": False, "wsgi.run_once": False}
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/demo_api/hello",
+        "QUERY_STRING": "str_info=x",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8585",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_HOST": "127.0.0.1",
+        "REMOTE_PORT": "5555",
+        "HTTP_HOST": "127.0.0.1:8585",
+        "HTTP_USER_AGENT": "wrk",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": True,
+        "wsgi.input_terminated": True,
+        "wsgi.version": (1, 0),
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
 
 
 def start_response(status, headers, exc_info=None):
@@ -64,8 +78,9 @@ class BareRoute:
     @hookimpl
     def butterfly_register_routes(self, register):
         """``/demo_api/hello`` as a plain ``request -> Response`` endpoint."""
-        register("/demo_api/hello",
-                 lambda request: Response.json({"stat": "OK", "str_info": request.query["str_info"]}))
+        register(
+            "/demo_api/hello", lambda request: Response.json({"stat": "OK", "str_info": request.query["str_info"]})
+        )
 
 
 def kernel(plugins, **settings):
@@ -86,8 +101,10 @@ def main() -> int:
         ("raw WSGI callable", apps.raw_app),
         ("kernel, no plugins, one Response.json route", kernel([BareRoute()])),
         ("kernel + router (demo_api.hello)", kernel([router])),
-        ("+ trace, access log and metrics off", kernel([router, trace], **{"trace.access_log": False,
-                                                                           "trace.metrics": False})),
+        (
+            "+ trace, access log and metrics off",
+            kernel([router, trace], **{"trace.access_log": False, "trace.metrics": False}),
+        ),
         ("+ trace metrics", kernel([router, trace], **{"trace.access_log": False})),
         ("+ trace access log (the benchmarked configuration)", full),
     ]

@@ -39,7 +39,7 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apps import PATH  # noqa: E402 - a sibling script, not a package
+from apps import PATH
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "bench" / "README.md"
@@ -96,31 +96,42 @@ def make_servers(args: argparse.Namespace, work: Path) -> list[Server]:
     variants = [("butterfly", False)] + ([("butterfly-all", True)] if args.all_plugins else [])
     for name, all_plugins in variants:
         port = free_port()
-        env = dict(base_env,
-                   BUTTERFLY_SERVER_PORT=str(port), BUTTERFLY_SERVER_THREADS=str(args.threads),
-                   BUTTERFLY_SERVER_LOG_DIR=str(work / name / "logs"),
-                   BUTTERFLY_SERVER_DATA_DIR=str(work / name / "data"),
-                   BUTTERFLY_DISABLE_PLUGINS=butterfly_plugins_to_disable(all_plugins),
-                   BUTTERFLY_TRACE_ACCESS_LOG="true")
+        env = dict(
+            base_env,
+            BUTTERFLY_SERVER_PORT=str(port),
+            BUTTERFLY_SERVER_THREADS=str(args.threads),
+            BUTTERFLY_SERVER_LOG_DIR=str(work / name / "logs"),
+            BUTTERFLY_SERVER_DATA_DIR=str(work / name / "data"),
+            BUTTERFLY_DISABLE_PLUGINS=butterfly_plugins_to_disable(all_plugins),
+            BUTTERFLY_TRACE_ACCESS_LOG="true",
+        )
         servers.append(Server(name, [*pin, python, "-m", "kernel", "run"], env, port))
     for name in ("raw", "flask"):
         port = free_port()
-        argv = [*pin, python, str(Path(__file__).with_name("serve.py")), name, "--port", str(port),
-                "--threads", str(args.threads)]
+        argv = [
+            *pin,
+            python,
+            str(Path(__file__).with_name("serve.py")),
+            name,
+            "--port",
+            str(port),
+            "--threads",
+            str(args.threads),
+        ]
         servers.append(Server(name, argv, dict(base_env), port))
     return servers
 
 
 def start(server: Server, work: Path) -> None:
     """Start ``server`` and wait until it answers the benchmarked URL correctly."""
-    log = open(work / f"{server.name}.out", "wb")  # noqa: SIM115 - closed with the process
-    server.process = subprocess.Popen(server.argv, cwd=REPO, env=server.env, stdout=log,
-                                      stderr=subprocess.STDOUT)
+    log = open(work / f"{server.name}.out", "wb")
+    server.process = subprocess.Popen(server.argv, cwd=REPO, env=server.env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise SystemExit(f"{server.name} exited with {server.process.returncode}; "
-                             f"see {work / (server.name + '.out')}")
+            raise SystemExit(
+                f"{server.name} exited with {server.process.returncode}; see {work / (server.name + '.out')}"
+            )
         try:
             with urllib.request.urlopen(server.url, timeout=2) as reply:
                 body = json.loads(reply.read())
@@ -163,8 +174,16 @@ def parse_wrk(output: str) -> tuple[float, float, int]:
 
 def load(server: Server, args: argparse.Namespace, seconds: int) -> tuple[float, float, int]:
     """Run wrk against ``server`` on the client CPU for ``seconds``."""
-    argv = ["taskset", "-c", str(args.client_cpu), args.wrk, "-t1", f"-c{args.connections}",
-            f"-d{seconds}s", server.url]
+    argv = [
+        "taskset",
+        "-c",
+        str(args.client_cpu),
+        args.wrk,
+        "-t1",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        server.url,
+    ]
     completed = subprocess.run(argv, capture_output=True, text=True, check=True)
     return parse_wrk(completed.stdout)
 
@@ -189,8 +208,10 @@ def machine() -> str:
     except OSError:
         pass
     versions = ", ".join(f"{dist} {metadata.version(dist)}" for dist in ("waitress", "Flask"))
-    return (f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, {versions}")
+    return (
+        f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, {versions}"
+    )
 
 
 def load_average() -> str:
@@ -220,9 +241,11 @@ def results_markdown(servers: list[Server], args: argparse.Namespace, notes: lis
     for server in servers:
         median = statistics.median(server.rps)
         rounds = " ".join(f"{value:,.0f}" for value in server.rps)
-        lines.append(f"| {server.name} | {median:,.0f} | {rounds} | "
-                     f"{statistics.median(server.latency_ms):.2f} ms | {median / raw_median:.2f}× | "
-                     f"{median / flask_median:.2f}× |")
+        lines.append(
+            f"| {server.name} | {median:,.0f} | {rounds} | "
+            f"{statistics.median(server.latency_ms):.2f} ms | {median / raw_median:.2f}× | "
+            f"{median / flask_median:.2f}× |"
+        )
     lines += ["", *notes]
     return "\n".join(lines)
 
@@ -251,8 +274,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
-    parser.add_argument("--all-plugins", action="store_true",
-                        help="also measure Butterfly with every installed plugin enabled")
+    parser.add_argument(
+        "--all-plugins", action="store_true", help="also measure Butterfly with every installed plugin enabled"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/README.md alone")
     return parser.parse_args(argv)
 
@@ -280,15 +304,20 @@ def main(argv: list[str] | None = None) -> int:
                 server.rps.append(rps)
                 server.latency_ms.append(latency)
                 server.bad_responses += bad
-                print(f"round {round_index + 1}/{args.rounds} {server.name:14} {rps:10,.0f} req/s "
-                      f"{latency:7.2f} ms{'  BAD RESPONSES: ' + str(bad) if bad else ''}", flush=True)
+                print(
+                    f"round {round_index + 1}/{args.rounds} {server.name:14} {rps:10,.0f} req/s "
+                    f"{latency:7.2f} ms{'  BAD RESPONSES: ' + str(bad) if bad else ''}",
+                    flush=True,
+                )
     finally:
         for server in servers:
             stop(server)
     lines = access_log_lines(work, "butterfly")
-    notes = [f"Butterfly wrote {lines:,} access-log lines during the run (access log on). "
-             f"Load average (1 min) before/after the run: {load_before} / {load_average()} "
-             f"on {os.cpu_count()} CPUs."]
+    notes = [
+        f"Butterfly wrote {lines:,} access-log lines during the run (access log on). "
+        f"Load average (1 min) before/after the run: {load_before} / {load_average()} "
+        f"on {os.cpu_count()} CPUs."
+    ]
     for server in servers:
         if server.bad_responses:
             notes.append(f"**{server.name}: {server.bad_responses} non-2xx responses or socket errors.**")

@@ -9,7 +9,7 @@ from pathlib import Path
 from waitress import create_server
 
 sys.path.insert(0, str(Path(__file__).parent))
-import apps  # noqa: E402 - a sibling script, not a package
+import apps
 
 
 def main() -> int:
@@ -21,8 +21,15 @@ def main() -> int:
     args = parser.parse_args()
     app = apps.raw_app if args.app == "raw" else apps.flask_app()
     # NOTE: the same waitress knobs kernel/server.py uses, so only the app differs.
-    server = create_server(app, host="127.0.0.1", port=args.port, threads=args.threads, ident="",
-                           connection_limit=1000, channel_timeout=120)
+    server = create_server(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        threads=args.threads,
+        ident="",
+        connection_limit=1000,
+        channel_timeout=120,
+    )
     server.run()
     return 0
 

@@ -37,7 +37,6 @@ import redis  # noqa: E402
 from kernel import Response, hookimpl  # noqa: E402
 from kernel.testing import RedisServer, build_kernel  # noqa: E402
 
-
 ROUND_TRIPS = {"n": 0}
 _send_packed = redis.connection.AbstractConnection.send_packed_command
 
@@ -54,8 +53,7 @@ redis.connection.AbstractConnection.send_packed_command = _counting_send
 
 def redis_work(client: redis.Redis) -> tuple[int, int]:
     """(client round trips so far, Redis commands so far incl. those run inside Lua)."""
-    every = sum(stats["calls"] for name, stats in client.info("commandstats").items()
-                if name not in ("cmdstat_info",))
+    every = sum(stats["calls"] for name, stats in client.info("commandstats").items() if name not in ("cmdstat_info",))
     return ROUND_TRIPS["n"], every
 
 
@@ -65,7 +63,7 @@ class Meter:
     def __init__(self, client: redis.Redis, count: int) -> None:
         self.client, self.count = client, count
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.work0 = redis_work(self.client)
         self.t0 = time.perf_counter()
         return self
@@ -99,9 +97,18 @@ def bench_butterfly(url: str, client: redis.Redis, count: int, tmp: Path) -> dic
     with Meter(client, count) as enq:
         for _ in range(count):
             enqueue("/bench/noop", {}, redis_url=url, prefix=prefix)
-    kernel = build_kernel(tmp, [butterfly_mq.plugin, NoopApp()], {
-        "mq.redis_url": url, "mq.prefix": prefix, "mq.workers": 8, "mq.batch_size": 64,
-        "mq.heartbeat_interval": 60, "mq.cleanup_interval": 3600})
+    kernel = build_kernel(
+        tmp,
+        [butterfly_mq.plugin, NoopApp()],
+        {
+            "mq.redis_url": url,
+            "mq.prefix": prefix,
+            "mq.workers": 8,
+            "mq.batch_size": 64,
+            "mq.heartbeat_interval": 60,
+            "mq.cleanup_interval": 3600,
+        },
+    )
     queue = Queue(client, "/bench/noop", prefix)
     with Meter(client, count) as drain:
         kernel.startup()
@@ -231,16 +238,20 @@ def main() -> int:
         server.stop()
 
     print(f"\nMedians of {args.runs} runs, {args.messages:,} no-op messages, one instance, same redis-server\n")
-    print("| system | enqueue msg/s | drain msg/s | enqueue round trips / commands per msg "
-          "| drain round trips / commands per msg |")
+    print(
+        "| system | enqueue msg/s | drain msg/s | enqueue round trips / commands per msg "
+        "| drain round trips / commands per msg |"
+    )
     print("|---|---:|---:|---|---|")
     for name, results in rows.items():
         enq = f"{median(results, 'enqueue', 'rate'):,.0f}"
         drain = f"{median(results, 'drain', 'rate'):,.0f}" if "drain" in results[0] else "-"
-        enq_work = (f"{median(results, 'enqueue', 'top_per_msg'):.2f} / "
-                    f"{median(results, 'enqueue', 'all_per_msg'):.2f}")
-        drain_work = (f"{median(results, 'drain', 'top_per_msg'):.2f} / {median(results, 'drain', 'all_per_msg'):.2f}"
-                      if "drain" in results[0] else "-")
+        enq_work = f"{median(results, 'enqueue', 'top_per_msg'):.2f} / {median(results, 'enqueue', 'all_per_msg'):.2f}"
+        drain_work = (
+            f"{median(results, 'drain', 'top_per_msg'):.2f} / {median(results, 'drain', 'all_per_msg'):.2f}"
+            if "drain" in results[0]
+            else "-"
+        )
         print(f"| {name} | {enq} | {drain} | {enq_work} | {drain_work} |")
     if "butterfly" in rows:
         ours = rows["butterfly"]
@@ -248,7 +259,9 @@ def main() -> int:
         for name in rows:
             if name == "butterfly":
                 continue
-            line = f"  vs {name}: enqueue {median(ours, 'enqueue', 'rate') / median(rows[name], 'enqueue', 'rate'):.2f}x"
+            line = (
+                f"  vs {name}: enqueue {median(ours, 'enqueue', 'rate') / median(rows[name], 'enqueue', 'rate'):.2f}x"
+            )
             if "drain" in rows[name][0]:
                 line += f", drain {median(ours, 'drain', 'rate') / median(rows[name], 'drain', 'rate'):.2f}x"
             print(line)

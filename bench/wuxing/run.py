@@ -51,9 +51,24 @@ def pin(cpu: int | None) -> list[str]:
 def start(name: str, db: Path, work: Path, threads: int, cpu: int | None) -> tuple[subprocess.Popen, str]:
     """Start one server and wait until it answers."""
     port = free_port()
-    process = subprocess.Popen([*pin(cpu), sys.executable, str(SERVE), name, "--db", str(db), "--work", str(work),
-                                "--port", str(port), "--threads", str(threads)],
-                               stdout=subprocess.DEVNULL, stderr=open(work / f"{name}.err", "wb"))  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            *pin(cpu),
+            sys.executable,
+            str(SERVE),
+            name,
+            "--db",
+            str(db),
+            "--work",
+            str(work),
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / f"{name}.err", "wb"),
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -82,12 +97,13 @@ def check_replies(url: str) -> None:
     """One real request per endpoint: the server answers ``OK`` (not an error at speed)."""
     import urllib.request
 
-    with urllib.request.urlopen(url + GET_PATH) as reply:  # noqa: S310 - local URL
+    with urllib.request.urlopen(url + GET_PATH) as reply:
         assert json.loads(reply.read())["stat"] == "OK"
     body = json.dumps({"namespace": "bench", "instance_name": "web-1", "item_name": "i|cpu", "item_value": 8})
-    request = urllib.request.Request(url + UPDATE_PATH, data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as reply:  # noqa: S310 - local URL
+    request = urllib.request.Request(
+        url + UPDATE_PATH, data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as reply:
         assert json.loads(reply.read())["stat"] == "OK"
 
 
@@ -107,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-wuxing-"))
     (work / "no_handlers").mkdir()
     seed_db = work / "seed.db"
-    subprocess.run([sys.executable, str(SERVE), "seed", "--db", str(seed_db), "--work", str(work)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(SERVE), "seed", "--db", str(seed_db), "--work", str(work)], check=True, capture_output=True
+    )
     script = work / "update.lua"
     script.write_text(UPDATE_LUA)
     servers = {}
@@ -122,22 +139,32 @@ def main(argv: list[str] | None = None) -> int:
         bad_total = 0
         for round_index in range(args.rounds):
             order = ["butterfly", "pony"] if round_index % 2 == 0 else ["pony", "butterfly"]
-            for endpoint, path, lua in (("instance_get", GET_PATH, None), ("instance_update_item", UPDATE_PATH, script)):
+            for endpoint, path, lua in (
+                ("instance_get", GET_PATH, None),
+                ("instance_update_item", UPDATE_PATH, script),
+            ):
                 for name in order:
                     rate, bad = wrk(args, servers[name][1] + path, lua)
                     bad_total += bad
                     results.setdefault((endpoint, name), []).append(rate)
-                    print(f"round {round_index + 1} {endpoint:22} {name:9} {rate:10,.0f} req/s  non-2xx {bad}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"round {round_index + 1} {endpoint:22} {name:9} {rate:10,.0f} req/s  non-2xx {bad}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         for process, _ in servers.values():
             process.terminate()
             process.wait(10)
-    lines = [f"Settings: SQLite (WAL), waitress threads={args.threads}, wrk 1 thread {args.connections} connections, "
-             f"{args.duration}s x {args.rounds} interleaved rounds"
-             + (", servers on CPU 0, wrk on CPU 1" if two_cpus else "") + f"; non-2xx replies: {bad_total}.", "",
-             "| endpoint | Butterfly req/s (median) | pony WSGI req/s (median) | Butterfly / pony |",
-             "|---|---|---|---|"]
+    lines = [
+        f"Settings: SQLite (WAL), waitress threads={args.threads}, wrk 1 thread {args.connections} connections, "
+        f"{args.duration}s x {args.rounds} interleaved rounds"
+        + (", servers on CPU 0, wrk on CPU 1" if two_cpus else "")
+        + f"; non-2xx replies: {bad_total}.",
+        "",
+        "| endpoint | Butterfly req/s (median) | pony WSGI req/s (median) | Butterfly / pony |",
+        "|---|---|---|---|",
+    ]
     for endpoint in ("instance_get", "instance_update_item"):
         ours = statistics.median(results[(endpoint, "butterfly")])
         theirs = statistics.median(results[(endpoint, "pony")])

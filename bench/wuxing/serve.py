@@ -30,8 +30,14 @@ def pony_app(db_path: str):
     db.bind(provider="sqlite", filename=db_path)
     db.generate_mapping(create_tables=False)
     Instance, Item, History = db.entities["WuxingInstance"], db.entities["WuxingItem"], db.entities["WuxingHistory"]
-    columns = {"int": "value_int", "float": "value_float", "bool": "value_bool", "string": "value_string",
-               "text": "value_text", "json": "value_text"}
+    columns = {
+        "int": "value_int",
+        "float": "value_float",
+        "bool": "value_bool",
+        "string": "value_string",
+        "text": "value_text",
+        "json": "value_text",
+    }
 
     def reply(start_response, body):
         data = json.dumps(body).encode()
@@ -50,9 +56,17 @@ def pony_app(db_path: str):
         item = Item.get_for_update(instance=instance, item_name=params["item_name"])
         old, new, now = item.value_int, int(params["item_value"]), datetime.datetime.now()
         item.value_int, item.u_time = new, now
-        History(item_id=item.id, namespace=instance.namespace, instance_name=instance.instance_name,
-                item_name=item.item_name, item_type=item.item_type, cmd="update", old_value=json.dumps(old),
-                new_value=json.dumps(new), c_time=now)
+        History(
+            item_id=item.id,
+            namespace=instance.namespace,
+            instance_name=instance.instance_name,
+            item_name=item.item_name,
+            item_type=item.item_type,
+            cmd="update",
+            old_value=json.dumps(old),
+            new_value=json.dumps(new),
+            c_time=now,
+        )
         return {"stat": "OK", "data": {"item_id": item.id, "item_value": new, "old_value": old}}
 
     routes = {"/wuxing/instance_get": instance_get, "/wuxing/instance_update_item": instance_update_item}
@@ -71,9 +85,17 @@ def butterfly_app(db_path: str, work: str):
     """The real Butterfly kernel with its installed plugins (no Redis-backed ones)."""
     from kernel import Kernel
 
-    return Kernel.create(config={}, environ={"BUTTERFLY_DISABLE_PLUGINS": "mq,ruqi,auth"}, overrides={
-        "store.url": f"sqlite:///{db_path}", "server.data_dir": f"{work}/data", "server.log_dir": f"{work}/logs",
-        "router.handlers_dir": f"{work}/no_handlers", "router.static_dir": ""})
+    return Kernel.create(
+        config={},
+        environ={"BUTTERFLY_DISABLE_PLUGINS": "mq,ruqi,auth"},
+        overrides={
+            "store.url": f"sqlite:///{db_path}",
+            "server.data_dir": f"{work}/data",
+            "server.log_dir": f"{work}/logs",
+            "router.handlers_dir": f"{work}/no_handlers",
+            "router.static_dir": "",
+        },
+    )
 
 
 def seed(db_path: str, work: str) -> None:
@@ -81,8 +103,17 @@ def seed(db_path: str, work: str) -> None:
     from butterfly_wuxing import wuxing_of
 
     wx = wuxing_of(butterfly_app(db_path, work))
-    wx.ensure_section(NAMESPACE, "host", "1", {ITEM: ("int", 4, "cores"), "region": ("string", "bj", ""),
-                                               "f|load": ("float", 0.5, ""), "j|tags": ("json", ["a"], "")})
+    wx.ensure_section(
+        NAMESPACE,
+        "host",
+        "1",
+        {
+            ITEM: ("int", 4, "cores"),
+            "region": ("string", "bj", ""),
+            "f|load": ("float", 0.5, ""),
+            "j|tags": ("json", ["a"], ""),
+        },
+    )
     wx.instance_create(NAMESPACE, INSTANCE, "host", "1")
 
 
@@ -100,8 +131,15 @@ def main() -> int:
         return 0
     app = butterfly_app(args.db, args.work) if args.app == "butterfly" else pony_app(args.db)
     # NOTE: the same waitress knobs kernel/server.py uses, so only the app differs.
-    create_server(app, host="127.0.0.1", port=args.port, threads=args.threads, ident="",
-                  connection_limit=1000, channel_timeout=120).run()
+    create_server(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        threads=args.threads,
+        ident="",
+        connection_limit=1000,
+        channel_timeout=120,
+    ).run()
     return 0
 
 

@@ -8,10 +8,9 @@ parent reqid = this request's). ``/demo_async_job/job_status?msg_id=...``
 reports its state and result. Needs ``[mq] redis_url``.
 """
 
-from butterfly_router import api, retstat
-
 from butterfly_mq import enqueue, get_message
 from butterfly_mq.errors import MQError
+from butterfly_router import api, retstat
 
 #: The largest ``n`` a demo job accepts (keeps the demo quick).
 MAX_N = 10_000_000

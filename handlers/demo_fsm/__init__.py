@@ -32,16 +32,25 @@ ERR_TICKET_NOT_FOUND = "ERR_TICKET_NOT_FOUND"
 ERR_TICKET_EXISTS = "ERR_TICKET_EXISTS"
 ERR_TICKET_CHANGED = "ERR_TICKET_CHANGED"
 #: wuxing stat → the demo's own
-STAT_MAP = {"ERR_INSTANCE_IS_NOT_EXIST": ERR_TICKET_NOT_FOUND, "ERR_INSTANCE_IS_EXIST": ERR_TICKET_EXISTS,
-            "ERR_ITEM_UPDATE_FAILED": ERR_TICKET_CHANGED}
+STAT_MAP = {
+    "ERR_INSTANCE_IS_NOT_EXIST": ERR_TICKET_NOT_FOUND,
+    "ERR_INSTANCE_IS_EXIST": ERR_TICKET_EXISTS,
+    "ERR_ITEM_UPDATE_FAILED": ERR_TICKET_CHANGED,
+}
 
 
 def _wuxing(req):
     wuxing = wuxing_of(req.kernel)
-    wuxing.ensure_section(NAMESPACE, SECTION, VERSION, {
-        STATE_ITEM: ("string", "new", "ticket state: new, approved, deployed, rolled_back"),
-        TITLE_ITEM: ("string", "", "what the change is"),
-    }, user=req.user)
+    wuxing.ensure_section(
+        NAMESPACE,
+        SECTION,
+        VERSION,
+        {
+            STATE_ITEM: ("string", "new", "ticket state: new, approved, deployed, rolled_back"),
+            TITLE_ITEM: ("string", "", "what the change is"),
+        },
+        user=req.user,
+    )
     return wuxing
 
 
@@ -89,8 +98,11 @@ def fire(req, ticket: str, event: Literal["approve", "deploy", "rollback"]):
         target = TRANSITIONS[event].get(state)
         if target is None:
             reason = f"{event} is not allowed in state {state}; allowed: {', '.join(allowed_events(state)) or 'none'}"
-            return ERR_INVALID_TRANSITION, {"reason": reason, "ticket": ticket, "state": state,
-                                            "allowed_events": allowed_events(state)}, [("x-reason", reason)]
+            return (
+                ERR_INVALID_TRANSITION,
+                {"reason": reason, "ticket": ticket, "state": state, "allowed_events": allowed_events(state)},
+                [("x-reason", reason)],
+            )
         wuxing.instance_update_item(NAMESPACE, ticket, STATE_ITEM, target, item_value_old=state, user=req.user)
     except WuxingError as exc:
         return _refused(exc)
@@ -107,11 +119,19 @@ def get(req, ticket: str):
     try:
         detail = wuxing.instance_get(NAMESPACE, ticket, value_format="detail")
         state = detail[STATE_ITEM]["item_value"]
-        changes = wuxing.item_history_list(detail[STATE_ITEM]["item_id"], page_size=wuxing.max_page_size,
-                                           order="asc")["list"]
+        changes = wuxing.item_history_list(detail[STATE_ITEM]["item_id"], page_size=wuxing.max_page_size, order="asc")[
+            "list"
+        ]
     except WuxingError as exc:
         return _refused(exc)
-    history = [{"from": row["old_value"], "to": row["new_value"], "user": row["user"], "time": row["c_time"]}
-               for row in changes]
-    return retstat.OK, {"ticket": ticket, "title": detail[TITLE_ITEM]["item_value"], "state": state,
-                        "allowed_events": allowed_events(state), "history": history}
+    history = [
+        {"from": row["old_value"], "to": row["new_value"], "user": row["user"], "time": row["c_time"]}
+        for row in changes
+    ]
+    return retstat.OK, {
+        "ticket": ticket,
+        "title": detail[TITLE_ITEM]["item_value"],
+        "state": state,
+        "allowed_events": allowed_events(state),
+        "history": history,
+    }

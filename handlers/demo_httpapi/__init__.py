@@ -80,5 +80,4 @@ def teapot(req):
     :param req: the request
     :return: ``(418, str, headers)`` with ``Content-Type: text/plain``
     """
-    return 418, "I'm a teapot: this server does not brew coffee.\n", [
-        ("Content-Type", "text/plain; charset=utf-8")]
+    return 418, "I'm a teapot: this server does not brew coffee.\n", [("Content-Type", "text/plain; charset=utf-8")]

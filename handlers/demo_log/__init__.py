@@ -20,8 +20,7 @@ log = structlog.get_logger("butterfly.demo_log")
 
 def _trace_loglevel(req, params):
     """Call the trace plugin's log-level route in-process and return its reply data."""
-    response = req.kernel.call(TRACE_LOGLEVEL, params, source="handler", parent_reqid=req.reqid,
-                               user=req.user)
+    response = req.kernel.call(TRACE_LOGLEVEL, params, source="handler", parent_reqid=req.reqid, user=req.user)
     if response.status == 404:
         return retstat.ERR_NOT_FOUND, {"errors": [{"param": "-", "reason": "the trace plugin is not installed"}]}
     data = dict(response.data or {})

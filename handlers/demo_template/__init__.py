@@ -44,7 +44,7 @@ def _shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     head = (limit - 1) // 2
-    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
 
 
 def _when(timestamp: str) -> str:
@@ -58,13 +58,17 @@ def render(report) -> str:
     :param report: a :class:`.report.Report` from :func:`.report.build_report`
     :return: the HTML document
     """
-    return _environment().get_template("report_log.html").render(
-        report=report,
-        days=charts.day_bars(report.per_day),
-        slices=charts.donut(report.stats),
-        cost_rows=charts.cost_bars(report.slowest, width=260),
-        tail_mib=TAIL_BYTES // (1024 * 1024),
-        generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+    return (
+        _environment()
+        .get_template("report_log.html")
+        .render(
+            report=report,
+            days=charts.day_bars(report.per_day),
+            slices=charts.donut(report.stats),
+            cost_rows=charts.cost_bars(report.slowest, width=260),
+            tail_mib=TAIL_BYTES // (1024 * 1024),
+            generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+        )
     )
 
 

@@ -99,9 +99,21 @@ def day_bars(per_day: list[tuple[str, int, int]], width: int = 760, height: int 
         error_height = (bottom - top) * errors / axis_top
         x = left + slot * index + (slot - bar_width) / 2
         show = (len(per_day) - 1 - index) % label_every == 0  # NOTE: the newest day always labelled
-        bars.append(Bar(day, day[5:], show, total, errors, round(x, 2), round(bar_width, 2),
-                        round(bottom - bar_height, 2), round(bar_height, 2),
-                        round(bottom - error_height, 2), round(error_height, 2)))
+        bars.append(
+            Bar(
+                day,
+                day[5:],
+                show,
+                total,
+                errors,
+                round(x, 2),
+                round(bar_width, 2),
+                round(bottom - bar_height, 2),
+                round(bar_height, 2),
+                round(bottom - error_height, 2),
+                round(error_height, 2),
+            )
+        )
     return BarChart(width, height, left, top, right, bottom, ticks, bars)
 
 
@@ -142,8 +154,10 @@ def sector_path(center: float, radius: float, inner: float, start: float, end: f
     """
     if end - start <= 1e-9:
         return ""
-    cuts = [start + (end - start) * i / math.ceil((end - start) / math.pi) for i in
-            range(math.ceil((end - start) / math.pi) + 1)]
+    cuts = [
+        start + (end - start) * i / math.ceil((end - start) / math.pi)
+        for i in range(math.ceil((end - start) / math.pi) + 1)
+    ]
     outer = [_point(center, radius, angle) for angle in cuts]
     hole = [_point(center, inner, angle) for angle in reversed(cuts)]
     parts = [f"M{outer[0]}"]
@@ -162,8 +176,10 @@ def cost_bars(timings: list[PathTiming], width: float = 300, row: float = 30) ->
     :param row: height of one row
     """
     slowest = max((timing.average for timing in timings), default=0.0)
-    return [CostBar(timing, index * row, max(2.0, width * timing.average / slowest) if slowest else 2.0)
-            for index, timing in enumerate(timings)]
+    return [
+        CostBar(timing, index * row, max(2.0, width * timing.average / slowest) if slowest else 2.0)
+        for index, timing in enumerate(timings)
+    ]
 
 
 def format_ms(seconds: float) -> str:

@@ -159,7 +159,7 @@ POSITIONAL = ("time", "ip", "reqid", "method", "path", "status", "stat")
 
 def _console_value(text: str, pos: int) -> tuple[Any, int]:
     """Read one console-format value at ``pos``: JSON-quoted, JSON container or bare word."""
-    if text[pos] in "\"{[":
+    if text[pos] in '"{[':
         return _decoder.raw_decode(text, pos)
     end = text.find(" ", pos)
     end = len(text) if end < 0 else end
@@ -184,8 +184,7 @@ def parse_console_line(text: str) -> dict[str, Any] | None:
             continue
         key, equals = None, text.find("=", pos)
         space = text.find(" ", pos)
-        if equals > pos and (space < 0 or equals < space) and text[pos:equals].isidentifier() \
-                and len(record) >= 3:
+        if equals > pos and (space < 0 or equals < space) and text[pos:equals].isidentifier() and len(record) >= 3:
             key, pos = text[pos:equals], equals + 1
         else:
             key = next(positional, None)
@@ -294,7 +293,7 @@ def _top_with_other(counter: Counter[str], limit: int) -> list[tuple[str, int]]:
     if len(ranked) <= limit:
         return ranked
     head = ranked[: limit - 1]
-    return [*head, ("other", sum(count for _, count in ranked[limit - 1:]))]
+    return [*head, ("other", sum(count for _, count in ranked[limit - 1 :]))]
 
 
 def _error_row(entry: dict[str, Any]) -> dict[str, Any]:

@@ -56,19 +56,28 @@ def looks_like_api_token(token: str) -> bool:
     return token.startswith(PREFIX)
 
 
-def _db(kernel: "Kernel"):
+def _db(kernel: Kernel):
     from butterfly_store import get_db
 
     return get_db(kernel)
 
 
 def _token_info(row) -> TokenInfo:
-    return TokenInfo(row.id, row.user.name, row.prefix, row.label or "", row.created_at, row.expires_at,
-                     row.revoked_at, row.last_used_at)
+    return TokenInfo(
+        row.id,
+        row.user.name,
+        row.prefix,
+        row.label or "",
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+        row.last_used_at,
+    )
 
 
-def create_token(kernel: "Kernel", user_name: str, *, label: str = "",
-                 expires_in: int | None = None) -> tuple[str, TokenInfo]:
+def create_token(
+    kernel: Kernel, user_name: str, *, label: str = "", expires_in: int | None = None
+) -> tuple[str, TokenInfo]:
     """Create an API token for ``user_name``.
 
     :param label: what the token is for (shown in listings)
@@ -88,13 +97,18 @@ def create_token(kernel: "Kernel", user_name: str, *, label: str = "",
         if user is None:
             raise AuthError(f"no such user: {user_name!r}")
         expires_at = models.utcnow() + timedelta(seconds=expires_in) if expires_in else None
-        row = db.entities[models.API_TOKEN](token_hash=hash_token(token), prefix=token[:SHOWN_PREFIX_LENGTH],
-                                            label=label or "", user=user, expires_at=expires_at)
+        row = db.entities[models.API_TOKEN](
+            token_hash=hash_token(token),
+            prefix=token[:SHOWN_PREFIX_LENGTH],
+            label=label or "",
+            user=user,
+            expires_at=expires_at,
+        )
         row.flush()
         return token, _token_info(row)
 
 
-def list_tokens(kernel: "Kernel", user_name: str | None = None) -> list[TokenInfo]:
+def list_tokens(kernel: Kernel, user_name: str | None = None) -> list[TokenInfo]:
     """API tokens, newest first; only ``user_name``'s when given."""
     db = _db(kernel)
     with db_session:
@@ -104,7 +118,7 @@ def list_tokens(kernel: "Kernel", user_name: str | None = None) -> list[TokenInf
         return [_token_info(row) for row in query.order_by(lambda t: (t.user.name, t.id))]
 
 
-def revoke_token(kernel: "Kernel", token_id: int, *, owner: str | None = None) -> TokenInfo:
+def revoke_token(kernel: Kernel, token_id: int, *, owner: str | None = None) -> TokenInfo:
     """Revoke API token ``token_id`` (idempotent).
 
     :param owner: when given, the token must belong to this user
@@ -120,7 +134,7 @@ def revoke_token(kernel: "Kernel", token_id: int, *, owner: str | None = None) -
         return _token_info(row)
 
 
-def resolve_token(kernel: "Kernel", token: str) -> UserInfo | None:
+def resolve_token(kernel: Kernel, token: str) -> UserInfo | None:
     """The active user a usable API token belongs to, else ``None``."""
     digest = hash_token(token)
     db = _db(kernel)
@@ -132,8 +146,7 @@ def resolve_token(kernel: "Kernel", token: str) -> UserInfo | None:
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
         now = models.utcnow()
-        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now) \
-                or not row.user.active:
+        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now) or not row.user.active:
             return None
         # PERF: write last_used_at at most once a minute per token.
         if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):

@@ -71,7 +71,7 @@ def stage_private_file(path: Path, text: str) -> Path:
     return Path(temp_name)
 
 
-def bootstrap_admin(kernel: "Kernel") -> Path | None:
+def bootstrap_admin(kernel: Kernel) -> Path | None:
     """Create the initial admin when the store has no user at all.
 
     Safe with several instances starting on one store: the loser of the race sees
@@ -104,11 +104,17 @@ def bootstrap_admin(kernel: "Kernel") -> Path | None:
             return None
         os.replace(staged, path)  # atomic: readers see the old file or the whole new one
         # NOTE: the password file's path only, never the password (logs are shipped and kept).
-        log.warning("initial admin user created: sign in at login_path as user, password in password_file; "
-                    "then change the password and delete the file",
-                    user=ADMIN_NAME, password_file=str(path), login_path=LOGIN_PATH)
+        log.warning(
+            "initial admin user created: sign in at login_path as user, password in password_file; "
+            "then change the password and delete the file",
+            user=ADMIN_NAME,
+            password_file=str(path),
+            login_path=LOGIN_PATH,
+        )
         return path
     if not users.has_users(kernel):
-        log.error("could not create the initial admin user; create one with "
-                  "`butterfly auth add-user admin --role admin`", attempts=ATTEMPTS)
+        log.error(
+            "could not create the initial admin user; create one with `butterfly auth add-user admin --role admin`",
+            attempts=ATTEMPTS,
+        )
     return None

@@ -15,8 +15,11 @@ from butterfly_auth import api_tokens, users
 
 def add_commands(subparsers) -> None:
     """Add ``auth`` and its subcommands to the ``butterfly`` parser."""
-    parser = subparsers.add_parser("auth", help="manage users, roles and API tokens (huoyan)",
-                                   description="Manage users, roles and API tokens in the configured store.")
+    parser = subparsers.add_parser(
+        "auth",
+        help="manage users, roles and API tokens (huoyan)",
+        description="Manage users, roles and API tokens in the configured store.",
+    )
     commands = parser.add_subparsers(dest="auth_command", metavar="ACTION")
     parser.set_defaults(run=lambda args: parser.print_help() or 2)
 
@@ -110,16 +113,17 @@ def cmd_list_users(args: argparse.Namespace) -> int:
     rows = users.list_users(_kernel(args))
     print(f"{'USER':<24} {'ACTIVE':<7} {'ROLES':<30} CREATED")
     for user in rows:
-        print(f"{user.name:<24} {'yes' if user.active else 'no':<7} {','.join(user.roles) or '-':<30} "
-              f"{user.created_at:%Y-%m-%d %H:%M}")
+        print(
+            f"{user.name:<24} {'yes' if user.active else 'no':<7} {','.join(user.roles) or '-':<30} "
+            f"{user.created_at:%Y-%m-%d %H:%M}"
+        )
     return 0
 
 
 def cmd_add_token(args: argparse.Namespace) -> int:
     """``butterfly auth add-token NAME [--label L] [--expires-in S]``: prints the token once."""
     try:
-        token, info = api_tokens.create_token(_kernel(args), args.name, label=args.label,
-                                              expires_in=args.expires_in)
+        token, info = api_tokens.create_token(_kernel(args), args.name, label=args.label, expires_in=args.expires_in)
     except users.AuthError as exc:
         return _fail(exc)
     expiry = f"expires {info.expires_at:%Y-%m-%d %H:%M:%S} UTC" if info.expires_at else "never expires"

@@ -36,31 +36,73 @@ MIN_SECRET_LENGTH = 32
 def add_settings(settings) -> None:
     """Declare ``[auth]`` (called from ``butterfly_add_settings``)."""
     add = settings.add
-    add(SECTION, "secret", str, "",
+    add(
+        SECTION,
+        "secret",
+        str,
+        "",
         "HS256 signing key for session JWTs (32+ characters); empty: a random key kept in "
         "<data_dir>/auth_secret (mode 0600). Share one value across instances behind a load balancer",
-        secret=True, owner="auth")
-    add(SECTION, "token_ttl", int, 8 * 3600, "lifetime of a login session (JWT and cookie) in seconds",
-        owner="auth")
+        secret=True,
+        owner="auth",
+    )
+    add(SECTION, "token_ttl", int, 8 * 3600, "lifetime of a login session (JWT and cookie) in seconds", owner="auth")
     add(SECTION, "cookie_name", str, "butterfly_token", "name of the HttpOnly session cookie", owner="auth")
-    add(SECTION, "cookie_secure", bool, False,
-        "mark the session cookies Secure (set it when served over HTTPS)", owner="auth")
-    add(SECTION, "cookie_samesite", str, "Lax", "SameSite attribute of the session cookies",
-        choices=("Lax", "Strict"), owner="auth")
-    add(SECTION, "trusted_origins", list, [],
+    add(
+        SECTION,
+        "cookie_secure",
+        bool,
+        False,
+        "mark the session cookies Secure (set it when served over HTTPS)",
+        owner="auth",
+    )
+    add(
+        SECTION,
+        "cookie_samesite",
+        str,
+        "Lax",
+        "SameSite attribute of the session cookies",
+        choices=("Lax", "Strict"),
+        owner="auth",
+    )
+    add(
+        SECTION,
+        "trusted_origins",
+        list,
+        [],
         "extra origins (scheme://host[:port]) allowed to send cookie-authenticated writes, besides the "
-        "request's own Host", owner="auth")
-    add(SECTION, "login_max_failures", int, 5,
-        "failed logins per user name and per client IP before logins are refused with 429", owner="auth")
-    add(SECTION, "login_failure_window", int, 300,
-        "seconds over which failed logins are counted (and the longest a lockout lasts)", owner="auth")
+        "request's own Host",
+        owner="auth",
+    )
+    add(
+        SECTION,
+        "login_max_failures",
+        int,
+        5,
+        "failed logins per user name and per client IP before logins are refused with 429",
+        owner="auth",
+    )
+    add(
+        SECTION,
+        "login_failure_window",
+        int,
+        300,
+        "seconds over which failed logins are counted (and the longest a lockout lasts)",
+        owner="auth",
+    )
     add(SECTION, "min_password_length", int, 8, "shortest password accepted when setting one", owner="auth")
     add(SECTION, "argon2_time_cost", int, 3, "argon2id passes (RFC 9106 low-memory profile: 3)", owner="auth")
     add(SECTION, "argon2_memory_kib", int, 65536, "argon2id memory per hash in KiB (default 64 MiB)", owner="auth")
     add(SECTION, "argon2_parallelism", int, 4, "argon2id lanes", owner="auth")
-    add(SECTION, "bootstrap_admin", bool, True,
+    add(
+        SECTION,
+        "bootstrap_admin",
+        bool,
+        True,
         "when the server starts on a store with no users at all, create user 'admin' (role admin) with a "
-        "random password written to <data_dir>/initial_admin_password (mode 0600)", owner="auth")
+        "random password written to <data_dir>/initial_admin_password (mode 0600)",
+        owner="auth",
+    )
 
 
 @dataclass
@@ -87,7 +129,7 @@ class AuthConfig:
         return self.cookie_name + "_csrf"
 
     @classmethod
-    def from_kernel(cls, kernel: "Kernel") -> "AuthConfig":
+    def from_kernel(cls, kernel: Kernel) -> AuthConfig:
         """Read and check ``[auth]``.
 
         :raises ConfigError: on a too-short secret or non-positive limits
@@ -95,15 +137,24 @@ class AuthConfig:
         section = kernel.settings.section(SECTION)
         config = cls(**{name: section[name] for name in cls.__dataclass_fields__})
         if config.secret and len(config.secret) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"[auth] secret is too short ({len(config.secret)} characters); use at least "
-                              f"{MIN_SECRET_LENGTH}, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'")
-        for name in ("token_ttl", "login_max_failures", "login_failure_window", "argon2_time_cost",
-                     "argon2_parallelism"):
+            raise ConfigError(
+                f"[auth] secret is too short ({len(config.secret)} characters); use at least "
+                f"{MIN_SECRET_LENGTH}, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        for name in (
+            "token_ttl",
+            "login_max_failures",
+            "login_failure_window",
+            "argon2_time_cost",
+            "argon2_parallelism",
+        ):
             if getattr(config, name) <= 0:
                 raise ConfigError(f"[auth] {name} must be a positive number, got {getattr(config, name)}")
         if config.argon2_memory_kib < 8 * config.argon2_parallelism:
-            raise ConfigError(f"[auth] argon2_memory_kib must be at least 8 x argon2_parallelism "
-                              f"({8 * config.argon2_parallelism}), got {config.argon2_memory_kib}")
+            raise ConfigError(
+                f"[auth] argon2_memory_kib must be at least 8 x argon2_parallelism "
+                f"({8 * config.argon2_parallelism}), got {config.argon2_memory_kib}"
+            )
         if not config.cookie_name or not config.cookie_name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError(f"[auth] cookie_name must be letters, digits, '_' or '-', got {config.cookie_name!r}")
         return config
@@ -127,7 +178,7 @@ class AuthState:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_kernel(cls, kernel: "Kernel") -> "AuthState":
+    def from_kernel(cls, kernel: Kernel) -> AuthState:
         """Build the state from ``[auth]``; no I/O happens here."""
         config = AuthConfig.from_kernel(kernel)
         limiter = FailureLimiter(config.login_max_failures, config.login_failure_window)
@@ -142,7 +193,6 @@ class AuthState:
                     self._secret = self.config.secret or load_or_create_secret(self.data_dir / SECRET_FILE)
         return self._secret
 
-
     def password_hasher(self) -> tuple[Any, str]:
         """The argon2id ``PasswordHasher`` for ``[auth] argon2_*``, and a dummy hash made with it.
 
@@ -155,9 +205,11 @@ class AuthState:
             with self._lock:
                 if self._hasher is None:
                     config = self.config
-                    hasher = PasswordHasher(time_cost=config.argon2_time_cost,
-                                            memory_cost=config.argon2_memory_kib,
-                                            parallelism=config.argon2_parallelism)
+                    hasher = PasswordHasher(
+                        time_cost=config.argon2_time_cost,
+                        memory_cost=config.argon2_memory_kib,
+                        parallelism=config.argon2_parallelism,
+                    )
                     self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
                     self._hasher = hasher
         return self._hasher, self._dummy_hash
@@ -189,12 +241,13 @@ def load_or_create_secret(path: Path) -> str:
         log.warning("the JWT secret file is readable by others; chmod 600 it", path=str(path), mode=oct(mode))
     secret = path.read_text(encoding="ascii").strip()
     if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"{path} holds no usable secret (under {MIN_SECRET_LENGTH} characters); "
-                          "delete it to generate a new one")
+        raise ConfigError(
+            f"{path} holds no usable secret (under {MIN_SECRET_LENGTH} characters); delete it to generate a new one"
+        )
     return secret
 
 
-def state_of(kernel: "Kernel") -> AuthState:
+def state_of(kernel: Kernel) -> AuthState:
     """The :class:`AuthState` of ``kernel``.
 
     :raises LookupError: when the auth plugin is not configured on this kernel

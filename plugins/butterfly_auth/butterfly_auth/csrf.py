@@ -34,7 +34,7 @@ def _host_port(netloc: str, scheme: str) -> str:
     netloc = netloc.strip().lower().rsplit("@", 1)[-1]
     if netloc.startswith("["):  # an IPv6 literal: [::1]:8080
         end = netloc.find("]")
-        host, rest = netloc[:end + 1], netloc[end + 1:]
+        host, rest = netloc[: end + 1], netloc[end + 1 :]
         port = rest[1:] if rest.startswith(":") else ""
     else:
         host, _, port = netloc.partition(":")
@@ -54,7 +54,7 @@ def origin_of(url: str) -> tuple[str, str] | None:
     return parts.scheme, _host_port(parts.netloc, parts.scheme)
 
 
-def source_allowed(request: "Request", url: str) -> bool:
+def source_allowed(request: Request, url: str) -> bool:
     """True when ``url`` (an Origin or Referer) is this site or a trusted origin."""
     origin = origin_of(url)
     if origin is None:
@@ -69,7 +69,7 @@ def source_allowed(request: "Request", url: str) -> bool:
     return any(origin_of(item) == origin for item in trusted)
 
 
-def check(request: "Request", identity: "Identity", method: str | None = None) -> str:
+def check(request: Request, identity: Identity, method: str | None = None) -> str:
     """Why a cookie-authenticated request fails the CSRF check, or ``""`` when it passes.
 
     :param method: the method to judge (default the request's; ``/auth/verify``

@@ -30,7 +30,7 @@ class Requirement:
     login: bool = False
     roles: frozenset[str] = frozenset()
 
-    def merged(self, other: "Requirement") -> "Requirement":
+    def merged(self, other: Requirement) -> Requirement:
         """Both requirements' login and roles together."""
         return Requirement(self.login or other.login, self.roles | other.roles)
 

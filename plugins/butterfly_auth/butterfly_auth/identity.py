@@ -43,7 +43,7 @@ class Identity:
         return self.user.name
 
 
-def bearer_token(request: "Request") -> str | None:
+def bearer_token(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, else ``None``.
 
     ``""`` means a Bearer header with no token (a bad credential, not an absent one).
@@ -57,7 +57,7 @@ def bearer_token(request: "Request") -> str | None:
     return value.strip()
 
 
-def resolve_session(kernel: "Kernel", token: str) -> tuple[users.UserInfo | None, dict | None, str]:
+def resolve_session(kernel: Kernel, token: str) -> tuple[users.UserInfo | None, dict | None, str]:
     """Check a session JWT end to end.
 
     :return: ``(user, claims, problem)``; ``user`` is ``None`` with a short ``problem``
@@ -76,7 +76,7 @@ def resolve_session(kernel: "Kernel", token: str) -> tuple[users.UserInfo | None
     return user, claims, ""
 
 
-def _resolve(kernel: "Kernel", token: str, via: str) -> tuple[Identity | None, str]:
+def _resolve(kernel: Kernel, token: str, via: str) -> tuple[Identity | None, str]:
     if not token or len(token) > 4096:
         return None, "malformed token"
     if api_tokens.looks_like_api_token(token):
@@ -90,7 +90,7 @@ def _resolve(kernel: "Kernel", token: str, via: str) -> tuple[Identity | None, s
     return Identity(user, "session", via, claims), ""
 
 
-def identify(request: "Request") -> Identity | None:
+def identify(request: Request) -> Identity | None:
     """The authenticated caller of ``request``, or ``None`` (cached on ``request.ctx``).
 
     A Bearer header wins over the cookie; an invalid Bearer token does not fall

@@ -6,7 +6,7 @@ Entity names carry an ``Auth`` prefix because every plugin shares one pony
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pony.orm import Optional, PrimaryKey, Required, Set
 
@@ -18,7 +18,7 @@ REVOKED_SESSION = "AuthRevokedSession"
 
 def utcnow() -> datetime:
     """Now, as naive UTC (what the entities store)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def define_entities(db) -> None:

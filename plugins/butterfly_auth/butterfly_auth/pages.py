@@ -28,8 +28,12 @@ def _jinja():
             if _environment is None:
                 import jinja2
 
-                _environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                                                  autoescape=True, trim_blocks=True, lstrip_blocks=True)
+                _environment = jinja2.Environment(
+                    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                    autoescape=True,
+                    trim_blocks=True,
+                    lstrip_blocks=True,
+                )
     return _environment
 
 
@@ -50,14 +54,14 @@ def _quality(accept: str, wanted: str) -> float:
     return 0.0
 
 
-def accepts_html(request: "Request") -> bool:
+def accepts_html(request: Request) -> bool:
     """True when the client lists ``text/html`` explicitly in Accept, ranked over JSON."""
     accept = request.header("Accept") or ""
     html = _quality(accept, "text/html")
     return html > 0 and html >= _quality(accept, "application/json")
 
 
-def prefers_html(request: "Request") -> bool:
+def prefers_html(request: Request) -> bool:
     """True for a browser navigation: a GET/HEAD whose Accept ranks ``text/html`` first.
 
     ``fetch()`` and command-line clients send ``*/*`` and keep getting JSON.
@@ -81,7 +85,7 @@ def safe_next(value: Any, default: str = "/") -> str:
     return value
 
 
-def current_target(request: "Request") -> str:
+def current_target(request: Request) -> str:
     """The path and query of ``request``, for ``?next=``."""
     query = request.environ.get("QUERY_STRING", "")
     return request.path + ("?" + query if query else "")
@@ -92,22 +96,28 @@ def login_url(next_path: str) -> str:
     return f"{LOGIN_PATH}?next={quote(safe_next(next_path), safe='/')}"
 
 
-def html_response(status: int, body: str, headers: list[tuple[str, str]] | None = None,
-                  nonce: str = "") -> Response:
+def html_response(status: int, body: str, headers: list[tuple[str, str]] | None = None, nonce: str = "") -> Response:
     """An HTML reply with strict security headers (CSP allows only our nonce'd style).
 
     :param nonce: the CSP nonce used in the page's ``<style>``
     """
-    policy = f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; frame-ancestors 'none'; " \
-             "base-uri 'none'"
-    base = [("Content-Type", HTML_TYPE), ("Cache-Control", "no-store"), ("X-Frame-Options", "DENY"),
-            ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"),
-            ("Content-Security-Policy", policy)]
+    policy = (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    base = [
+        ("Content-Type", HTML_TYPE),
+        ("Cache-Control", "no-store"),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("Content-Security-Policy", policy),
+    ]
     return Response(status, base + list(headers or []), body.encode("utf-8"))
 
 
-def render_page(template: str, status: int = 200, headers: list[tuple[str, str]] | None = None,
-                **context: Any) -> Response:
+def render_page(
+    template: str, status: int = 200, headers: list[tuple[str, str]] | None = None, **context: Any
+) -> Response:
     """Render ``templates/<template>`` into an HTML :class:`Response`."""
     nonce = secrets.token_urlsafe(16)
     body = _jinja().get_template(template).render(nonce=nonce, **context)

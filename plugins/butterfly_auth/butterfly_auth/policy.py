@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 CHALLENGE = ("WWW-Authenticate", 'Bearer realm="butterfly"')
 
 
-def unauthenticated(request: "Request", *, redirect: bool = True) -> HTTPError:
+def unauthenticated(request: Request, *, redirect: bool = True) -> HTTPError:
     """The denial for a caller without usable credentials: 302 to login for browsers, else 401.
 
     :param redirect: allow the browser redirect (``/auth/verify`` never redirects)
@@ -41,7 +41,7 @@ def unauthenticated(request: "Request", *, redirect: bool = True) -> HTTPError:
     return Unauthorized(reason, headers=[CHALLENGE])
 
 
-def authorize(request: "Request", route: "Route") -> bool | HTTPError | None:
+def authorize(request: Request, route: Route) -> bool | HTTPError | None:
     """Decide for one request; see the module docstring.
 
     :return: ``True`` (allowed, decided here), an :class:`HTTPError`, or ``None`` (abstain)

@@ -14,7 +14,7 @@ import hmac
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import jwt
@@ -46,13 +46,13 @@ class Session:
     csrf_token: str
 
 
-def csrf_token_for(kernel: "Kernel", jti: str) -> str:
+def csrf_token_for(kernel: Kernel, jti: str) -> str:
     """The CSRF token of session ``jti``: an HMAC only the server can compute."""
     secret = state_of(kernel).secret.encode()
     return hmac.new(secret, b"csrf:" + jti.encode(), hashlib.sha256).hexdigest()
 
 
-def issue(kernel: "Kernel", user_name: str, token_version: int, *, ttl: int | None = None) -> Session:
+def issue(kernel: Kernel, user_name: str, token_version: int, *, ttl: int | None = None) -> Session:
     """Sign a session JWT for ``user_name``.
 
     :param token_version: the user's current token version
@@ -67,23 +67,27 @@ def issue(kernel: "Kernel", user_name: str, token_version: int, *, ttl: int | No
     return Session(token, jti, expires_at, csrf_token_for(kernel, jti))
 
 
-def decode(kernel: "Kernel", token: str) -> dict | None:
+def decode(kernel: Kernel, token: str) -> dict | None:
     """The claims of a valid, unexpired session JWT signed by us, else ``None``.
 
     Does not consult the denylist or the user; see :func:`is_revoked`.
     """
     try:
-        claims = jwt.decode(token, state_of(kernel).secret, algorithms=[ALGORITHM],
-                            options={"require": REQUIRED_CLAIMS})
+        claims = jwt.decode(
+            token, state_of(kernel).secret, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS}
+        )
     except jwt.InvalidTokenError:
         return None
-    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str) \
-            or not isinstance(claims.get("ver"), int):
+    if (
+        not isinstance(claims.get("sub"), str)
+        or not isinstance(claims.get("jti"), str)
+        or not isinstance(claims.get("ver"), int)
+    ):
         return None
     return claims
 
 
-def is_revoked(kernel: "Kernel", jti: str) -> bool:
+def is_revoked(kernel: Kernel, jti: str) -> bool:
     """True when session ``jti`` was logged out."""
     from butterfly_store import get_db
 
@@ -92,13 +96,13 @@ def is_revoked(kernel: "Kernel", jti: str) -> bool:
         return db.entities[models.REVOKED_SESSION].exists(jti=jti)
 
 
-def revoke(kernel: "Kernel", claims: dict) -> None:
+def revoke(kernel: Kernel, claims: dict) -> None:
     """Put a session on the denylist until it would have expired; prune expired entries."""
     from butterfly_store import get_db
 
     db = get_db(kernel)
     revoked = db.entities[models.REVOKED_SESSION]
-    expires_at = datetime.fromtimestamp(int(claims["exp"]), timezone.utc).replace(tzinfo=None)
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC).replace(tzinfo=None)
     with db_session:
         # PERF: pruning on logout keeps the denylist as small as the live sessions.
         revoked.select(lambda r: r.expires_at < models.utcnow()).delete(bulk=True)

@@ -29,7 +29,6 @@ USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 ROLE_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
 
-
 class AuthError(ButterflyError):
     """A user-management request that cannot be done (bad name, unknown user...)."""
 
@@ -49,12 +48,12 @@ class UserInfo:
         return role in self.roles or ADMIN_ROLE in self.roles
 
 
-def hasher(kernel: "Kernel") -> PasswordHasher:
+def hasher(kernel: Kernel) -> PasswordHasher:
     """The kernel's argon2id :class:`PasswordHasher` (``[auth] argon2_*`` settings)."""
     return state_of(kernel).password_hasher()[0]
 
 
-def _db(kernel: "Kernel"):
+def _db(kernel: Kernel):
     from butterfly_store import get_db
 
     return get_db(kernel)
@@ -62,8 +61,9 @@ def _db(kernel: "Kernel"):
 
 def user_info(user) -> UserInfo:
     """A pony ``AuthUser`` as a plain :class:`UserInfo` (inside a db_session)."""
-    return UserInfo(user.name, tuple(sorted(role.name for role in user.roles)), user.active,
-                    user.token_version, user.created_at)
+    return UserInfo(
+        user.name, tuple(sorted(role.name for role in user.roles)), user.active, user.token_version, user.created_at
+    )
 
 
 def check_user_name(name: str) -> str:
@@ -73,7 +73,7 @@ def check_user_name(name: str) -> str:
     return name
 
 
-def check_password(kernel: "Kernel", password: str) -> str:
+def check_password(kernel: Kernel, password: str) -> str:
     """Return ``password`` if it is long enough, else raise :class:`AuthError`."""
     minimum = state_of(kernel).config.min_password_length
     if not isinstance(password, str) or len(password) < minimum:
@@ -93,7 +93,7 @@ def _roles(db, names: Iterable[str]):
     return roles
 
 
-def create_user(kernel: "Kernel", name: str, password: str, roles: Iterable[str] = ()) -> UserInfo:
+def create_user(kernel: Kernel, name: str, password: str, roles: Iterable[str] = ()) -> UserInfo:
     """Add a user with an argon2-hashed password.
 
     :param name: the login name
@@ -115,7 +115,7 @@ def create_user(kernel: "Kernel", name: str, password: str, roles: Iterable[str]
         return user_info(user)
 
 
-def create_first_user(kernel: "Kernel", name: str, password: str, roles: Iterable[str] = ()) -> UserInfo | None:
+def create_first_user(kernel: Kernel, name: str, password: str, roles: Iterable[str] = ()) -> UserInfo | None:
     """Add a user only when the users table is empty (the initial-admin bootstrap).
 
     The emptiness check and the insert share one transaction; two instances racing on
@@ -146,14 +146,14 @@ def create_first_user(kernel: "Kernel", name: str, password: str, roles: Iterabl
         return user_info(user)
 
 
-def has_users(kernel: "Kernel") -> bool:
+def has_users(kernel: Kernel) -> bool:
     """True when at least one user exists."""
     db = _db(kernel)
     with db_session:
         return db.entities[models.USER].select().exists()
 
 
-def set_password(kernel: "Kernel", name: str, password: str) -> UserInfo:
+def set_password(kernel: Kernel, name: str, password: str) -> UserInfo:
     """Change a password and end every session the user had (token version bump).
 
     :raises AuthError: unknown user or bad password
@@ -168,7 +168,7 @@ def set_password(kernel: "Kernel", name: str, password: str) -> UserInfo:
         return user_info(user)
 
 
-def set_roles(kernel: "Kernel", name: str, roles: Iterable[str]) -> UserInfo:
+def set_roles(kernel: Kernel, name: str, roles: Iterable[str]) -> UserInfo:
     """Replace a user's roles.
 
     :raises AuthError: unknown user or bad role name
@@ -180,7 +180,7 @@ def set_roles(kernel: "Kernel", name: str, roles: Iterable[str]) -> UserInfo:
         return user_info(user)
 
 
-def set_active(kernel: "Kernel", name: str, active: bool) -> UserInfo:
+def set_active(kernel: Kernel, name: str, active: bool) -> UserInfo:
     """Enable or disable a user; a disabled user's sessions and API tokens stop working."""
     db = _db(kernel)
     with db_session:
@@ -189,14 +189,14 @@ def set_active(kernel: "Kernel", name: str, active: bool) -> UserInfo:
         return user_info(user)
 
 
-def list_users(kernel: "Kernel") -> list[UserInfo]:
+def list_users(kernel: Kernel) -> list[UserInfo]:
     """Every user, by name."""
     db = _db(kernel)
     with db_session:
         return [user_info(user) for user in db.entities[models.USER].select().order_by(lambda u: u.name)]
 
 
-def get_user(kernel: "Kernel", name: str) -> UserInfo | None:
+def get_user(kernel: Kernel, name: str) -> UserInfo | None:
     """The user called ``name``, or ``None``."""
     db = _db(kernel)
     with db_session:
@@ -204,7 +204,7 @@ def get_user(kernel: "Kernel", name: str) -> UserInfo | None:
         return user_info(user) if user is not None else None
 
 
-def verify_credentials(kernel: "Kernel", name: str, password: str) -> UserInfo | None:
+def verify_credentials(kernel: Kernel, name: str, password: str) -> UserInfo | None:
     """The active user whose password matches, else ``None``.
 
     Unknown users cost one argon2 verification too, so timing does not tell

@@ -50,11 +50,13 @@ def _int_param(params: dict[str, Any], name: str) -> int | None:
             raise ValueError
         return int(value)
     except (TypeError, ValueError):
-        raise BadRequest(f"{name} must be an integer", data={"errors": [
-            {"param": name, "reason": f"expected an integer, got {value!r}"}]}) from None
+        raise BadRequest(
+            f"{name} must be an integer",
+            data={"errors": [{"param": name, "reason": f"expected an integer, got {value!r}"}]},
+        ) from None
 
 
-def _cookie(name: str, value: str, max_age: int, *, http_only: bool, request: "Request") -> tuple[str, str]:
+def _cookie(name: str, value: str, max_age: int, *, http_only: bool, request: Request) -> tuple[str, str]:
     config = state_of(request.kernel).config
     parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", f"SameSite={config.cookie_samesite}"]
     if http_only:
@@ -64,18 +66,21 @@ def _cookie(name: str, value: str, max_age: int, *, http_only: bool, request: "R
     return "Set-Cookie", "; ".join(parts)
 
 
-def session_cookies(request: "Request", session: sessions.Session | None) -> list[tuple[str, str]]:
+def session_cookies(request: Request, session: sessions.Session | None) -> list[tuple[str, str]]:
     """``Set-Cookie`` headers that store ``session`` (or clear both cookies when ``None``)."""
     config = state_of(request.kernel).config
     if session is None:
-        return [_cookie(config.cookie_name, "", 0, http_only=True, request=request),
-                _cookie(config.csrf_cookie_name, "", 0, http_only=False, request=request)]
-    return [_cookie(config.cookie_name, session.token, config.token_ttl, http_only=True, request=request),
-            _cookie(config.csrf_cookie_name, session.csrf_token, config.token_ttl, http_only=False,
-                    request=request)]
+        return [
+            _cookie(config.cookie_name, "", 0, http_only=True, request=request),
+            _cookie(config.csrf_cookie_name, "", 0, http_only=False, request=request),
+        ]
+    return [
+        _cookie(config.cookie_name, session.token, config.token_ttl, http_only=True, request=request),
+        _cookie(config.csrf_cookie_name, session.csrf_token, config.token_ttl, http_only=False, request=request),
+    ]
 
 
-def caller(request: "Request"):
+def caller(request: Request):
     """The authenticated caller, or raise 401 (for routes reached without the policy's check)."""
     identity = identify(request)
     if identity is None:
@@ -86,13 +91,19 @@ def caller(request: "Request"):
 # -- login --------------------------------------------------------------------------
 
 
-def login(request: "Request") -> Response:
+def login(request: Request) -> Response:
     """``GET /auth/login``: the login page; ``POST``: check the password, start a session."""
     if request.method != "POST":
         identity = identify(request)
         notice = "You are signed out." if request.query.get("logged_out") and identity is None else None
-        return render_page("login.html", user=identity.name if identity else None, notice=notice,
-                           next=safe_next(request.query.get("next")), error=None, username="")
+        return render_page(
+            "login.html",
+            user=identity.name if identity else None,
+            notice=notice,
+            next=safe_next(request.query.get("next")),
+            error=None,
+            username="",
+        )
     browser = request.content_type == FORM_TYPE and accepts_html(request)
     # NOTE: refuse login CSRF (signing a victim into the attacker's account).
     origin = request.header("Origin")
@@ -110,16 +121,24 @@ def login(request: "Request") -> Response:
     wait = limiter.retry_after(*keys)
     if wait:
         if browser:
-            return render_page("login.html", 429, [("Retry-After", str(wait))], user=None, next=next_path,
-                               username=name, error=f"Too many failed logins. Try again in {wait} s.")
+            return render_page(
+                "login.html",
+                429,
+                [("Retry-After", str(wait))],
+                user=None,
+                next=next_path,
+                username=name,
+                error=f"Too many failed logins. Try again in {wait} s.",
+            )
         raise TooManyRequests("too many failed logins", headers=[("Retry-After", str(wait))])
     user = users.verify_credentials(request.kernel, name, password) if not errors else None
     if user is None:
         limiter.record_failure(*keys)
         request.res.append(f"login failed: {name[:64]}")
         if browser:
-            return render_page("login.html", 401, user=None, next=next_path, username=name,
-                               error="Invalid user name or password.")
+            return render_page(
+                "login.html", 401, user=None, next=next_path, username=name, error="Invalid user name or password."
+            )
         raise Unauthorized(GENERIC_FAILURE)
     limiter.reset(keys[0])
     session = sessions.issue(request.kernel, user.name, user.token_version)
@@ -127,15 +146,24 @@ def login(request: "Request") -> Response:
     cookies = session_cookies(request, session)
     if browser:
         return Response(303, [("Location", next_path), ("Cache-Control", "no-store"), *cookies])
-    return _json({"token": session.token, "token_type": "Bearer",
-                  "expires_in": state_of(request.kernel).config.token_ttl, "expires_at": session.expires_at,
-                  "user": user.name, "roles": list(user.roles), "csrf_token": session.csrf_token}, headers=cookies)
+    return _json(
+        {
+            "token": session.token,
+            "token_type": "Bearer",
+            "expires_in": state_of(request.kernel).config.token_ttl,
+            "expires_at": session.expires_at,
+            "user": user.name,
+            "roles": list(user.roles),
+            "csrf_token": session.csrf_token,
+        },
+        headers=cookies,
+    )
 
 
 # -- logout, me, verify ---------------------------------------------------------------
 
 
-def logout(request: "Request") -> Response:
+def logout(request: Request) -> Response:
     """``POST /auth/logout``: revoke the session and clear the cookies; ``GET``: a confirm page."""
     identity = identify(request)
     if request.method != "POST":
@@ -148,21 +176,27 @@ def logout(request: "Request") -> Response:
         ended = True
     cookies = session_cookies(request, None)
     if request.content_type == FORM_TYPE and accepts_html(request):
-        return Response(303, [("Location", LOGIN_PATH + "?logged_out=1"), ("Cache-Control", "no-store"),
-                              *cookies])
+        return Response(303, [("Location", LOGIN_PATH + "?logged_out=1"), ("Cache-Control", "no-store"), *cookies])
     return _json({"logged_out": ended}, headers=cookies)
 
 
 @login_required
-def me(request: "Request") -> Response:
+def me(request: Request) -> Response:
     """``GET /auth/me``: who the caller is."""
     identity = caller(request)
     claims = identity.claims or {}
-    return _json({"user": identity.name, "roles": list(identity.user.roles), "auth": identity.kind,
-                  "via": identity.via, "expires_at": claims.get("exp")})
+    return _json(
+        {
+            "user": identity.name,
+            "roles": list(identity.user.roles),
+            "auth": identity.kind,
+            "via": identity.via,
+            "expires_at": claims.get("exp"),
+        }
+    )
 
 
-def verify(request: "Request") -> Response:
+def verify(request: Request) -> Response:
     """``/auth/verify`` for nginx ``auth_request``: 200 with ``X-Auth-User``, else 401/403.
 
     ``?role=NAME`` also requires that role. nginx subrequests are GETs, so the
@@ -187,13 +221,21 @@ def verify(request: "Request") -> Response:
 
 
 def _token_dict(info: api_tokens.TokenInfo) -> dict[str, Any]:
-    return {"id": info.id, "user": info.user, "prefix": info.prefix, "label": info.label,
-            "created_at": info.created_at, "expires_at": info.expires_at, "revoked_at": info.revoked_at,
-            "last_used_at": info.last_used_at, "usable": info.usable}
+    return {
+        "id": info.id,
+        "user": info.user,
+        "prefix": info.prefix,
+        "label": info.label,
+        "created_at": info.created_at,
+        "expires_at": info.expires_at,
+        "revoked_at": info.revoked_at,
+        "last_used_at": info.last_used_at,
+        "usable": info.usable,
+    }
 
 
 @login_required
-def tokens(request: "Request") -> Response:
+def tokens(request: Request) -> Response:
     """``GET /auth/tokens``: the caller's API tokens; ``POST`` (label, expires_in): a new one, shown once."""
     identity = caller(request)
     if request.method != "POST":
@@ -204,15 +246,16 @@ def tokens(request: "Request") -> Response:
     if errors:
         raise BadRequest("bad label", data={"errors": errors})
     try:
-        token, info = api_tokens.create_token(request.kernel, identity.name, label=label,
-                                              expires_in=_int_param(params, "expires_in"))
+        token, info = api_tokens.create_token(
+            request.kernel, identity.name, label=label, expires_in=_int_param(params, "expires_in")
+        )
     except users.AuthError as exc:
         raise users.http_error(exc) from None
     return _json({"token": token, **_token_dict(info)})
 
 
 @login_required
-def revoke_token(request: "Request") -> Response:
+def revoke_token(request: Request) -> Response:
     """``POST /auth/tokens/revoke`` (id): revoke one of the caller's tokens (admins: anyone's)."""
     identity = caller(request)
     token_id = _int_param(request.params, "id")
@@ -226,10 +269,16 @@ def revoke_token(request: "Request") -> Response:
     return _json(_token_dict(info))
 
 
-def list_users(request: "Request") -> Response:
+def list_users(request: Request) -> Response:
     """``GET /auth/users`` (admin): every user with roles."""
-    return _json({"users": [{"name": u.name, "roles": list(u.roles), "active": u.active,
-                             "created_at": u.created_at} for u in users.list_users(request.kernel)]})
+    return _json(
+        {
+            "users": [
+                {"name": u.name, "roles": list(u.roles), "active": u.active, "created_at": u.created_at}
+                for u in users.list_users(request.kernel)
+            ]
+        }
+    )
 
 
 def register_routes(register) -> None:

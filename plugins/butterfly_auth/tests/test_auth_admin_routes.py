@@ -16,7 +16,7 @@ from kernel import hookimpl
 from kernel.testing import Client
 
 REPO = Path(__file__).resolve().parents[3]
-HANDLER_SOURCE = '''
+HANDLER_SOURCE = """
 from butterfly_router import api
 from butterfly_auth import login_required, role
 
@@ -34,7 +34,7 @@ def profile(req):
 
 def public(req):
     return "OK", {"user": req.user}
-'''
+"""
 
 
 class HandlerPackage:

@@ -110,7 +110,7 @@ def test_one_admin_when_instances_start_together(auth_kernel, captured_logs, rou
         try:
             barrier.wait()
             kernel.startup()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=start, args=(k,)) for k in kernels]
@@ -131,11 +131,11 @@ def test_one_shot_cli_commands_never_bootstrap(tmp_path, monkeypatch, capsys):
     config = tmp_path / "butterfly.toml"
     config.write_text(f'''
 [server]
-data_dir = "{tmp_path / 'data'}"
-log_dir = "{tmp_path / 'logs'}"
+data_dir = "{tmp_path / "data"}"
+log_dir = "{tmp_path / "logs"}"
 
 [store]
-url = "sqlite:///{tmp_path / 'cli.sqlite'}"
+url = "sqlite:///{tmp_path / "cli.sqlite"}"
 ''')
     monkeypatch.delenv("BUTTERFLY_CONFIG", raising=False)
     monkeypatch.setenv("BUTTERFLY_DISABLE_PLUGINS", "mq,ruqi,wuxing")

@@ -27,8 +27,9 @@ class Dashboard:
 
 
 @pytest.mark.slow
-def test_browser_login_lands_on_next_and_logout_clears_the_cookie(make_kernel, live_server, chromium, sqlite_url,
-                                                                   fast_hashing, add_user):
+def test_browser_login_lands_on_next_and_logout_clears_the_cookie(
+    make_kernel, live_server, chromium, sqlite_url, fast_hashing, add_user
+):
     settings = {"store.url": sqlite_url, "router.handlers_dir": str(REPO / "handlers"), **fast_hashing}
     kernel = make_kernel(plugins=[(Dashboard(), "dashboard")], settings=settings, load_entrypoints=True)
     admin = add_user(kernel, ("admin",))

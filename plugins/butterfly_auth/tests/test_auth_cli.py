@@ -14,11 +14,11 @@ def config_file(tmp_path, monkeypatch):
     path = tmp_path / "butterfly.toml"
     path.write_text(f'''
 [server]
-data_dir = "{tmp_path / 'data'}"
-log_dir = "{tmp_path / 'logs'}"
+data_dir = "{tmp_path / "data"}"
+log_dir = "{tmp_path / "logs"}"
 
 [store]
-url = "sqlite:///{tmp_path / 'cli.sqlite'}"
+url = "sqlite:///{tmp_path / "cli.sqlite"}"
 
 [auth]
 argon2_time_cost = 1
@@ -34,6 +34,7 @@ argon2_parallelism = 1
 def _kernel(config_file):
     class Args:
         config = config_file
+
     return load_kernel(Args())
 
 

@@ -58,7 +58,7 @@ def setup(auth_kernel, add_user, login):
 
 
 def test_marks_and_admin_routes(setup, auth_header):
-    kernel, client, names, tokens = setup
+    _kernel, client, names, tokens = setup
     expected = {  # path: (anonymous, plain, ops, admin)
         "/t/open": (200, 200, 200, 200),
         "/t/whoami": (401, 200, 200, 200),
@@ -67,8 +67,10 @@ def test_marks_and_admin_routes(setup, auth_header):
         "/t/admin_ops": (401, 403, 403, 200),  # admin AND the handler's role: ops alone is not enough
     }
     for path, statuses in expected.items():
-        seen = (client.get(path).status,
-                *(client.get(path, headers=auth_header(tokens[k])).status for k in ("plain", "ops", "admin")))
+        seen = (
+            client.get(path).status,
+            *(client.get(path, headers=auth_header(tokens[k])).status for k in ("plain", "ops", "admin")),
+        )
         assert seen == statuses, path
     reply = client.get("/t/whoami", headers=auth_header(tokens["ops"])).json()
     assert reply["user"] == names["ops"] and reply["roles"] == ["ops"]
@@ -86,9 +88,13 @@ def test_admin_routes_need_the_role_from_loopback_too(setup, auth_header):
 
 
 def test_client_identity_headers_are_ignored(setup, auth_header):
-    kernel, client, names, tokens = setup
-    spoof = {"X-Username": names["admin"], "X-Auth-User": names["admin"], "X-Remote-User": names["admin"],
-             "X-Forwarded-User": names["admin"]}
+    _kernel, client, names, tokens = setup
+    spoof = {
+        "X-Username": names["admin"],
+        "X-Auth-User": names["admin"],
+        "X-Remote-User": names["admin"],
+        "X-Forwarded-User": names["admin"],
+    }
     assert client.get("/t/admin", headers=spoof).status == 401
     assert client.get("/t/open", headers=spoof).json()["user"] is None
     mixed = client.get("/t/whoami", headers={**spoof, **auth_header(tokens["plain"])})
@@ -151,13 +157,14 @@ def test_csrf_cookie_writes_need_same_origin_or_token(setup):
     assert client.post("/t/whoami", headers={**cookie, "Referer": same + "/canghai/"}).status == 200
     assert client.request("DELETE", "/t/whoami", headers={**cookie, "X-CSRF-Token": csrf_token}).status == 200
     # the same token as Bearer needs no CSRF defence: browsers never add that header themselves
-    assert client.post("/t/whoami", headers={"Authorization": f"Bearer {token}",
-                                             "Origin": "https://evil.example"}).status == 200
+    assert (
+        client.post("/t/whoami", headers={"Authorization": f"Bearer {token}", "Origin": "https://evil.example"}).status
+        == 200
+    )
 
 
 def test_trusted_origins_setting(auth_kernel, add_user, login):
-    kernel = auth_kernel(settings={"auth.trusted_origins": "https://console.example"},
-                         plugins=[(DemoRoutes(), "demo")])
+    kernel = auth_kernel(settings={"auth.trusted_origins": "https://console.example"}, plugins=[(DemoRoutes(), "demo")])
     client = Client(kernel)
     token = login(client, add_user(kernel))["token"]
     cookie = {"Cookie": f"butterfly_token={token}", "Host": "internal:8585"}
@@ -167,8 +174,11 @@ def test_trusted_origins_setting(auth_kernel, add_user, login):
 
 def test_cross_site_login_is_refused(setup):
     _, client, names, _ = setup
-    reply = client.post("/auth/login", data={"username": names["plain"], "password": "correct horse battery"},
-                        headers={"Origin": "https://evil.example", "Host": "app.example"})
+    reply = client.post(
+        "/auth/login",
+        data={"username": names["plain"], "password": "correct horse battery"},
+        headers={"Origin": "https://evil.example", "Host": "app.example"},
+    )
     assert reply.status == 403 and "set-cookie" not in reply.headers
 
 
@@ -183,7 +193,15 @@ def test_verify_endpoint_for_nginx(setup, auth_header):
     assert client.get("/auth/verify", query={"role": "ops"}, headers=auth_header(tokens["admin"])).status == 200
     # the original request was a cross-site cookie POST: nginx passes X-Original-Method
     cookie = {"Cookie": f"butterfly_token={tokens['ops']}", "Host": "app.example"}
-    assert client.get("/auth/verify", headers={**cookie, "X-Original-Method": "POST",
-                                               "Origin": "https://evil.example"}).status == 403
-    assert client.get("/auth/verify", headers={**cookie, "X-Original-Method": "POST",
-                                               "Origin": "https://app.example"}).status == 200
+    assert (
+        client.get(
+            "/auth/verify", headers={**cookie, "X-Original-Method": "POST", "Origin": "https://evil.example"}
+        ).status
+        == 403
+    )
+    assert (
+        client.get(
+            "/auth/verify", headers={**cookie, "X-Original-Method": "POST", "Origin": "https://app.example"}
+        ).status
+        == 200
+    )

@@ -92,7 +92,7 @@ def test_api_token_create_use_revoke(auth_kernel, database_url, add_user, auth_h
         assert row.token_hash == api_tokens.hash_token(token) and token not in (row.token_hash, row.prefix + "x")
     me = client.get("/auth/me", headers=auth_header(token)).json()
     assert (me["user"], me["auth"]) == (name, "api_token")
-    listed = [t for t in api_tokens.list_tokens(kernel, name)]
+    listed = list(api_tokens.list_tokens(kernel, name))
     assert [(t.id, t.label, t.usable) for t in listed] == [(info.id, "deploy bot", True)]
     api_tokens.revoke_token(kernel, info.id)
     refused = client.get("/auth/me", headers=auth_header(token))
@@ -102,8 +102,7 @@ def test_api_token_create_use_revoke(auth_kernel, database_url, add_user, auth_h
         api_tokens.revoke_token(kernel, 10**9)
 
 
-def test_api_token_over_http_is_shown_once_and_owner_scoped(auth_kernel, database_url, add_user, login,
-                                                            auth_header):
+def test_api_token_over_http_is_shown_once_and_owner_scoped(auth_kernel, database_url, add_user, login, auth_header):
     kernel = auth_kernel(database_url)
     owner, other = add_user(kernel), add_user(kernel)
     client = Client(kernel)
@@ -116,10 +115,16 @@ def test_api_token_over_http_is_shown_once_and_owner_scoped(auth_kernel, databas
     assert client.get("/auth/verify", headers=auth_header(token)).headers["x-auth-user"] == owner
     # another user cannot revoke it
     other_session = login(client, other)["token"]
-    assert client.post("/auth/tokens/revoke", json={"id": created.json()["id"]},
-                       headers=auth_header(other_session)).status == 404
-    assert client.post("/auth/tokens/revoke", json={"id": created.json()["id"]},
-                       headers=auth_header(session)).json()["usable"] is False
+    assert (
+        client.post("/auth/tokens/revoke", json={"id": created.json()["id"]}, headers=auth_header(other_session)).status
+        == 404
+    )
+    assert (
+        client.post("/auth/tokens/revoke", json={"id": created.json()["id"]}, headers=auth_header(session)).json()[
+            "usable"
+        ]
+        is False
+    )
     assert client.get("/auth/verify", headers=auth_header(token)).status == 401
     bad = client.post("/auth/tokens", json={"expires_in": "soon"}, headers=auth_header(session))
     assert bad.status == 400 and bad.json()["errors"][0]["param"] == "expires_in"
@@ -128,7 +133,7 @@ def test_api_token_over_http_is_shown_once_and_owner_scoped(auth_kernel, databas
 def test_api_token_expires(auth_kernel, database_url, add_user, auth_header):
     kernel = auth_kernel(database_url)
     name = add_user(kernel)
-    token, info = api_tokens.create_token(kernel, name, expires_in=1)
+    token, _info = api_tokens.create_token(kernel, name, expires_in=1)
     client = Client(kernel)
     assert client.get("/auth/verify", headers=auth_header(token)).status == 200
     time.sleep(1.2)

@@ -39,8 +39,9 @@ def test_forged_jwts_are_refused(auth_kernel, add_user, login):
         "tampered signature": f"{header}.{payload}.{signature[:-4]}AAAA",
         "wrong key": jwt.encode(claims, "another-secret-of-sufficient-length-123456", algorithm="HS256"),
         "HS512 with our key": jwt.encode(claims, state_of(kernel).secret, algorithm="HS512"),
-        "missing exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, state_of(kernel).secret,
-                                  algorithm="HS256"),
+        "missing exp": jwt.encode(
+            {k: v for k, v in claims.items() if k != "exp"}, state_of(kernel).secret, algorithm="HS256"
+        ),
         "sub not a string": jwt.encode({**claims, "sub": 1}, state_of(kernel).secret, algorithm="HS256"),
         "unknown user": jwt.encode({**claims, "sub": "ghost"}, state_of(kernel).secret, algorithm="HS256"),
     }
@@ -65,22 +66,31 @@ def test_login_is_rate_limited_per_user_and_per_ip(auth_kernel, add_user):
     client = Client(kernel)
     victim, other = add_user(kernel), add_user(kernel)
     for attempt in range(3):
-        reply = client.post("/auth/login", json={"username": victim, "password": f"guess {attempt}"},
-                            remote_addr=f"10.0.0.{attempt}")
+        reply = client.post(
+            "/auth/login", json={"username": victim, "password": f"guess {attempt}"}, remote_addr=f"10.0.0.{attempt}"
+        )
         assert reply.status == 401 and reply.json()["stat"] == "ERR_UNAUTHORIZED"
     # the user is locked, from any address, even with the right password
-    locked = client.post("/auth/login", json={"username": victim, "password": "correct horse battery"},
-                         remote_addr="10.9.9.9")
+    locked = client.post(
+        "/auth/login", json={"username": victim, "password": "correct horse battery"}, remote_addr="10.9.9.9"
+    )
     assert locked.status == 429 and locked.json()["stat"] == "ERR_TOO_MANY_REQUESTS"
     assert 0 < int(locked.headers["retry-after"]) <= 60
     # one address trying many user names is locked too
     for attempt in range(3):
-        client.post("/auth/login", json={"username": f"nobody{attempt}", "password": "x" * 9},
-                    remote_addr="192.0.2.7")
-    assert client.post("/auth/login", json={"username": other, "password": "correct horse battery"},
-                       remote_addr="192.0.2.7").status == 429
-    assert client.post("/auth/login", json={"username": other, "password": "correct horse battery"},
-                       remote_addr="192.0.2.8").status == 200
+        client.post("/auth/login", json={"username": f"nobody{attempt}", "password": "x" * 9}, remote_addr="192.0.2.7")
+    assert (
+        client.post(
+            "/auth/login", json={"username": other, "password": "correct horse battery"}, remote_addr="192.0.2.7"
+        ).status
+        == 429
+    )
+    assert (
+        client.post(
+            "/auth/login", json={"username": other, "password": "correct horse battery"}, remote_addr="192.0.2.8"
+        ).status
+        == 200
+    )
 
 
 def test_limiter_window_and_reset():

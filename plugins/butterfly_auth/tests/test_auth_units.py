@@ -12,10 +12,24 @@ from kernel.testing import Client
 FORM_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
 
 
-@pytest.mark.parametrize("value", [
-    "https://evil.example/", "//evil.example", "/\\evil.example", "\\\\evil", "http:/x", "javascript:alert(1)",
-    "evil", "", None, ["/a"], "/a\nSet-Cookie: x", "/" + "a" * 3000, "///evil.example",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://evil.example/",
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil",
+        "http:/x",
+        "javascript:alert(1)",
+        "evil",
+        "",
+        None,
+        ["/a"],
+        "/a\nSet-Cookie: x",
+        "/" + "a" * 3000,
+        "///evil.example",
+    ],
+)
 def test_safe_next_refuses_off_site_targets(value):
     assert safe_next(value) == "/"
 
@@ -58,12 +72,20 @@ def test_html_login_form_flow(auth_kernel, add_user):
     xss = client.get("/auth/login", query={"next": '/"><script>alert(1)</script>'})
     assert "<script>alert" not in xss.text
 
-    failed = client.post("/auth/login", data={"username": name, "password": "nope nope", "next": "/canghai/"},
-                         headers={"Accept": FORM_ACCEPT})
-    assert failed.status == 401 and "Invalid user name or password" in failed.text and "set-cookie" not in failed.headers
+    failed = client.post(
+        "/auth/login",
+        data={"username": name, "password": "nope nope", "next": "/canghai/"},
+        headers={"Accept": FORM_ACCEPT},
+    )
+    assert (
+        failed.status == 401 and "Invalid user name or password" in failed.text and "set-cookie" not in failed.headers
+    )
 
-    done = client.post("/auth/login", data={"username": name, "password": "correct horse battery",
-                                            "next": "https://evil.example/"}, headers={"Accept": FORM_ACCEPT})
+    done = client.post(
+        "/auth/login",
+        data={"username": name, "password": "correct horse battery", "next": "https://evil.example/"},
+        headers={"Accept": FORM_ACCEPT},
+    )
     assert done.status == 303 and done.headers["location"] == "/"
     cookies = [value for key, value in done.header_list if key.lower() == "set-cookie"]
     session = next(c for c in cookies if c.startswith("butterfly_token="))

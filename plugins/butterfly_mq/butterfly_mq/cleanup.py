@@ -52,8 +52,7 @@ def run_cleanup(client: Any, config: MQConfig, registry: InstanceRegistry) -> di
     lock = OwnedLock(client, RegistryKeys(config.prefix).cleanup_lock, config.cleanup_interval)
     if not lock.acquire():
         return None
-    report = {"recovered": 0, "finished_expired": 0, "failed_expired": 0, "dead_expired": 0,
-              "instances_forgotten": 0}
+    report = {"recovered": 0, "finished_expired": 0, "failed_expired": 0, "dead_expired": 0, "instances_forgotten": 0}
     try:
         now = server_time_ms(client, config.prefix)
         for topic in registered_topics(client, config.prefix):

@@ -12,15 +12,17 @@ from kernel.errors import ConfigError
 
 def add_commands(subparsers: Any) -> None:
     """Add the ``mq`` command and its subcommands."""
-    mq = subparsers.add_parser("mq", help="百川 baichuan message queue: enqueue, status, requeue, doctor",
-                               description="Operate the Butterfly message queue ([mq] redis_url).")
+    mq = subparsers.add_parser(
+        "mq",
+        help="百川 baichuan message queue: enqueue, status, requeue, doctor",
+        description="Operate the Butterfly message queue ([mq] redis_url).",
+    )
     commands = mq.add_subparsers(dest="mq_command", metavar="SUBCOMMAND")
     mq.set_defaults(run=lambda args: mq.print_help() or 2)
 
     enqueue = commands.add_parser("enqueue", help="queue a message: butterfly mq enqueue /app/h k=v ...")
     enqueue.add_argument("topic", help="/app/handler")
-    enqueue.add_argument("params", nargs="*", metavar="KEY=VALUE", help="values are JSON when they parse, "
-                                                                         "else strings")
+    enqueue.add_argument("params", nargs="*", metavar="KEY=VALUE", help="values are JSON when they parse, else strings")
     enqueue.add_argument("--json", dest="json_params", help="the params as one JSON object")
     enqueue.add_argument("--delay", type=float, help="seconds before it may run")
     enqueue.add_argument("--ttl", type=float, help="seconds it may wait in the queue")
@@ -83,11 +85,17 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         params.update(extra)
     service = _service(args)
     try:
-        msg_id = enqueue(args.topic, params, kernel=service.kernel, msg_id=args.msg_id, delay=args.delay,
-                         ttl=args.ttl, retries=args.retries)
+        msg_id = enqueue(
+            args.topic,
+            params,
+            kernel=service.kernel,
+            msg_id=args.msg_id,
+            delay=args.delay,
+            ttl=args.ttl,
+            retries=args.retries,
+        )
     except HTTPError as exc:
-        print(f"butterfly mq: {exc.stat}: {exc.reason} {json.dumps(exc.data) if exc.data else ''}",
-              file=sys.stderr)
+        print(f"butterfly mq: {exc.stat}: {exc.reason} {json.dumps(exc.data) if exc.data else ''}", file=sys.stderr)
         return 1
     print(msg_id)
     return 0
@@ -107,10 +115,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{'queue':<{width}} " + " ".join(f"{s:>9}" for s in STATES) + "  oldest(s)  done/min")
     for q in queues:
         oldest = "-" if q["oldest_age"] is None else f"{q['oldest_age']:.1f}"
-        print(f"{q['name']:<{width}} " + " ".join(f"{q[s]:>9}" for s in STATES)
-              + f"  {oldest:>9}  {q['throughput_per_min']:>8}" + ("  PAUSED" if q["paused"] else ""))
-    print(f"\ninstances: {sum(1 for i in instances if i['alive'])} alive, "
-          f"{sum(1 for i in instances if not i['alive'])} dead or stopped")
+        print(
+            f"{q['name']:<{width}} "
+            + " ".join(f"{q[s]:>9}" for s in STATES)
+            + f"  {oldest:>9}  {q['throughput_per_min']:>8}"
+            + ("  PAUSED" if q["paused"] else "")
+        )
+    print(
+        f"\ninstances: {sum(1 for i in instances if i['alive'])} alive, "
+        f"{sum(1 for i in instances if not i['alive'])} dead or stopped"
+    )
     for i in instances:
         print(f"  {'alive' if i['alive'] else 'gone ':5}  {i['name']}  last heartbeat {i['heartbeat_age']}s ago")
     return 0
@@ -143,8 +157,11 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         return 1
     status = Queue(client, message["topic"], prefix).requeue(args.msg_id)
     if status != 1:
-        print(f"butterfly mq: {args.msg_id} is {message['state']}; only finished, failed, dead and scheduled "
-              "messages can be requeued", file=sys.stderr)
+        print(
+            f"butterfly mq: {args.msg_id} is {message['state']}; only finished, failed, dead and scheduled "
+            "messages can be requeued",
+            file=sys.stderr,
+        )
         return 1
     print(f"requeued {args.msg_id}")
     return 0
@@ -166,8 +183,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  {'ok     ' if ok else 'MISSING'}  {name}{'  — ' + detail if detail else ''}")
     warnings = proxy_config_warnings(args.proxy_config) if args.proxy_config else []
     if looks_like_twemproxy(url):
-        print("  note     INFO is refused: this looks like Twemproxy. Make sure its pool has hash_tag: \"{}\" and "
-              "auto_eject_hosts: false (an ejected server's queues get split); pass --proxy-config to check.")
+        print(
+            '  note     INFO is refused: this looks like Twemproxy. Make sure its pool has hash_tag: "{}" and '
+            "auto_eject_hosts: false (an ejected server's queues get split); pass --proxy-config to check."
+        )
     for warning in warnings:
         print(f"  WARNING  {warning}")
     failed = [name for name, ok, _ in results if not ok]

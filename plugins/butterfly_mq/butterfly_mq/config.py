@@ -35,6 +35,7 @@ def as_topic_table(value: Any) -> dict[str, dict[str, Any]]:
 
 def add_settings(settings: Any) -> None:
     """Declare every ``[mq]`` setting (called from ``butterfly_add_settings``)."""
+
     def add(key, kind, default, text, **kw):
         settings.add("mq", key, kind, default, text, owner="mq", **kw)
 
@@ -56,8 +57,7 @@ def add_settings(settings: Any) -> None:
     add("failure_ttl", float, 30 * DAY, "seconds failed and dead messages are kept")
     add("heartbeat_interval", float, 60.0, "seconds between instance heartbeats")
     add("cleanup_interval", float, 900.0, "seconds between cleanups (expired leases, results, dead instances)")
-    add("topics", as_topic_table, {}, "per-topic overrides: {'/app/h' = {retries = 5, timeout = 30, "
-                                       "concurrency = 2}}")
+    add("topics", as_topic_table, {}, "per-topic overrides: {'/app/h' = {retries = 5, timeout = 30, concurrency = 2}}")
     add("dashboard", bool, True, "serve the canghai dashboard at /canghai/")
 
 
@@ -87,7 +87,7 @@ class MQConfig:
     dashboard: bool = True
 
     @classmethod
-    def from_kernel(cls, kernel: Any) -> "MQConfig":
+    def from_kernel(cls, kernel: Any) -> MQConfig:
         """Read ``kernel.settings.section("mq")``."""
         section = kernel.settings.section("mq")
         return cls(**{name: section[name] for name in cls.__dataclass_fields__})

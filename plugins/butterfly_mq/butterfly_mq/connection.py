@@ -20,9 +20,15 @@ def connect(url: str, *, socket_timeout: float = 5.0) -> redis.Redis:
     # NOTE: driver_info=None stops redis-py from sending CLIENT SETINFO on connect;
     # Twemproxy does not know CLIENT and would close the connection; likewise protocol=2
     # avoids the HELLO 3 handshake redis-py 8 sends by default.
-    return redis.Redis.from_url(url, decode_responses=True, driver_info=None, protocol=2,
-                                socket_timeout=socket_timeout, socket_connect_timeout=2.0,
-                                socket_keepalive=True)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        driver_info=None,
+        protocol=2,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=2.0,
+        socket_keepalive=True,
+    )
 
 
 def shared_client(url: str) -> redis.Redis:

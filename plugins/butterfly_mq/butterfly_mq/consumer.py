@@ -75,8 +75,10 @@ class Consumer:
     def start(self) -> None:
         """Start the poller and the worker threads."""
         poller = threading.Thread(target=self._poll_loop, name="mq-poller", daemon=True)
-        workers = [threading.Thread(target=self._work_loop, name=f"mq-worker-{n}", daemon=True)
-                   for n in range(self.config.workers)]
+        workers = [
+            threading.Thread(target=self._work_loop, name=f"mq-worker-{n}", daemon=True)
+            for n in range(self.config.workers)
+        ]
         self._threads = [poller, *workers]
         for thread in self._threads:
             thread.start()
@@ -105,8 +107,11 @@ class Consumer:
         self._flush_acks_until(deadline)
         unfinished = sum(1 for lease in self.leases.values() if lease.running)
         if unfinished:
-            log.warning("mq_shutdown_unfinished", running=unfinished,
-                        note="their leases expire and another instance runs them again")
+            log.warning(
+                "mq_shutdown_unfinished",
+                running=unfinished,
+                note="their leases expire and another instance runs them again",
+            )
         return {"returned": returned, "unfinished": unfinished}
 
     # -- the poller -----------------------------------------------------------------------
@@ -129,7 +134,7 @@ class Consumer:
                 self.stopping.wait(error_wait)
                 error_wait = min(error_wait * 2, 5.0)
                 continue
-            except Exception:  # noqa: BLE001 - the poller must survive anything
+            except Exception:
                 log.exception("mq_poller_error")
                 self.stopping.wait(1.0)
                 continue
@@ -169,14 +174,18 @@ class Consumer:
                 for topic, outcomes in ack_batches:
                     self.pending_acks[topic][:0] = outcomes
             raise
-        for (topic, outcomes), statuses in zip(ack_batches, replies, strict=False):
+        for (topic, _outcomes), statuses in zip(ack_batches, replies, strict=False):
             lost = sum(1 for status in statuses if status != 1)
             if lost:
                 self.counters["lost_leases"] += lost
-                log.warning("mq_ack_rejected", topic=topic, count=lost,
-                            note="lease expired or message deleted; another run owns it")
+                log.warning(
+                    "mq_ack_rejected",
+                    topic=topic,
+                    count=lost,
+                    note="lease expired or message deleted; another run owns it",
+                )
         popped_total = 0
-        for (queue, _), reply in zip(pops, replies[len(replies) - len(pops):], strict=True):
+        for (queue, _), reply in zip(pops, replies[len(replies) - len(pops) :], strict=True):
             messages = queue.parse_pop(reply)
             if messages:
                 self.hot.add(queue.topic)
@@ -247,11 +256,16 @@ class Consumer:
                 lease.running = True
             try:
                 outcome = run_message(self.kernel, message, self.config, self.worker)
-            except Exception as exc:  # noqa: BLE001 - a bug here must not kill the thread
+            except Exception as exc:
                 log.exception("mq_run_error", topic=message.topic, msg_id=message.msg_id)
-                outcome = Outcome(message.msg_id, self.worker, message.attempt, "failed",
-                                  error=f"consumer error: {type(exc).__name__}: {exc}",
-                                  stat="ERR_SERVER_EXCEPTION")
+                outcome = Outcome(
+                    message.msg_id,
+                    self.worker,
+                    message.attempt,
+                    "failed",
+                    error=f"consumer error: {type(exc).__name__}: {exc}",
+                    stat="ERR_SERVER_EXCEPTION",
+                )
             self.counters[outcome.outcome] += 1
             with self.lock:
                 self.leases.pop(message.msg_id, None)
@@ -279,8 +293,13 @@ class Consumer:
             try:
                 returned += self.queues[topic].return_unstarted(self.worker, messages)
             except redis.RedisError as exc:
-                log.warning("mq_return_failed", topic=topic, count=len(messages), error=str(exc),
-                            note="their leases expire and they are run later")
+                log.warning(
+                    "mq_return_failed",
+                    topic=topic,
+                    count=len(messages),
+                    error=str(exc),
+                    note="their leases expire and they are run later",
+                )
         return returned
 
     def _flush_acks_until(self, deadline: float) -> None:

@@ -40,11 +40,15 @@ def _int(params: dict[str, Any], name: str, default: int, low: int, high: int) -
     try:
         value = int(raw[-1] if isinstance(raw, list) else raw)
     except (TypeError, ValueError):
-        raise BadRequest(f"{name} must be an integer", data={"errors": [
-            {"param": name, "reason": f"expected an integer, got {raw!r}"}]}) from None
+        raise BadRequest(
+            f"{name} must be an integer",
+            data={"errors": [{"param": name, "reason": f"expected an integer, got {raw!r}"}]},
+        ) from None
     if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}", data={"errors": [
-            {"param": name, "reason": f"out of range {low}..{high}"}]})
+        raise BadRequest(
+            f"{name} must be between {low} and {high}",
+            data={"errors": [{"param": name, "reason": f"out of range {low}..{high}"}]},
+        )
     return value
 
 
@@ -58,8 +62,9 @@ def _topic(params: dict[str, Any], name: str = "queue") -> str:
 def _state(params: dict[str, Any]) -> str:
     state = _text(params, "state", "queued")
     if state not in STATES:
-        raise BadRequest(f"unknown state {state!r}", data={"errors": [
-            {"param": "state", "reason": f"one of {', '.join(STATES)}"}]})
+        raise BadRequest(
+            f"unknown state {state!r}", data={"errors": [{"param": "state", "reason": f"one of {', '.join(STATES)}"}]}
+        )
     return state
 
 
@@ -77,8 +82,7 @@ def _action_params(request: Any) -> dict[str, Any]:
 
 def queues_overview(service: Any) -> list[dict[str, Any]]:
     """Counts of every registered queue (one pipelined round trip)."""
-    return counts_for(service.client, registered_topics(service.client, service.config.prefix),
-                      service.config.prefix)
+    return counts_for(service.client, registered_topics(service.client, service.config.prefix), service.config.prefix)
 
 
 def api_queues(request: Any) -> Response:
@@ -99,8 +103,15 @@ def message_page(service: Any, params: dict[str, Any]) -> dict[str, Any]:
     page = _int(params, "page", 1, 1, 10**6)
     size = _int(params, "page_size", 20, 1, MAX_PAGE_SIZE)
     total, msgs = Queue(service.client, topic, service.config.prefix).page(state, (page - 1) * size, size)
-    return {"queue": topic, "state": state, "page": page, "page_size": size, "total": total,
-            "pages": max(1, -(-total // size)), "msgs": msgs}
+    return {
+        "queue": topic,
+        "state": state,
+        "page": page,
+        "page_size": size,
+        "total": total,
+        "pages": max(1, -(-total // size)),
+        "msgs": msgs,
+    }
 
 
 def api_msgs(request: Any) -> Response:
@@ -143,8 +154,9 @@ def api_requeue(request: Any) -> Response:
     service = service_of(request)
     queue, msg_id = _queue_of_message(service, _action_params(request))
     if queue.requeue(msg_id) != 1:
-        raise BadRequest(f"message {msg_id} is queued or running; only finished, failed, dead and "
-                         "scheduled messages can be requeued")
+        raise BadRequest(
+            f"message {msg_id} is queued or running; only finished, failed, dead and scheduled messages can be requeued"
+        )
     service.wake(queue.topic)
     return Response.json({"stat": "OK", "msg_id": msg_id})
 
@@ -196,12 +208,24 @@ def api_enqueue(request: Any) -> Response:
     unknown = set(payload) - {"topic", "params", "delay", "ttl", "retries", "msg_id"}
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
-    msg_id = enqueue(_text(payload, "topic"), payload.get("params") or {}, kernel=service.kernel,
-                     msg_id=payload.get("msg_id"), delay=payload.get("delay"), ttl=payload.get("ttl"),
-                     retries=payload.get("retries"))
+    msg_id = enqueue(
+        _text(payload, "topic"),
+        payload.get("params") or {},
+        kernel=service.kernel,
+        msg_id=payload.get("msg_id"),
+        delay=payload.get("delay"),
+        ttl=payload.get("ttl"),
+        retries=payload.get("retries"),
+    )
     return Response.json({"stat": "OK", "msg_id": msg_id})
 
 
 READ_ROUTES = {"queues": api_queues, "instances": api_instances, "msgs": api_msgs, "msg": api_msg}
-ACTION_ROUTES = {"requeue": api_requeue, "delete": api_delete, "empty": api_empty, "pause": api_pause,
-                 "resume": api_resume, "enqueue": api_enqueue}
+ACTION_ROUTES = {
+    "requeue": api_requeue,
+    "delete": api_delete,
+    "empty": api_empty,
+    "pause": api_pause,
+    "resume": api_resume,
+    "enqueue": api_enqueue,
+}

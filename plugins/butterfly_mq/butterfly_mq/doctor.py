@@ -73,13 +73,31 @@ def check_endpoint(url: str, prefix: str = "bc") -> list[tuple[str, bool, str]]:
     results: list[tuple[str, bool, str]] = []
     client = connect(url, socket_timeout=3)
     _check(results, "PING", client.ping)
-    _check(results, "SADD/SMEMBERS/SREM", lambda: (client.sadd(f"{tag}:set", "x"), client.smembers(f"{tag}:set"),
-                                                  client.srem(f"{tag}:set", "x")))
-    _check(results, "HSET/HGET/HEXISTS/HGETALL/HDEL", lambda: (
-        client.hset(keys[2], "f", "v"), client.hget(keys[2], "f"), client.hexists(keys[2], "f"),
-        client.hgetall(keys[2]), client.hdel(keys[2], "f")))
-    _check(results, "SET NX PX / GET / DEL", lambda: (client.set(f"{tag}:lock", "t", nx=True, px=5000),
-                                                     client.get(f"{tag}:lock"), client.delete(f"{tag}:lock")))
+    _check(
+        results,
+        "SADD/SMEMBERS/SREM",
+        lambda: (client.sadd(f"{tag}:set", "x"), client.smembers(f"{tag}:set"), client.srem(f"{tag}:set", "x")),
+    )
+    _check(
+        results,
+        "HSET/HGET/HEXISTS/HGETALL/HDEL",
+        lambda: (
+            client.hset(keys[2], "f", "v"),
+            client.hget(keys[2], "f"),
+            client.hexists(keys[2], "f"),
+            client.hgetall(keys[2]),
+            client.hdel(keys[2], "f"),
+        ),
+    )
+    _check(
+        results,
+        "SET NX PX / GET / DEL",
+        lambda: (
+            client.set(f"{tag}:lock", "t", nx=True, px=5000),
+            client.get(f"{tag}:lock"),
+            client.delete(f"{tag}:lock"),
+        ),
+    )
     _check(results, "pipeline (no MULTI)", lambda: client.pipeline(transaction=False).ping().ping().execute())
     fresh = Script("doctor_probe", LUA_PROBE + f"\n-- {uuid.uuid4().hex}")  # never cached: tests EVAL
     _check(results, "EVALSHA→NOSCRIPT→EVAL fallback", lambda: fresh(client, keys))
@@ -111,9 +129,13 @@ def proxy_config_warnings(path: str | Path) -> list[str]:
     text = Path(path).read_text()
     warnings = []
     if re.search(r"^\s*auto_eject_hosts:\s*true", text, re.M):
-        warnings.append("auto_eject_hosts: true — an ejected server's queues are written to another server and "
-                        "split (messages stranded when it returns); set auto_eject_hosts: false")
+        warnings.append(
+            "auto_eject_hosts: true — an ejected server's queues are written to another server and "
+            "split (messages stranded when it returns); set auto_eject_hosts: false"
+        )
     if not re.search(r"""^\s*hash_tag:\s*["']\{\}["']""", text, re.M):
-        warnings.append('hash_tag "{}" is missing — keys of one queue would land on different servers and '
-                        "every multi-key script fails; add hash_tag: \"{}\"")
+        warnings.append(
+            'hash_tag "{}" is missing — keys of one queue would land on different servers and '
+            'every multi-key script fails; add hash_tag: "{}"'
+        )
     return warnings

@@ -48,8 +48,14 @@ class InstanceRegistry:
         self.prefix = prefix
         self.key = RegistryKeys(prefix).instances
         self.name = name
-        self.static = {"name": name, "host": socket.gethostname(), "pid": os.getpid(),
-                       "python": platform.python_version(), "born": time.time(), **(static or {})}
+        self.static = {
+            "name": name,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "python": platform.python_version(),
+            "born": time.time(),
+            **(static or {}),
+        }
 
     def beat(self, counters: dict[str, Any], state: str = "running") -> int:
         """Write this instance's record with the server time as ``last_heartbeat``.
@@ -79,8 +85,7 @@ class InstanceRegistry:
 
     def forget_dead(self) -> int:
         """Remove instances that have been dead or stopped for :data:`FORGET_AFTER` seconds."""
-        gone = [r["name"] for r in self.list()
-                if not r["alive"] and r["heartbeat_age"] > FORGET_AFTER]
+        gone = [r["name"] for r in self.list() if not r["alive"] and r["heartbeat_age"] > FORGET_AFTER]
         if gone:
             self.client.hdel(self.key, *gone)
         return len(gone)

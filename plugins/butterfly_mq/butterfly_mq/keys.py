@@ -21,8 +21,7 @@ TOPIC_PATTERN = re.compile(r"^/[A-Za-z0-9_\-./]{1,200}$")
 MSG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-.:]{1,128}$")
 
 # NOTE: the order of KEYS in every script; scripts.py indexes KEYS by these positions.
-KEY_NAMES = ("queued", "started", "scheduled", "finished", "failed", "dead", "info", "params", "result",
-             "stats")
+KEY_NAMES = ("queued", "started", "scheduled", "finished", "failed", "dead", "info", "params", "result", "stats")
 
 
 def check_topic(topic: str) -> str:

@@ -37,8 +37,10 @@ def environment():
     """The Jinja2 environment (autoescaping on), built on first use."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("butterfly_mq", "templates"),
-                             autoescape=jinja2.select_autoescape(default=True, default_for_string=True))
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("butterfly_mq", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    )
     env.filters["time"] = format_time
     env.filters["age"] = format_age
     env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
@@ -54,8 +56,9 @@ def render(name: str, **context: Any) -> Response:
 def page_overview(request: Any) -> Response:
     """``/canghai/``: queues × states, instances; refreshes itself every few seconds."""
     service = service_of(request)
-    return render("overview.html", queues=queues_overview(service), instances=service.registry_list(),
-                  title="沧海 canghai")
+    return render(
+        "overview.html", queues=queues_overview(service), instances=service.registry_list(), title="沧海 canghai"
+    )
 
 
 def page_queue(request: Any) -> Response:

@@ -72,13 +72,20 @@ def resolve(redis_url: str | None, kernel: Any, prefix: str | None) -> tuple[Any
         return service, service.client, service.config.prefix
     url = redis_url or os.environ.get(URL_ENV)
     if not url:
-        raise MQNotConfigured(f"no Redis URL: pass redis_url=, set {URL_ENV}, or call inside a "
-                              "kernel with [mq] redis_url")
+        raise MQNotConfigured(
+            f"no Redis URL: pass redis_url=, set {URL_ENV}, or call inside a kernel with [mq] redis_url"
+        )
     return None, shared_client(url), prefix or "bc"
 
 
-def get_message(msg_id: str, *, topic: str | None = None, redis_url: str | None = None,
-                kernel: Any = None, prefix: str | None = None) -> dict[str, Any] | None:
+def get_message(
+    msg_id: str,
+    *,
+    topic: str | None = None,
+    redis_url: str | None = None,
+    kernel: Any = None,
+    prefix: str | None = None,
+) -> dict[str, Any] | None:
     """A message's metadata, params and result; ``None`` when unknown.
 
     :param msg_id: the id :func:`enqueue` returned
@@ -133,8 +140,10 @@ def enqueue(
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     if not isinstance(params, dict) or not all(isinstance(key, str) for key in params):
-        raise BadRequest("params must be a JSON object with string keys",
-                         data={"errors": [{"param": "params", "reason": "expected an object"}]})
+        raise BadRequest(
+            "params must be a JSON object with string keys",
+            data={"errors": [{"param": "params", "reason": "expected an object"}]},
+        )
     for name, value in (("delay", delay), ("ttl", ttl), ("retries", retries)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
             raise BadRequest(f"{name} must be a number >= 0, got {value!r}")
@@ -147,8 +156,13 @@ def enqueue(
     if service is not None:
         validate_params(service.kernel, topic, params)
 
-    info: dict[str, Any] = {"id": msg_id, "topic": topic, "created_at": int(time.time() * 1000),
-                            "attempts": 0, "producer": PRODUCER}
+    info: dict[str, Any] = {
+        "id": msg_id,
+        "topic": topic,
+        "created_at": int(time.time() * 1000),
+        "attempts": 0,
+        "producer": PRODUCER,
+    }
     reqid = _current_reqid()
     if reqid:
         info["reqid"] = reqid
@@ -164,8 +178,9 @@ def enqueue(
             break
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if wait is None:
-                raise MQUnavailable(f"Redis did not store message {msg_id} for {topic} after "
-                                    f"{attempt + 1} attempts: {exc}") from exc
+                raise MQUnavailable(
+                    f"Redis did not store message {msg_id} for {topic} after {attempt + 1} attempts: {exc}"
+                ) from exc
             time.sleep(wait)
     if service is not None:
         service.wake(topic)

@@ -51,8 +51,17 @@ class Outcome:
 
     def args(self) -> list[Any]:
         """The nine ARGV values of this outcome."""
-        return [self.msg_id, self.worker, self.attempt, self.outcome, self.result_json, self.error[:4000],
-                self.stat, self.cost_ms, self.retry_delay_ms]
+        return [
+            self.msg_id,
+            self.worker,
+            self.attempt,
+            self.outcome,
+            self.result_json,
+            self.error[:4000],
+            self.stat,
+            self.cost_ms,
+            self.retry_delay_ms,
+        ]
 
 
 def decode_info(raw: str | None) -> dict[str, Any] | None:
@@ -106,8 +115,9 @@ class Queue:
 
     def parse_pop(self, flat: list[str]) -> list[Popped]:
         """Turn the POP script's flat reply into :class:`Popped` messages."""
-        return [Popped(self.topic, flat[i], flat[i + 1], decode_info(flat[i + 2]) or {})
-                for i in range(0, len(flat), 3)]
+        return [
+            Popped(self.topic, flat[i], flat[i + 1], decode_info(flat[i + 2]) or {}) for i in range(0, len(flat), 3)
+        ]
 
     def pop(self, count: int, lease_ms: int, worker: str, max_recoveries: int = 3) -> list[Popped]:
         """Take up to ``count`` messages, leased to ``worker`` for ``lease_ms``."""
@@ -159,8 +169,9 @@ class Queue:
         :raises ValueError: for ``started`` or an unknown state
         """
         if state not in STATES or state == "started":
-            raise ValueError(f"cannot empty state {state!r}; choose one of queued, scheduled, "
-                             f"{', '.join(TERMINAL_STATES)}")
+            raise ValueError(
+                f"cannot empty state {state!r}; choose one of queued, scheduled, {', '.join(TERMINAL_STATES)}"
+            )
         deleted = 0
         while True:
             count = int(SCRIPTS["EMPTY"](self.client, self.keys, [state, CHUNK]))
@@ -202,8 +213,7 @@ class Queue:
         row["enqueued_total"] = int(reply[9])
         current = now // 60000
         minutes, counts = reply[10:20], reply[20:30]
-        done = sum(int(c) for m, c in zip(minutes, counts, strict=True)
-                   if int(m) > current - THROUGHPUT_MINUTES)
+        done = sum(int(c) for m, c in zip(minutes, counts, strict=True) if int(m) > current - THROUGHPUT_MINUTES)
         covered = THROUGHPUT_MINUTES - 1 + (now % 60000) / 60000
         row["throughput_per_min"] = round(done / covered, 1)
         return row

@@ -48,7 +48,7 @@ def decode_params(text: str) -> tuple[dict[str, Any] | None, str]:
 
 def retry_delay(failures: int, config: MQConfig) -> float:
     """Exponential backoff with jitter: half fixed, half random, capped at ``backoff_max``."""
-    delay = min(config.backoff_max, config.backoff_base * (2 ** failures))
+    delay = min(config.backoff_max, config.backoff_base * (2**failures))
     return delay / 2 + random.uniform(0, delay / 2)
 
 
@@ -59,8 +59,14 @@ def _result_json(response: Any) -> str:
             return text
         return json.dumps({"stat": response.stat, "truncated": True, "size": len(text)})
     body = response.body if isinstance(response.body, bytes | bytearray) else b""
-    return json.dumps({"status": response.status, "content_type": response.get_header("content-type"),
-                       "size": len(body), "body": bytes(body[:2000]).decode("utf-8", "replace")})
+    return json.dumps(
+        {
+            "status": response.status,
+            "content_type": response.get_header("content-type"),
+            "size": len(body),
+            "body": bytes(body[:2000]).decode("utf-8", "replace"),
+        }
+    )
 
 
 def run_message(kernel: Any, message: Popped, config: MQConfig, worker: str) -> Outcome:
@@ -82,8 +88,9 @@ def run_message(kernel: Any, message: Popped, config: MQConfig, worker: str) -> 
         structlog.contextvars.clear_contextvars()
         _last_request.reqid = _last_request.error = None
         try:
-            response = kernel.call(message.topic, params, source="mq", parent_reqid=info.get("reqid"),
-                                   reqid=message.msg_id)
+            response = kernel.call(
+                message.topic, params, source="mq", parent_reqid=info.get("reqid"), reqid=message.msg_id
+            )
         finally:
             structlog.contextvars.clear_contextvars()
         status = response.status
@@ -101,8 +108,7 @@ def run_message(kernel: Any, message: Popped, config: MQConfig, worker: str) -> 
     if timeout and cost > timeout and stat not in FAILED_STATS:
         stat, error = "ERR_TIMEOUT", f"ran {cost:.1f} s, longer than the {timeout:g} s timeout"
     failed = stat in FAILED_STATS or status >= 500
-    outcome = Outcome(message.msg_id, worker, message.attempt, "finished", result_json, error, stat,
-                      int(cost * 1000))
+    outcome = Outcome(message.msg_id, worker, message.attempt, "finished", result_json, error, stat, int(cost * 1000))
     if failed:
         retries = info.get("retries")
         retries = int(config.topic_option(message.topic, "retries") if retries is None else retries)

@@ -138,7 +138,9 @@ return 1
 ENQUEUE_KEYS = (0, 2, 6, 7, 9)
 
 # ARGV: count, lease_ms, worker, max_recoveries  →  flat {id, params, info, id, params, info, ...}
-POP = PRELUDE + r"""
+POP = (
+    PRELUDE
+    + r"""
 if redis.call('HGET', STATS, 'paused') == '1' then return {} end
 local now = now_ms()
 recover(now, 20, tonumber(ARGV[4]))
@@ -174,10 +176,13 @@ while popped < wanted do
 end
 return out
 """
+)
 
 # ARGV: groups of (id, worker, attempt, outcome, result_json, error, stat, cost_ms, retry_delay_ms)
 # → one status per group: 1 recorded, 0 message gone, -1 lease lost (someone else owns it now)
-FINISH = PRELUDE + r"""
+FINISH = (
+    PRELUDE
+    + r"""
 local now = now_ms()
 local statuses = {}
 for i = 1, #ARGV, 9 do
@@ -219,9 +224,12 @@ for i = 1, #ARGV, 9 do
 end
 return statuses
 """
+)
 
 # ARGV: lease_ms, id...  →  number of leases renewed (messages still started)
-RENEW = PRELUDE + r"""
+RENEW = (
+    PRELUDE
+    + r"""
 local due = now_ms() + tonumber(ARGV[1])
 local renewed = 0
 for i = 2, #ARGV do
@@ -229,9 +237,12 @@ for i = 2, #ARGV do
 end
 return renewed
 """
+)
 
 # ARGV: worker, then (id, attempt) pairs, newest first  →  number returned to the queue front
-RETURN_UNSTARTED = PRELUDE + r"""
+RETURN_UNSTARTED = (
+    PRELUDE
+    + r"""
 local returned = 0
 for i = 2, #ARGV, 2 do
   local id = ARGV[i]
@@ -249,9 +260,12 @@ for i = 2, #ARGV, 2 do
 end
 return returned
 """
+)
 
 # ARGV: id  →  1 requeued, 0 no such message, -1 not in a requeueable state
-REQUEUE = PRELUDE + r"""
+REQUEUE = (
+    PRELUDE
+    + r"""
 local id = ARGV[1]
 local info = load_info(id)
 if info == nil then return 0 end
@@ -269,9 +283,12 @@ save_info(id, info)
 redis.call('RPUSH', Q, id)
 return 1
 """
+)
 
 # ARGV: id  →  1 deleted, 0 no such message
-DELETE = PRELUDE + r"""
+DELETE = (
+    PRELUDE
+    + r"""
 local id = ARGV[1]
 local info = load_info(id)
 if info == nil then return 0 end
@@ -282,9 +299,12 @@ redis.call('HDEL', PARAMS, id)
 redis.call('HDEL', RESULT, id)
 return 1
 """
+)
 
 # ARGV: state, limit  →  number deleted (call again until 0)
-EMPTY = PRELUDE + r"""
+EMPTY = (
+    PRELUDE
+    + r"""
 local state, limit = ARGV[1], tonumber(ARGV[2])
 local ids
 if state == 'queued' then
@@ -301,9 +321,12 @@ for _, id in ipairs(ids) do
 end
 return #ids
 """
+)
 
 # ARGV: state, cutoff_ms, limit  →  number of expired finished/failed/dead messages removed
-PURGE = PRELUDE + r"""
+PURGE = (
+    PRELUDE
+    + r"""
 local ids = redis.call('ZRANGEBYSCORE', SETS[ARGV[1]], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', SETS[ARGV[1]], id)
@@ -313,19 +336,25 @@ for _, id in ipairs(ids) do
 end
 return #ids
 """
+)
 
 # ARGV: max_recoveries, limit  →  leases recovered (cleanup of queues nobody pops)
-RECOVER = PRELUDE + r"""
+RECOVER = (
+    PRELUDE
+    + r"""
 local now = now_ms()
 local recovered = recover(now, tonumber(ARGV[2]), tonumber(ARGV[1]))
 promote(now, tonumber(ARGV[2]))
 return recovered
 """
+)
 
 # PERF: O(1) whatever the queue sizes: LLEN/ZCARD, one LINDEX + HGET, one HMGET of 20 fields.
 # → {queued, started, scheduled, finished, failed, dead, oldest_enqueued_at|-1, now, paused,
 #    enqueued_total, t0..t9, c0..c9}
-COUNTS = PRELUDE + r"""
+COUNTS = (
+    PRELUDE
+    + r"""
 local oldest = -1
 local head = redis.call('LINDEX', Q, 0)
 if head then
@@ -340,9 +369,12 @@ local ring = redis.call('HMGET', STATS, 't0', 't1', 't2', 't3', 't4', 't5', 't6'
 for i = 1, 20 do out[#out + 1] = ring[i] or '0' end
 return out
 """
+)
 
 # ARGV: state, offset, limit  →  {total, id, info, id, info, ...}; newest first for ended states
-PAGE = PRELUDE + r"""
+PAGE = (
+    PRELUDE
+    + r"""
 local state, offset, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ids, total
 if state == 'queued' then
@@ -362,6 +394,7 @@ for _, id in ipairs(ids) do
 end
 return out
 """
+)
 
 # KEYS[1] = instances hash; ARGV: name, instance JSON object  →  server time (ms)
 HEARTBEAT = r"""
@@ -434,8 +467,23 @@ def run_pipelined(client: Any, calls: Sequence[Call]) -> list[Any]:
     return results
 
 
-SCRIPTS = {name: Script(name.lower(), source) for name, source in {
-    "ENQUEUE": ENQUEUE, "POP": POP, "FINISH": FINISH, "RENEW": RENEW, "RETURN_UNSTARTED": RETURN_UNSTARTED,
-    "REQUEUE": REQUEUE, "DELETE": DELETE, "EMPTY": EMPTY, "PURGE": PURGE, "RECOVER": RECOVER,
-    "COUNTS": COUNTS, "PAGE": PAGE, "HEARTBEAT": HEARTBEAT, "SERVER_TIME": SERVER_TIME,
-    "RELEASE_LOCK": RELEASE_LOCK}.items()}
+SCRIPTS = {
+    name: Script(name.lower(), source)
+    for name, source in {
+        "ENQUEUE": ENQUEUE,
+        "POP": POP,
+        "FINISH": FINISH,
+        "RENEW": RENEW,
+        "RETURN_UNSTARTED": RETURN_UNSTARTED,
+        "REQUEUE": REQUEUE,
+        "DELETE": DELETE,
+        "EMPTY": EMPTY,
+        "PURGE": PURGE,
+        "RECOVER": RECOVER,
+        "COUNTS": COUNTS,
+        "PAGE": PAGE,
+        "HEARTBEAT": HEARTBEAT,
+        "SERVER_TIME": SERVER_TIME,
+        "RELEASE_LOCK": RELEASE_LOCK,
+    }.items()
+}

@@ -24,7 +24,7 @@ log = structlog.get_logger("butterfly.mq")
 #: Route prefixes never consumed unless listed in ``[mq] queues`` explicitly.
 NEVER_CONSUMED = ("/canghai", "/_meta")
 #: Started services, newest last: ``enqueue()`` without ``redis_url`` uses the newest.
-ACTIVE: list["MQService"] = []
+ACTIVE: list[MQService] = []
 
 
 def default_topics(kernel: Any) -> list[str]:
@@ -68,17 +68,26 @@ class MQService:
     def start(self) -> None:
         """Register, start the consumer and the heartbeat/cleanup thread."""
         topics = self.topics() if self.config.consume else []
-        self.registry = InstanceRegistry(self.client, self.config.prefix, self.name, {
-            "port": self.kernel.settings.get("server", "port"), "queues": topics,
-            "version": _version(), "workers": self.config.workers,
-            "heartbeat_interval": self.config.heartbeat_interval})
+        self.registry = InstanceRegistry(
+            self.client,
+            self.config.prefix,
+            self.name,
+            {
+                "port": self.kernel.settings.get("server", "port"),
+                "queues": topics,
+                "version": _version(),
+                "workers": self.config.workers,
+                "heartbeat_interval": self.config.heartbeat_interval,
+            },
+        )
         if topics:
             self.consumer = Consumer(self.kernel, self.client, self.config, topics, self.name)
             self.consumer.paused.update(self.config.paused)
             self.consumer.start()
         self.started_at = time.time()
-        self._thread = threading.Thread(target=self._maintenance_loop, args=(topics,), name="mq-maintenance",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._maintenance_loop, args=(topics,), name="mq-maintenance", daemon=True
+        )
         self._thread.start()
         ACTIVE.append(self)
         log.info("mq_started", instance=self.name, topics=len(topics), workers=self.config.workers)
@@ -146,7 +155,7 @@ class MQService:
                 log.warning("mq_maintenance_failed", error=str(exc), note="retrying")
                 self._stop.wait(min(self.config.heartbeat_interval, 2.0))
                 continue
-            except Exception:  # noqa: BLE001 - keep beating whatever happens
+            except Exception:
                 log.exception("mq_maintenance_error")
             self._stop.wait(max(0.05, min(next_beat, next_cleanup) - time.monotonic()))
 

@@ -25,8 +25,15 @@ from kernel.testing import RedisServer, free_port
 
 NUTCRACKER = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
 #: Settings in seconds so leases, heartbeats and cleanups happen within a test.
-FAST = {"mq.lease": 1.5, "mq.heartbeat_interval": 0.5, "mq.cleanup_interval": 1.0, "mq.backoff_base": 0.05,
-        "mq.poll_max_interval": 0.1, "mq.workers": 4, "mq.batch_size": 8}
+FAST = {
+    "mq.lease": 1.5,
+    "mq.heartbeat_interval": 0.5,
+    "mq.cleanup_interval": 1.0,
+    "mq.backoff_base": 0.05,
+    "mq.poll_max_interval": 0.1,
+    "mq.workers": 4,
+    "mq.batch_size": 8,
+}
 
 
 class Twemproxy:
@@ -43,16 +50,20 @@ class Twemproxy:
         """``redis://127.0.0.1:<port>/0`` of the proxy."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "Twemproxy":
+    def start(self) -> Twemproxy:
         """Write the yml, start nutcracker, wait until it proxies a PING."""
         servers = "\n".join(f"    - 127.0.0.1:{b.port}:1" for b in self.backends)
         config = self.dir / "nutcracker.yml"
-        config.write_text(f"mq:\n  listen: 127.0.0.1:{self.port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n"
-                          f"  distribution: ketama\n  auto_eject_hosts: false\n  redis: true\n"
-                          f"  servers:\n{servers}\n")
-        self.process = subprocess.Popen([NUTCRACKER, "-c", str(config), "-s", str(free_port()),
-                                         "-o", str(self.dir / "nutcracker.log")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config.write_text(
+            f'mq:\n  listen: 127.0.0.1:{self.port}\n  hash: fnv1a_64\n  hash_tag: "{{}}"\n'
+            f"  distribution: ketama\n  auto_eject_hosts: false\n  redis: true\n"
+            f"  servers:\n{servers}\n"
+        )
+        self.process = subprocess.Popen(
+            [NUTCRACKER, "-c", str(config), "-s", str(free_port()), "-o", str(self.dir / "nutcracker.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import butterfly_mq.plugin  # noqa: E402
-from conftest import FAST, Handlers  # noqa: E402
-from kernel.testing import build_kernel  # noqa: E402
+import butterfly_mq.plugin
+from conftest import FAST, Handlers
+from kernel.testing import build_kernel
 
 
 def main() -> None:

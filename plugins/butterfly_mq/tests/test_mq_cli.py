@@ -25,8 +25,7 @@ def cli_env(monkeypatch, redis_url, prefix, tmp_path):
 
 def test_enqueue_status_requeue(cli_env, capsys):
     redis_url, prefix = cli_env
-    assert main(["mq", "enqueue", "/app/job", "n=3", "name=bob", "--json", '{"tags": ["a"]}',
-                 "--msg-id", "cli-1"]) == 0
+    assert main(["mq", "enqueue", "/app/job", "n=3", "name=bob", "--json", '{"tags": ["a"]}', "--msg-id", "cli-1"]) == 0
     assert capsys.readouterr().out.strip() == "cli-1"
     message = get_message("cli-1", redis_url=redis_url, prefix=prefix)
     assert message["params"] == {"n": 3, "name": "bob", "tags": ["a"]} and message["state"] == "queued"

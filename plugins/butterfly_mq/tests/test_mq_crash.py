@@ -24,8 +24,12 @@ PROCESS = Path(__file__).with_name("mq_consumer_proc.py")
 
 def start_consumer(url: str, prefix: str, tmp: Path) -> subprocess.Popen:
     """Start a consumer process and wait until its kernel started."""
-    process = subprocess.Popen([sys.executable, str(PROCESS), url, prefix, f"{prefix}:runs", str(tmp)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(PROCESS), url, prefix, f"{prefix}:runs", str(tmp)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     for line in process.stdout:  # structlog's default logger prints to stdout first
         if line.strip() == "ready":
             return process
@@ -36,8 +40,10 @@ def start_consumer(url: str, prefix: str, tmp: Path) -> subprocess.Popen:
 def test_kill_9_consumer_twenty_times_loses_nothing(redis_url, prefix, tmp_path, mq):
     client = connect(redis_url)
     total = 80
-    ids = [enqueue("/t/slow", {"seconds": 0.25, "tag": f"m{i}"}, redis_url=redis_url, prefix=prefix,
-                   msg_id=f"m{i}") for i in range(total)]
+    ids = [
+        enqueue("/t/slow", {"seconds": 0.25, "tag": f"m{i}"}, redis_url=redis_url, prefix=prefix, msg_id=f"m{i}")
+        for i in range(total)
+    ]
     queue = Queue(client, "/t/slow", prefix)
     killed_mid_job = 0
     for _ in range(20):
@@ -74,9 +80,18 @@ def test_redis_killed_and_restarted_mid_run(make_kernel, prefix, mq):
     server = RedisServer(durable=True).start()  # an acknowledged write survives kill -9
     try:
         handlers = mq.Handlers(server.url, f"{prefix}:runs")
-        kernel = make_kernel(plugins=[butterfly_mq.plugin, handlers], settings={
-            "mq.redis_url": server.url, "mq.prefix": prefix, "mq.lease": 2.0, "mq.heartbeat_interval": 0.5,
-            "mq.cleanup_interval": 1.0, "mq.poll_max_interval": 0.1, "mq.workers": 4})
+        kernel = make_kernel(
+            plugins=[butterfly_mq.plugin, handlers],
+            settings={
+                "mq.redis_url": server.url,
+                "mq.prefix": prefix,
+                "mq.lease": 2.0,
+                "mq.heartbeat_interval": 0.5,
+                "mq.cleanup_interval": 1.0,
+                "mq.poll_max_interval": 0.1,
+                "mq.workers": 4,
+            },
+        )
         kernel.startup()
         acknowledged: list[str] = []
         unavailable = []
@@ -86,8 +101,9 @@ def test_redis_killed_and_restarted_mid_run(make_kernel, prefix, mq):
                 msg_id = f"r{i}"
                 while True:
                     try:
-                        acknowledged.append(enqueue("/t/slow", {"seconds": 0.01, "tag": msg_id}, kernel=kernel,
-                                                    msg_id=msg_id))
+                        acknowledged.append(
+                            enqueue("/t/slow", {"seconds": 0.01, "tag": msg_id}, kernel=kernel, msg_id=msg_id)
+                        )
                         break
                     except MQUnavailable:
                         unavailable.append(msg_id)  # not acknowledged: the producer sends it again

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from butterfly_mq import enqueue, get_message
 from butterfly_mq.keys import STATES
 from kernel.testing import Client
@@ -17,8 +16,14 @@ def test_api_queues_shape(mq_kernel):
     reply = Client(kernel).get("/canghai/api/queues").json()
     assert reply["stat"] == "OK"
     row = next(q for q in reply["queues"] if q["name"] == "/t/ok")
-    assert {s: row[s] for s in STATES} == {"queued": 1, "started": 0, "scheduled": 1, "finished": 0,
-                                           "failed": 0, "dead": 0}
+    assert {s: row[s] for s in STATES} == {
+        "queued": 1,
+        "started": 0,
+        "scheduled": 1,
+        "finished": 0,
+        "failed": 0,
+        "dead": 0,
+    }
     assert row["oldest_age"] >= 0 and row["throughput_per_min"] == 0
 
 
@@ -32,8 +37,9 @@ def test_api_msg_msgs_and_actions(mq_kernel, mq):
     detail = client.get("/canghai/api/msg", query={"msg_id": ids[0]}).json()["msg"]
     assert detail["state"] == "failed" and "kaboom" in detail["error"] and detail["params"] == {}
     assert client.get("/canghai/api/msg", query={"msg_id": "missing"}).json()["stat"] == "ERR_NOT_FOUND"
-    assert client.get("/canghai/api/msgs", query={"queue": "/t/boom", "state": "nope"}).json()["stat"] \
-        == "ERR_BAD_PARAMS"
+    assert (
+        client.get("/canghai/api/msgs", query={"queue": "/t/boom", "state": "nope"}).json()["stat"] == "ERR_BAD_PARAMS"
+    )
     # actions want a JSON body (CSRF-safe) and are admin routes
     form = client.post("/canghai/api/requeue", data={"msg_id": ids[0]})
     assert form.status == 400 and "JSON" in form.headers["x-reason"]
@@ -81,7 +87,7 @@ def _fill(client, queue, count):
     pipe = client.pipeline(transaction=False)
     for start in range(0, count, 5000):
         ids = [f"x{i}" for i in range(start, min(count, start + 5000))]
-        pipe.zadd(queue.keys[3], {msg_id: 1 for msg_id in ids})
+        pipe.zadd(queue.keys[3], dict.fromkeys(ids, 1))
         pipe.hset(queue.keys[6], mapping={msg_id: json.dumps({"id": msg_id, "state": "finished"}) for msg_id in ids})
     pipe.execute()
 
@@ -92,8 +98,9 @@ def test_counts_do_constant_redis_work_with_100k_messages(make_kernel, redis_ser
     from butterfly_mq.connection import connect
     from butterfly_mq.queue import Queue
 
-    kernel = make_kernel(plugins=[butterfly_mq.plugin], settings={"mq.redis_url": redis_server.url,
-                                                                  "mq.prefix": prefix})
+    kernel = make_kernel(
+        plugins=[butterfly_mq.plugin], settings={"mq.redis_url": redis_server.url, "mq.prefix": prefix}
+    )
     client = connect(redis_server.url)
     small, big = Queue(client, "/small/q", prefix), Queue(client, "/big/q", prefix)
     _fill(client, small, 10)
@@ -125,8 +132,12 @@ def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
     kernel = mq_kernel(start=True)
     done = enqueue("/t/ok", {"n": 7}, kernel=kernel)
     failed = enqueue("/t/boom", {}, kernel=kernel, retries=0)
-    mq.wait_for(lambda: get_message(failed, kernel=kernel)["state"] == "failed"
-                and get_message(done, kernel=kernel)["state"] == "finished")
+    mq.wait_for(
+        lambda: (
+            get_message(failed, kernel=kernel)["state"] == "failed"
+            and get_message(done, kernel=kernel)["state"] == "finished"
+        )
+    )
     server = live_server(kernel)
     page = chromium.new_page()
     try:
@@ -135,8 +146,7 @@ def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
         row = page.locator("#queues tr[data-queue='/t/boom']")
         assert row.locator("td[data-state='failed'] a").inner_text() == "1"
         assert page.locator("#instances tbody tr").count() >= 1
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('updated')",
-                               timeout=10_000)
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('updated')", timeout=10_000)
         page.screenshot(path=str(tmp_path / "canghai-overview.png"), full_page=True)
         row.locator("td[data-state='failed'] a").click()
         page.wait_for_selector("#msgs tbody tr[data-msg]")

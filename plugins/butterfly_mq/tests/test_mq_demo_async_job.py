@@ -17,9 +17,17 @@ router_plugin = pytest.importorskip("butterfly_router.plugin")
 
 @pytest.fixture
 def demo_kernel(make_kernel, redis_url, prefix):
-    kernel = make_kernel(plugins=[router_plugin, butterfly_mq.plugin], settings={
-        "router.handlers_dir": str(HANDLERS), "router.static_dir": "", "mq.redis_url": redis_url,
-        "mq.prefix": prefix, "mq.queues": ["/demo_async_job/work"], "mq.poll_max_interval": 0.1})
+    kernel = make_kernel(
+        plugins=[router_plugin, butterfly_mq.plugin],
+        settings={
+            "router.handlers_dir": str(HANDLERS),
+            "router.static_dir": "",
+            "mq.redis_url": redis_url,
+            "mq.prefix": prefix,
+            "mq.queues": ["/demo_async_job/work"],
+            "mq.poll_max_interval": 0.1,
+        },
+    )
     kernel.startup()
     return kernel
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import structlog
-
 import pytest
+import structlog
 
 from butterfly_mq import enqueue, get_message
 from butterfly_mq.errors import MQNotConfigured
@@ -71,8 +70,9 @@ def test_bad_params_fail_without_retry(mq_kernel, mq):
     assert "unknown" in message["error"]
 
 
-@pytest.mark.parametrize("raw, reason", [("{not json", "not JSON"), ("[1, 2]", "must be a JSON object"),
-                                         ('"text"', "must be a JSON object")])
+@pytest.mark.parametrize(
+    "raw, reason", [("{not json", "not JSON"), ("[1, 2]", "must be a JSON object"), ('"text"', "must be a JSON object")]
+)
 def test_malformed_message_fails_and_consumer_keeps_running(mq_kernel, mq, raw, reason):
     kernel = mq_kernel()
     bad = enqueue("/t/ok", {"n": 1}, kernel=kernel)
@@ -187,6 +187,7 @@ def test_concurrency_limit_per_topic(mq_kernel, mq):
         if mq.counts(kernel, "/t/slow")["finished"] == 4:
             break
         import time
+
         time.sleep(0.05)
     mq.wait_for(lambda: mq.counts(kernel, "/t/slow")["finished"] == 4)
     assert peak == 1
@@ -210,14 +211,17 @@ def test_msg_id_is_idempotent(mq_kernel, mq):
     assert mq.counts(kernel, "/t/ok")["queued"] == 1
 
 
-@pytest.mark.parametrize("topic, params, options, match", [
-    ("no-slash", {}, {}, "bad topic"),
-    ("/t/{x}", {}, {}, "bad topic"),
-    ("/t/ok", [1], {}, "JSON object"),
-    ("/t/ok", {"n": object()}, {}, "not JSON serialisable"),
-    ("/t/ok", {}, {"delay": -1}, "delay must be"),
-    ("/t/ok", {}, {"msg_id": "has space"}, "bad msg_id"),
-])
+@pytest.mark.parametrize(
+    "topic, params, options, match",
+    [
+        ("no-slash", {}, {}, "bad topic"),
+        ("/t/{x}", {}, {}, "bad topic"),
+        ("/t/ok", [1], {}, "JSON object"),
+        ("/t/ok", {"n": object()}, {}, "not JSON serialisable"),
+        ("/t/ok", {}, {"delay": -1}, "delay must be"),
+        ("/t/ok", {}, {"msg_id": "has space"}, "bad msg_id"),
+    ],
+)
 def test_enqueue_rejects_bad_input(mq_kernel, topic, params, options, match):
     kernel = mq_kernel()
     with pytest.raises(BadRequest, match=match):
@@ -225,8 +229,8 @@ def test_enqueue_rejects_bad_input(mq_kernel, topic, params, options, match):
 
 
 def test_enqueue_outside_a_kernel(redis_url, prefix, monkeypatch):
-    from butterfly_mq.queue import Queue
     from butterfly_mq.connection import connect
+    from butterfly_mq.queue import Queue
 
     msg_id = enqueue("/other/service", {"a": 1}, redis_url=redis_url, prefix=prefix)
     assert get_message(msg_id, redis_url=redis_url, prefix=prefix)["state"] == "queued"

@@ -51,13 +51,12 @@ from dataclasses import dataclass
 
 from pony.orm import commit, db_session, select
 
-from kernel import NotFound, TooManyRequests
-
 from butterfly_ruqi.jobspec import JobSpec
 from butterfly_ruqi.jobtypes import Fire, Outcome
 from butterfly_ruqi.models import entities
 from butterfly_ruqi.redis_claims import RedisUnavailable, claim_ttl_ms
 from butterfly_ruqi.rules import build_trigger, format_ms, next_at_or_after
+from kernel import NotFound, TooManyRequests
 
 #: how many missed occurrences one claim counts before summarising ("N+")
 MISFIRE_SCAN_LIMIT = 10_000
@@ -119,8 +118,7 @@ def _occurrences(trigger, start_ms: int, until_ms: int, limit: int) -> tuple[lis
     return found, upcoming
 
 
-def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerCache,
-              redis_claims=None) -> ClaimResult:
+def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerCache, redis_claims=None) -> ClaimResult:
     """Claim this job's due occurrences (see the module docstring).
 
     :param now_ms: this instance's clock, in ms
@@ -139,33 +137,49 @@ def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerC
         start = job.handled_until_ms + 1 if job.handled_until_ms is not None else job.schedule_from_ms
         missed, first_on_time = _occurrences(trigger, start, now_ms - grace_ms, MISFIRE_SCAN_LIMIT)
         cursor = job.handled_until_ms
-        base = dict(job_id=job_id, instance_id=instance_id, claimed_at_ms=now_ms)
+        base = {"job_id": job_id, "instance_id": instance_id, "claimed_at_ms": now_ms}
         if missed:
             more = first_on_time is not None and first_on_time < now_ms - grace_ms
             if more:  # NOTE: a very long outage: jump instead of counting every occurrence
                 first_on_time = next_at_or_after(trigger, now_ms - grace_ms)
-            Run(**base, scheduled_ms=missed[0], status="skipped_misfire", ended_at_ms=now_ms,
+            Run(
+                **base,
+                scheduled_ms=missed[0],
+                status="skipped_misfire",
+                ended_at_ms=now_ms,
                 output=f"{len(missed)}{'+' if more else ''} occurrence(s) from {format_ms(missed[0])} to "
-                       f"{format_ms(missed[-1])} were older than misfire_grace ({job.misfire_grace:g}s) "
-                       "when an instance could claim them")
+                f"{format_ms(missed[-1])} were older than misfire_grace ({job.misfire_grace:g}s) "
+                "when an instance could claim them",
+            )
             cursor = max(missed[-1], now_ms - grace_ms - 1)
         on_time, upcoming = [], None
         if first_on_time is not None:
             on_time, upcoming = _occurrences(trigger, first_on_time, now_ms + 1, ON_TIME_LIMIT)
         if on_time and job.coalesce:
             for scheduled_ms in on_time[:-1]:
-                Run(**base, scheduled_ms=scheduled_ms, status="skipped_coalesced", ended_at_ms=now_ms,
-                    output=f"coalesced into the run of {format_ms(on_time[-1])}")
+                Run(
+                    **base,
+                    scheduled_ms=scheduled_ms,
+                    status="skipped_coalesced",
+                    ended_at_ms=now_ms,
+                    output=f"coalesced into the run of {format_ms(on_time[-1])}",
+                )
                 cursor = scheduled_ms
             on_time = on_time[-1:]
         claimed, redis_error = [], None
         if on_time:
-            active = select(r for r in Run if r.job_id == job_id
-                            and (r.status == "claimed" or r.status == "running")).count()
+            active = select(
+                r for r in Run if r.job_id == job_id and (r.status == "claimed" or r.status == "running")
+            ).count()
             for scheduled_ms in on_time:
                 if active >= job.max_concurrent:
-                    Run(**base, scheduled_ms=scheduled_ms, status="skipped_concurrent", ended_at_ms=now_ms,
-                        output=f"max_concurrent ({job.max_concurrent}) runs were still active")
+                    Run(
+                        **base,
+                        scheduled_ms=scheduled_ms,
+                        status="skipped_concurrent",
+                        ended_at_ms=now_ms,
+                        output=f"max_concurrent ({job.max_concurrent}) runs were still active",
+                    )
                 else:
                     try:
                         holder = _redis_holder(redis_claims, job, scheduled_ms, instance_id)
@@ -176,9 +190,14 @@ def claim_due(db, job_id: str, now_ms: int, instance_id: str, triggers: TriggerC
                         claimed.append(Run(**base, scheduled_ms=scheduled_ms, status="claimed"))
                         active += 1
                     else:
-                        Run(**base, scheduled_ms=scheduled_ms, status="skipped_claimed", ended_at_ms=now_ms,
+                        Run(
+                            **base,
+                            scheduled_ms=scheduled_ms,
+                            status="skipped_claimed",
+                            ended_at_ms=now_ms,
                             output=f"claimed in Redis by instance {holder}, whose store transaction never "
-                                   "committed; not run again (at most once)")
+                            "committed; not run again (at most once)",
+                        )
                 cursor = scheduled_ms
         if cursor != job.handled_until_ms:
             job.handled_until_ms = cursor
@@ -207,16 +226,24 @@ def claim_manual(db, job_id: str, now_ms: int, instance_id: str) -> ClaimedRun:
         job = Job.get_for_update(job_id=job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        active = select(r for r in Run if r.job_id == job_id
-                        and (r.status == "claimed" or r.status == "running")).count()
+        active = select(
+            r for r in Run if r.job_id == job_id and (r.status == "claimed" or r.status == "running")
+        ).count()
         if active >= job.max_concurrent:
-            raise TooManyRequests(f"job {job_id!r} already has {active} active run(s) "
-                                  f"(max_concurrent = {job.max_concurrent})")
+            raise TooManyRequests(
+                f"job {job_id!r} already has {active} active run(s) (max_concurrent = {job.max_concurrent})"
+            )
         scheduled_ms = now_ms
         while Run.get(job_id=job_id, scheduled_ms=scheduled_ms, manual=True) is not None:
             scheduled_ms += 1  # two manual runs in the same millisecond
-        row = Run(job_id=job_id, scheduled_ms=scheduled_ms, manual=True, status="claimed",
-                  instance_id=instance_id, claimed_at_ms=now_ms)
+        row = Run(
+            job_id=job_id,
+            scheduled_ms=scheduled_ms,
+            manual=True,
+            status="claimed",
+            instance_id=instance_id,
+            claimed_at_ms=now_ms,
+        )
         db.flush()
         claimed = ClaimedRun(Fire(row.id, job_id, scheduled_ms, True, instance_id), JobSpec.from_row(job))
         commit()  # NOTE: inside a request too: a worker thread reads the row next

@@ -21,8 +21,9 @@ DEFAULT_URL = "http://127.0.0.1:8585"
 
 def add_commands(subparsers) -> None:
     """Add ``ruqi`` and its sub-commands to the ``butterfly`` parser."""
-    ruqi = subparsers.add_parser("ruqi", help="如期 ruqi scheduled jobs (over HTTP to a running instance)",
-                                 description=__doc__)
+    ruqi = subparsers.add_parser(
+        "ruqi", help="如期 ruqi scheduled jobs (over HTTP to a running instance)", description=__doc__
+    )
     ruqi.add_argument("--url", default=DEFAULT_URL, help=f"base URL of an instance (default {DEFAULT_URL})")
     ruqi.add_argument("--token", help="bearer token for admin writes (butterfly-auth)")
     ruqi.set_defaults(run=lambda args: (ruqi.print_help(), 2)[1])
@@ -50,8 +51,12 @@ def add_commands(subparsers) -> None:
     add.add_argument("--max-concurrent", type=int)
     add.set_defaults(run=cmd_add)
 
-    for action, help_text in (("remove", "delete a job"), ("pause", "pause a job"), ("resume", "resume a job"),
-                              ("run", "run a job now on the instance")):
+    for action, help_text in (
+        ("remove", "delete a job"),
+        ("pause", "pause a job"),
+        ("resume", "resume a job"),
+        ("run", "run a job now on the instance"),
+    ):
         command = commands.add_parser(action, help=help_text)
         command.add_argument("job_id")
         command.set_defaults(run=cmd_job_action, action=action)
@@ -78,13 +83,17 @@ def call(args, name: str, params: dict, *, write: bool = False) -> dict:
     if args.token:
         headers["Authorization"] = f"Bearer {args.token}"
     if write:
-        request = urllib.request.Request(url, data=json.dumps(params).encode(), method="POST",
-                                         headers={**headers, "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(params).encode(),
+            method="POST",
+            headers={**headers, "Content-Type": "application/json"},
+        )
     else:
         query = urllib.parse.urlencode(params)
         request = urllib.request.Request(f"{url}?{query}" if query else url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 - the user's own URL
+        with urllib.request.urlopen(request, timeout=30) as reply:
             body = reply.read()
     except urllib.error.HTTPError as exc:
         body = exc.read()
@@ -118,40 +127,76 @@ def cmd_list(args) -> int:
     def show(reply):
         data = reply["data"]
         rows = [["JOB_ID", "TRIGGER", "RULE", "TYPE", "TARGET", "STATE", "NEXT RUN"]]
-        rows += [[j["job_id"], j["job_trigger"], j["rule"], j["job_type"], j["target"],
-                  "paused" if j["paused"] else "active", j["next_run_time"] or "-"] for j in data["list"]]
+        rows += [
+            [
+                j["job_id"],
+                j["job_trigger"],
+                j["rule"],
+                j["job_type"],
+                j["target"],
+                "paused" if j["paused"] else "active",
+                j["next_run_time"] or "-",
+            ]
+            for j in data["list"]
+        ]
         _table(rows)
         print(f"{data['total']} job(s)")
+
     return _finish(reply, show)
 
 
 def cmd_add(args) -> int:
     """``butterfly ruqi add``."""
-    params = {"job_id": args.job_id, "job_trigger": args.trigger, "rule": args.rule, "job_type": args.job_type,
-              "target": args.target, "job_name": args.job_name, "payload": args.payload, "options": args.options,
-              "timezone": args.timezone, "timeout": args.timeout, "misfire_grace": args.misfire_grace,
-              "coalesce": args.coalesce, "max_concurrent": args.max_concurrent}
+    params = {
+        "job_id": args.job_id,
+        "job_trigger": args.trigger,
+        "rule": args.rule,
+        "job_type": args.job_type,
+        "target": args.target,
+        "job_name": args.job_name,
+        "payload": args.payload,
+        "options": args.options,
+        "timezone": args.timezone,
+        "timeout": args.timeout,
+        "misfire_grace": args.misfire_grace,
+        "coalesce": args.coalesce,
+        "max_concurrent": args.max_concurrent,
+    }
     return _finish(call(args, "add_job", params, write=True))
 
 
 def cmd_job_action(args) -> int:
     """``butterfly ruqi remove|pause|resume|run JOB_ID``."""
-    return _finish(call(args, f"{args.action}_job", {"job_id": args.job_id}, write=True),
-                   None if args.action == "run" else (lambda reply: print(f"{args.action}: {args.job_id} OK")))
+    return _finish(
+        call(args, f"{args.action}_job", {"job_id": args.job_id}, write=True),
+        None if args.action == "run" else (lambda reply: print(f"{args.action}: {args.job_id} OK")),
+    )
 
 
 def cmd_history(args) -> int:
     """``butterfly ruqi history [JOB_ID]``."""
-    reply = call(args, "get_history", {"job_id": args.job_id, "status": args.status, "page_index": args.page,
-                                       "page_size": args.page_size})
+    reply = call(
+        args,
+        "get_history",
+        {"job_id": args.job_id, "status": args.status, "page_index": args.page, "page_size": args.page_size},
+    )
 
     def show(reply):
         rows = [["FIRE_ID", "JOB_ID", "SCHEDULED", "STATUS", "DURATION", "INSTANCE"]]
-        rows += [[r["fire_id"], r["job_id"], r["scheduled_time"], r["status"],
-                  "-" if r["duration"] is None else f"{r['duration']:.3f}s", r["instance_id"]]
-                 for r in reply["data"]["list"]]
+        rows += [
+            [
+                r["fire_id"],
+                r["job_id"],
+                r["scheduled_time"],
+                r["status"],
+                "-" if r["duration"] is None else f"{r['duration']:.3f}s",
+                r["instance_id"],
+            ]
+            for r in reply["data"]["list"]
+        ]
         _table(rows)
         print(f"{reply['data']['total']} run(s)")
+
     return _finish(reply, show)
 
 

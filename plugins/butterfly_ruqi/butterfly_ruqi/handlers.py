@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from butterfly_router import api, retstat
-
 from butterfly_ruqi import service
 
 
@@ -22,27 +21,74 @@ def _state(req) -> service.RuqiState:
 
 
 @api(admin=True, methods=("POST",))
-def add_job(req, job_id: str, job_trigger: str, rule: str, job_type: str, target: str,
-            job_name: str | None = None, payload: Any = None, options: Any = None, timezone: str | None = None,
-            timeout: float | None = None, misfire_grace: float | None = None, coalesce: bool | None = None,
-            max_concurrent: int | None = None):
+def add_job(
+    req,
+    job_id: str,
+    job_trigger: str,
+    rule: str,
+    job_type: str,
+    target: str,
+    job_name: str | None = None,
+    payload: Any = None,
+    options: Any = None,
+    timezone: str | None = None,
+    timeout: float | None = None,
+    misfire_grace: float | None = None,
+    coalesce: bool | None = None,
+    max_concurrent: int | None = None,
+):
     """Create a job. ``job_trigger``: cron|interval|date; ``job_type``: http|mq|handler|script|..."""
-    values = dict(job_id=job_id, job_trigger=job_trigger, rule=rule, job_type=job_type, target=target,
-                  job_name=job_name, payload=payload, options=options, timezone=timezone, timeout=timeout,
-                  misfire_grace=misfire_grace, coalesce=coalesce, max_concurrent=max_concurrent)
+    values = {
+        "job_id": job_id,
+        "job_trigger": job_trigger,
+        "rule": rule,
+        "job_type": job_type,
+        "target": target,
+        "job_name": job_name,
+        "payload": payload,
+        "options": options,
+        "timezone": timezone,
+        "timeout": timeout,
+        "misfire_grace": misfire_grace,
+        "coalesce": coalesce,
+        "max_concurrent": max_concurrent,
+    }
     return retstat.OK, {"data": service.add_job(_state(req), values)}
 
 
 @api(admin=True, methods=("POST",))
-def modify_job(req, job_id: str, job_trigger: str | None = None, rule: str | None = None,
-               job_type: str | None = None, target: str | None = None, job_name: str | None = None,
-               payload: Any = None, options: Any = None, timezone: str | None = None,
-               timeout: float | None = None, misfire_grace: float | None = None, coalesce: bool | None = None,
-               max_concurrent: int | None = None):
+def modify_job(
+    req,
+    job_id: str,
+    job_trigger: str | None = None,
+    rule: str | None = None,
+    job_type: str | None = None,
+    target: str | None = None,
+    job_name: str | None = None,
+    payload: Any = None,
+    options: Any = None,
+    timezone: str | None = None,
+    timeout: float | None = None,
+    misfire_grace: float | None = None,
+    coalesce: bool | None = None,
+    max_concurrent: int | None = None,
+):
     """Change a job; fields left out keep their value. A new trigger/rule/timezone restarts its schedule."""
-    values = dict(job_id=job_id, job_trigger=job_trigger, rule=rule, job_type=job_type, target=target,
-                  job_name=job_name, payload=payload, options=options, timezone=timezone, timeout=timeout,
-                  misfire_grace=misfire_grace, coalesce=coalesce, max_concurrent=max_concurrent)
+    values = {
+        "job_id": job_id,
+        "job_trigger": job_trigger,
+        "rule": rule,
+        "job_type": job_type,
+        "target": target,
+        "job_name": job_name,
+        "payload": payload,
+        "options": options,
+        "timezone": timezone,
+        "timeout": timeout,
+        "misfire_grace": misfire_grace,
+        "coalesce": coalesce,
+        "max_concurrent": max_concurrent,
+    }
     return retstat.OK, {"data": service.modify_job(_state(req), values)}
 
 
@@ -78,15 +124,25 @@ def get_job(req, job_id: str):
 
 
 @api
-def get_jobs(req, job_id: str | None = None, job_name: str | None = None, page_index: int | None = None,
-             page_size: int | None = None):
+def get_jobs(
+    req,
+    job_id: str | None = None,
+    job_name: str | None = None,
+    page_index: int | None = None,
+    page_size: int | None = None,
+):
     """Jobs, newest first: ``{"total", "list", "page_index", "page_size"}``."""
     return retstat.OK, {"data": service.get_jobs(_state(req), job_id, job_name, page_index, page_size)}
 
 
 @api
-def get_history(req, job_id: str | None = None, status: str | None = None, page_index: int | None = None,
-                page_size: int | None = None):
+def get_history(
+    req,
+    job_id: str | None = None,
+    status: str | None = None,
+    page_index: int | None = None,
+    page_size: int | None = None,
+):
     """Runs (claims) newest first: scheduled time, status, instance, duration, output."""
     return retstat.OK, {"data": service.get_history(_state(req), job_id, status, page_index, page_size)}
 

@@ -29,8 +29,13 @@ def heartbeat(db, instance_id: str, now_ms: int, started_ms: int) -> None:
     with db_session(optimistic=False):
         row = Instance.get(instance_id=instance_id)
         if row is None:
-            Instance(instance_id=instance_id, host=socket.gethostname()[:255], pid=os.getpid(),
-                     started_at_ms=started_ms, last_seen_ms=now_ms)
+            Instance(
+                instance_id=instance_id,
+                host=socket.gethostname()[:255],
+                pid=os.getpid(),
+                started_at_ms=started_ms,
+                last_seen_ms=now_ms,
+            )
         else:
             row.last_seen_ms = now_ms
 
@@ -48,16 +53,19 @@ def mark_lost(db, now_ms: int, timeout_ms: int) -> int:
     with db_session(optimistic=False):
         alive = set(select(i.instance_id for i in Instance if i.last_seen_ms >= now_ms - timeout_ms)[:])
         cutoff = now_ms - timeout_ms
-        stale = select(r for r in Run if (r.status == "claimed" or r.status == "running")
-                       and r.claimed_at_ms < cutoff)[:500]
+        stale = select(r for r in Run if (r.status == "claimed" or r.status == "running") and r.claimed_at_ms < cutoff)[
+            :500
+        ]
         for run in stale:
             if run.instance_id in alive:
                 continue
             run.status = "lost"
             run.ended_at_ms = now_ms
-            run.output = ((run.output or "") + f"instance {run.instance_id} stopped heart-beating before "
-                          "the run was recorded as finished; it may or may not have run; "
-                          "not retried (at most one run per occurrence)")[:4000]
+            run.output = (
+                (run.output or "") + f"instance {run.instance_id} stopped heart-beating before "
+                "the run was recorded as finished; it may or may not have run; "
+                "not retried (at most one run per occurrence)"
+            )[:4000]
             marked += 1
         # NOTE: keep dead instances for a day so the status page can show them.
         for dead in select(i for i in Instance if i.last_seen_ms < now_ms - 86_400_000)[:100]:
@@ -69,8 +77,9 @@ def retire(db, instance_id: str, now_ms: int) -> None:
     """On clean shutdown: mark runs that never finished ``lost`` and drop the row."""
     _, Run, Instance = entities(db)
     with db_session(optimistic=False):
-        for run in select(r for r in Run if r.instance_id == instance_id
-                          and (r.status == "claimed" or r.status == "running"))[:]:
+        for run in select(
+            r for r in Run if r.instance_id == instance_id and (r.status == "claimed" or r.status == "running")
+        )[:]:
             run.status, run.ended_at_ms = "lost", now_ms
             run.output = (run.output or "") + "instance shut down before the run finished"
         row = Instance.get(instance_id=instance_id)
@@ -82,6 +91,14 @@ def list_instances(db, now_ms: int, timeout_ms: int) -> list[dict]:
     """Known instances with ``alive`` computed from the heartbeat."""
     _, _, Instance = entities(db)
     with db_session:
-        return [{"instance_id": i.instance_id, "host": i.host, "pid": i.pid, "started_at_ms": i.started_at_ms,
-                 "last_seen_ms": i.last_seen_ms, "alive": i.last_seen_ms >= now_ms - timeout_ms}
-                for i in select(i for i in Instance).order_by(lambda i: i.instance_id)[:]]
+        return [
+            {
+                "instance_id": i.instance_id,
+                "host": i.host,
+                "pid": i.pid,
+                "started_at_ms": i.started_at_ms,
+                "last_seen_ms": i.last_seen_ms,
+                "alive": i.last_seen_ms >= now_ms - timeout_ms,
+            }
+            for i in select(i for i in Instance).order_by(lambda i: i.instance_id)[:]
+        ]

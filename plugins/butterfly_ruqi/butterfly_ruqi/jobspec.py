@@ -12,16 +12,27 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kernel import BadRequest
-
 from butterfly_ruqi.rules import TRIGGERS, RuleError, build_trigger
+from kernel import BadRequest
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 MAX_TIMEOUT = 7 * 86400
 MAX_CONCURRENT = 100
 #: fields ``modify_job`` may change (everything but the id)
-EDITABLE = ("job_name", "job_trigger", "rule", "job_type", "target", "payload", "options", "timezone",
-            "timeout", "misfire_grace", "coalesce", "max_concurrent")
+EDITABLE = (
+    "job_name",
+    "job_trigger",
+    "rule",
+    "job_type",
+    "target",
+    "payload",
+    "options",
+    "timezone",
+    "timeout",
+    "misfire_grace",
+    "coalesce",
+    "max_concurrent",
+)
 #: fields whose change restarts the schedule (new anchor, occurrences counted from now)
 SCHEDULE_FIELDS = ("job_trigger", "rule", "timezone")
 
@@ -49,12 +60,23 @@ class JobSpec:
         return asdict(self)
 
     @classmethod
-    def from_row(cls, row) -> "JobSpec":
+    def from_row(cls, row) -> JobSpec:
         """Snapshot a ``RuqiJob`` row."""
-        return cls(job_id=row.job_id, job_name=row.job_name, job_trigger=row.job_trigger, rule=row.rule,
-                   job_type=row.job_type, target=row.target, payload=_plain(row.payload),
-                   options=_plain(row.options), timezone=row.timezone, timeout=row.timeout,
-                   misfire_grace=row.misfire_grace, coalesce=row.coalesce, max_concurrent=row.max_concurrent)
+        return cls(
+            job_id=row.job_id,
+            job_name=row.job_name,
+            job_trigger=row.job_trigger,
+            rule=row.rule,
+            job_type=row.job_type,
+            target=row.target,
+            payload=_plain(row.payload),
+            options=_plain(row.options),
+            timezone=row.timezone,
+            timeout=row.timeout,
+            misfire_grace=row.misfire_grace,
+            coalesce=row.coalesce,
+            max_concurrent=row.max_concurrent,
+        )
 
 
 def _plain(value: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ types by implementing the ruqi hook::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kernel import BadRequest, ConfigError
@@ -48,7 +48,7 @@ class Fire:
     @property
     def scheduled_time(self) -> str:
         """The scheduled time as ISO 8601 UTC text (``2030-01-02T03:04:05.000+00:00``)."""
-        return datetime.fromtimestamp(self.scheduled_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+        return datetime.fromtimestamp(self.scheduled_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -69,7 +69,7 @@ class JobType:
     #: a one-line description for listings
     description = ""
 
-    def validate(self, kernel, spec: "JobSpec") -> None:
+    def validate(self, kernel, spec: JobSpec) -> None:
         """Check ``spec.target``, ``spec.payload`` and ``spec.options``.
 
         Runs on the request thread of ``add_job`` / ``modify_job``.
@@ -80,7 +80,7 @@ class JobType:
         :return: ``None``
         """
 
-    def run(self, kernel, spec: "JobSpec", fire: Fire) -> Outcome:
+    def run(self, kernel, spec: JobSpec, fire: Fire) -> Outcome:
         """Run one occurrence; must respect ``spec.timeout`` where it can.
 
         Runs on a ruqi worker thread. An exception counts as ``failed``.
@@ -127,8 +127,9 @@ class JobTypeRegistry:
         try:
             return self.types[name]
         except KeyError:
-            raise bad_param("job_type", f"unknown job type {name!r}; valid: "
-                                        f"{', '.join(sorted(self.types)) or 'none'}") from None
+            raise bad_param(
+                "job_type", f"unknown job type {name!r}; valid: {', '.join(sorted(self.types)) or 'none'}"
+            ) from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -140,7 +141,9 @@ def collect_job_types(kernel) -> JobTypeRegistry:
     registry = JobTypeRegistry()
     hook = kernel.hook.butterfly_ruqi_job_types
     for impl in reversed(hook.get_hookimpls()):
+
         def register(name: str, job_type: Any, _owner: str = impl.plugin_name) -> None:
             registry.register(name, job_type, owner=_owner)
+
         impl.function(register)
     return registry

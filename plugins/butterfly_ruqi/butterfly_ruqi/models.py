@@ -18,8 +18,17 @@ from datetime import datetime
 
 #: run states: a claimed run is ``claimed`` → ``running`` → ``succeeded`` | ``failed``;
 #: an occurrence that is not run is recorded as one of the ``skipped_*`` states.
-RUN_STATES = ("claimed", "running", "succeeded", "failed", "lost", "skipped_misfire",
-              "skipped_coalesced", "skipped_concurrent", "skipped_claimed")
+RUN_STATES = (
+    "claimed",
+    "running",
+    "succeeded",
+    "failed",
+    "lost",
+    "skipped_misfire",
+    "skipped_coalesced",
+    "skipped_concurrent",
+    "skipped_claimed",
+)
 ACTIVE_STATES = ("claimed", "running")
 
 

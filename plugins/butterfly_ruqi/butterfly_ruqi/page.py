@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from kernel import Response
-
 from butterfly_ruqi import service
+from kernel import Response
 
 REFRESH_SECONDS = 10
 RECENT_RUNS = 50
@@ -21,8 +20,7 @@ MAX_JOBS = 200
 def _environment():
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    return Environment(loader=PackageLoader("butterfly_ruqi", "templates"),
-                       autoescape=select_autoescape(["html"]))
+    return Environment(loader=PackageLoader("butterfly_ruqi", "templates"), autoescape=select_autoescape(["html"]))
 
 
 def render_page(state: service.RuqiState, *, job_id: str | None = None) -> str:
@@ -31,14 +29,24 @@ def render_page(state: service.RuqiState, *, job_id: str | None = None) -> str:
     :param job_id: show only this job's history
     """
     jobs = service.get_jobs(state, page_size=min(MAX_JOBS, state.settings.max_page_size))
-    history = service.get_history(state, job_id=job_id or None,
-                                  page_size=min(RECENT_RUNS, state.settings.max_page_size))
+    history = service.get_history(
+        state, job_id=job_id or None, page_size=min(RECENT_RUNS, state.settings.max_page_size)
+    )
     counts: dict[str, int] = {}
     for run in history["list"]:
         counts[run["status"]] = counts.get(run["status"], 0) + 1
-    return _environment().get_template("ruqi.html").render(
-        jobs=jobs, history=history, status=service.status(state), counts=counts, job_id=job_id,
-        refresh=REFRESH_SECONDS)
+    return (
+        _environment()
+        .get_template("ruqi.html")
+        .render(
+            jobs=jobs,
+            history=history,
+            status=service.status(state),
+            counts=counts,
+            job_id=job_id,
+            refresh=REFRESH_SECONDS,
+        )
+    )
 
 
 def ruqi_page(request) -> Response:
@@ -48,5 +56,6 @@ def ruqi_page(request) -> Response:
     if isinstance(job_id, list):
         job_id = job_id[0] if job_id else None
     html = render_page(state, job_id=job_id)
-    return Response(200, [("Content-Type", "text/html; charset=utf-8"),
-                          ("Cache-Control", "no-store")], html.encode("utf-8"))
+    return Response(
+        200, [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")], html.encode("utf-8")
+    )

@@ -25,24 +25,45 @@ def butterfly_add_settings(settings):
     """Declare ``[ruqi]``."""
     add = settings.add
     add("ruqi", "enabled", bool, True, "run the scheduler on this instance (the API works either way)", owner="ruqi")
-    add("ruqi", "sync_interval", _positive, 5.0,
-        "seconds between job re-reads and heartbeats: a job changed elsewhere is seen within it", owner="ruqi")
-    add("ruqi", "instance_timeout", _positive, 30.0,
-        "seconds without a heartbeat before an instance's unfinished runs are marked lost", owner="ruqi")
+    add(
+        "ruqi",
+        "sync_interval",
+        _positive,
+        5.0,
+        "seconds between job re-reads and heartbeats: a job changed elsewhere is seen within it",
+        owner="ruqi",
+    )
+    add(
+        "ruqi",
+        "instance_timeout",
+        _positive,
+        30.0,
+        "seconds without a heartbeat before an instance's unfinished runs are marked lost",
+        owner="ruqi",
+    )
     add("ruqi", "workers", int, 8, "threads running jobs on this instance", owner="ruqi")
     add("ruqi", "allow_scripts", bool, False, "allow script jobs", owner="ruqi")
     add("ruqi", "script_dir", str, "scripts", "script jobs may only run files inside this directory", owner="ruqi")
     add("ruqi", "output_limit", int, 4096, "characters of a run's output kept in the history", owner="ruqi")
     add("ruqi", "default_timezone", str, "UTC", "timezone of jobs that name none (IANA name)", owner="ruqi")
-    add("ruqi", "default_timeout", _positive, 300.0, "seconds a job may run when it names no timeout",
-        owner="ruqi")
-    add("ruqi", "misfire_grace", _positive, 60.0,
+    add("ruqi", "default_timeout", _positive, 300.0, "seconds a job may run when it names no timeout", owner="ruqi")
+    add(
+        "ruqi",
+        "misfire_grace",
+        _positive,
+        60.0,
         "default seconds an occurrence may be late and still run (older ones are recorded skipped_misfire)",
-        owner="ruqi")
+        owner="ruqi",
+    )
     add("ruqi", "max_page_size", int, 200, "largest page_size of get_jobs / get_history", owner="ruqi")
-    add("ruqi", "claim_redis_url", str, None,
+    add(
+        "ruqi",
+        "claim_redis_url",
+        str,
+        None,
         "claim each occurrence in Redis (SET NX) before the database; unset = database claims only",
-        owner="ruqi")
+        owner="ruqi",
+    )
 
 
 @hookimpl(optionalhook=True)
@@ -121,9 +142,16 @@ def butterfly_startup(kernel):
         from butterfly_ruqi.redis_claims import RedisClaims
 
         state.redis_claims = RedisClaims.connect(settings.claim_redis_url)
-    state.scheduler = Scheduler(kernel, state.db, state.registry, sync_interval=settings.sync_interval,
-                                instance_timeout=settings.instance_timeout, workers=settings.workers,
-                                output_limit=settings.output_limit, redis_claims=state.redis_claims)
+    state.scheduler = Scheduler(
+        kernel,
+        state.db,
+        state.registry,
+        sync_interval=settings.sync_interval,
+        instance_timeout=settings.instance_timeout,
+        workers=settings.workers,
+        output_limit=settings.output_limit,
+        redis_claims=state.redis_claims,
+    )
     state.scheduler.start()
 
 

@@ -73,7 +73,7 @@ class RedisClaims:
         self.client = client
 
     @classmethod
-    def connect(cls, url: str) -> "RedisClaims":
+    def connect(cls, url: str) -> RedisClaims:
         """A client for ``url`` (no connection is made until the first claim).
 
         :param url: ``redis://[:password@]host:port/db`` etc.
@@ -83,8 +83,13 @@ class RedisClaims:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        client = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT,
-                                      decode_responses=True, retry=Retry(NoBackoff(), 0))
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+        )
         return cls(client)
 
     def claim(self, job_id: str, scheduled_ms: int, instance_id: str, ttl_ms: int) -> str:

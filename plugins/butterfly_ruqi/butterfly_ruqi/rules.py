@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -53,12 +54,11 @@ def parse_timezone(name: str) -> ZoneInfo | dt_timezone:
     if not isinstance(name, str) or not name.strip():
         raise RuleError("timezone", "must be an IANA zone name such as UTC or Europe/Berlin")
     if name.strip().upper() == "UTC":
-        return dt_timezone.utc
+        return UTC
     try:
         return ZoneInfo(name.strip())
     except (ValueError, KeyError, OSError):
-        raise RuleError("timezone", f"unknown timezone {name!r} (use an IANA name such as "
-                                    "Europe/Berlin)") from None
+        raise RuleError("timezone", f"unknown timezone {name!r} (use an IANA name such as Europe/Berlin)") from None
 
 
 def parse_interval(rule: str) -> int:
@@ -68,8 +68,9 @@ def parse_interval(rule: str) -> int:
     """
     match = INTERVAL_RE.match(rule or "")
     if not match:
-        raise RuleError("rule", f"interval rule {rule!r} must be <number><unit>, unit one of s, m, h, d "
-                                "(e.g. 30s, 5m, 1h, 1d)")
+        raise RuleError(
+            "rule", f"interval rule {rule!r} must be <number><unit>, unit one of s, m, h, d (e.g. 30s, 5m, 1h, 1d)"
+        )
     seconds = int(match.group(1)) * INTERVAL_UNITS[match.group(2)]
     if seconds <= 0:
         raise RuleError("rule", f"interval rule {rule!r} must be at least 1s")
@@ -83,7 +84,7 @@ def _crontab_weekday_item(item: str) -> str:
     body, _, step_text = item.partition("/")
     if not re.fullmatch(r"\*|\d+(-\d+)?", body):
         return item  # names (mon-fri) and '?' mean the same to APScheduler
-    if step_text and not step_text.isdigit() or step_text == "0":
+    if (step_text and not step_text.isdigit()) or step_text == "0":
         raise RuleError("rule", f"bad step in day-of-week item {item!r}")
     step = int(step_text) if step_text else 1
     if body == "*":
@@ -95,8 +96,9 @@ def _crontab_weekday_item(item: str) -> str:
         if step_text:
             last = 6
     if not (0 <= first <= 7 and 0 <= last <= 7) or first > last:
-        raise RuleError("rule", f"day-of-week item {item!r} must use 0-7 (0 and 7 are Sunday) in a "
-                                "5-field crontab rule")
+        raise RuleError(
+            "rule", f"day-of-week item {item!r} must use 0-7 (0 and 7 are Sunday) in a 5-field crontab rule"
+        )
     names = dict.fromkeys(CRONTAB_WEEKDAYS[day] for day in range(first, last + 1, step))
     return ",".join(names)
 
@@ -119,11 +121,15 @@ def cron_trigger(rule: str, zone) -> CronTrigger:
         minute, hour, day, month, day_of_week = fields
         day_of_week = crontab_weekdays(day_of_week)
     else:
-        raise RuleError("rule", f"cron rule {rule!r} has {len(fields)} fields; expected 6 "
-                                "(second minute hour day month day_of_week) or 5 (crontab)")
+        raise RuleError(
+            "rule",
+            f"cron rule {rule!r} has {len(fields)} fields; expected 6 "
+            "(second minute hour day month day_of_week) or 5 (crontab)",
+        )
     try:
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=day_of_week, timezone=zone)
+        return CronTrigger(
+            second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week, timezone=zone
+        )
     except (ValueError, TypeError) as exc:
         raise RuleError("rule", f"bad cron rule {rule!r}: {exc}") from None
 
@@ -139,8 +145,9 @@ def parse_date(rule: str, zone, now_ms: int) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise RuleError("rule", f"date rule {rule!r} must be 'now' or a date/time such as "
-                                "2030-01-02 03:04:05") from None
+        raise RuleError(
+            "rule", f"date rule {rule!r} must be 'now' or a date/time such as 2030-01-02 03:04:05"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return round(moment.timestamp() * 1000)
@@ -182,7 +189,7 @@ def next_at_or_after(trigger: BaseTrigger, at_ms: int) -> int | None:
     # which is what lets every instance name the same occurrences.
     """
     while True:
-        moment = datetime.fromtimestamp(at_ms / 1000, tz=dt_timezone.utc)
+        moment = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
         found = trigger.get_next_fire_time(None, moment)
         if found is None:
             return None
@@ -229,5 +236,5 @@ def format_ms(value: int | None, zone_name: str = "UTC") -> str | None:
     try:
         zone = parse_timezone(zone_name)
     except RuleError:
-        zone = dt_timezone.utc
+        zone = UTC
     return datetime.fromtimestamp(value / 1000, tz=zone).isoformat(timespec="milliseconds")

@@ -53,8 +53,18 @@ class Scheduler:
         claim_redis_url``) or ``None`` for database claims only
     """
 
-    def __init__(self, kernel, db, registry, *, sync_interval: float, instance_timeout: float,
-                 workers: int, output_limit: int, redis_claims=None) -> None:
+    def __init__(
+        self,
+        kernel,
+        db,
+        registry,
+        *,
+        sync_interval: float,
+        instance_timeout: float,
+        workers: int,
+        output_limit: int,
+        redis_claims=None,
+    ) -> None:
         self.kernel = kernel
         self.db = db
         self.registry = registry
@@ -97,7 +107,7 @@ class Scheduler:
                 time.sleep(0.05)
         try:
             instances.retire(self.db, self.instance_id, now_ms())
-        except Exception:  # noqa: BLE001 - shutdown must go on; the runs will be marked lost later
+        except Exception:
             log.exception("ruqi could not retire its instance row", instance=self.instance_id)
 
     def wake(self) -> None:
@@ -124,7 +134,7 @@ class Scheduler:
             if self.last_sync_ms is None or current - self.last_sync_ms >= self.sync_interval * 1000:
                 try:
                     self.sync(current)
-                except Exception:  # noqa: BLE001 - a store hiccup must not kill the scheduler
+                except Exception:
                     log.exception("ruqi sync failed; retrying")
                     self.last_sync_ms = current - int(self.sync_interval * 1000) + RETRY_AFTER_ERROR_MS
             for job_id, due_ms in sorted(self.next_due.items(), key=lambda item: item[1] or 0):
@@ -159,7 +169,7 @@ class Scheduler:
                     continue
                 try:
                     fresh[job.job_id] = claims.next_due(job, self.triggers.get(job))
-                except Exception:  # noqa: BLE001 - a rule broken in the store skips that job only
+                except Exception:
                     log.exception("ruqi job has an unusable rule", job_id=job.job_id)
                     fresh[job.job_id] = None
         for gone in set(self.next_due) - set(fresh):
@@ -169,9 +179,8 @@ class Scheduler:
 
     def _claim(self, job_id: str) -> None:
         try:
-            result = claims.claim_due(self.db, job_id, now_ms(), self.instance_id, self.triggers,
-                                      self.redis_claims)
-        except Exception:  # noqa: BLE001 - lock timeouts, deadlocks: try again shortly
+            result = claims.claim_due(self.db, job_id, now_ms(), self.instance_id, self.triggers, self.redis_claims)
+        except Exception:
             log.warning("ruqi claim failed; retrying", job_id=job_id, exc_info=True)
             self.next_due[job_id] = now_ms() + RETRY_AFTER_ERROR_MS
             return
@@ -190,8 +199,12 @@ class Scheduler:
         self.next_due[job_id] = current + RETRY_AFTER_ERROR_MS
         if self._redis_warned_ms is None or current - self._redis_warned_ms >= REDIS_WARN_EVERY_MS:
             self._redis_warned_ms = current
-            log.warning("ruqi redis claim unavailable: occurrence not run by this instance this round",
-                        job_id=job_id, error=error, retry_ms=RETRY_AFTER_ERROR_MS)
+            log.warning(
+                "ruqi redis claim unavailable: occurrence not run by this instance this round",
+                job_id=job_id,
+                error=error,
+                retry_ms=RETRY_AFTER_ERROR_MS,
+            )
 
     # -- running ------------------------------------------------------------------------
 
@@ -213,17 +226,24 @@ class Scheduler:
             claims.start_run(self.db, fire.fire_id, started)
             try:
                 outcome = self.registry.get(spec.job_type).run(self.kernel, spec, fire)
-            except Exception as exc:  # noqa: BLE001 - a failing job is a failed run, not a crash
+            except Exception as exc:
                 log.exception("ruqi job raised", job_id=fire.job_id)
                 outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
             ended = now_ms()
             if outcome.ok and (ended - started) / 1000 > spec.timeout:
-                outcome = Outcome(False, f"ran {(ended - started) / 1000:.3f}s, longer than timeout "
-                                         f"{spec.timeout:g}s\n{outcome.output}")
+                outcome = Outcome(
+                    False,
+                    f"ran {(ended - started) / 1000:.3f}s, longer than timeout {spec.timeout:g}s\n{outcome.output}",
+                )
             claims.finish_run(self.db, fire.fire_id, outcome, started, ended, self.output_limit)
-            log.info("ruqi run finished", job_id=fire.job_id, fire_id=fire.fire_id, ok=outcome.ok,
-                     cost=round((ended - started) / 1000, 3))
-        except Exception:  # noqa: BLE001 - the store failed while recording; the run may be lost
+            log.info(
+                "ruqi run finished",
+                job_id=fire.job_id,
+                fire_id=fire.fire_id,
+                ok=outcome.ok,
+                cost=round((ended - started) / 1000, 3),
+            )
+        except Exception:
             log.exception("ruqi could not record a run", job_id=fire.job_id, fire_id=fire.fire_id)
         finally:
             structlog.contextvars.unbind_contextvars("ruqi_job", "ruqi_fire_id")

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pony.orm import commit, db_session, desc, select
-
-from kernel import ConfigError, HTTPError, NotFound, ServiceUnavailable
 
 from butterfly_ruqi import claims, instances
 from butterfly_ruqi.jobspec import EDITABLE, SCHEDULE_FIELDS, JobSpec, normalize_job
@@ -22,6 +20,7 @@ from butterfly_ruqi.jobtypes import bad_param
 from butterfly_ruqi.models import RUN_STATES, entities
 from butterfly_ruqi.rules import build_trigger, format_ms, upcoming
 from butterfly_ruqi.scheduler import now_ms
+from kernel import ConfigError, HTTPError, NotFound, ServiceUnavailable
 
 SECRET_NAME = re.compile(r"pass|secret|token|authorization|cookie|api[-_]?key|credential", re.IGNORECASE)
 MASK = "********"
@@ -62,8 +61,11 @@ class RuqiState:
 
     def defaults(self) -> dict[str, Any]:
         """Defaults for optional job fields, from ``[ruqi]``."""
-        return {"timezone": self.settings.default_timezone, "timeout": self.settings.default_timeout,
-                "misfire_grace": self.settings.misfire_grace}
+        return {
+            "timezone": self.settings.default_timezone,
+            "timeout": self.settings.default_timeout,
+            "misfire_grace": self.settings.misfire_grace,
+        }
 
     def changed(self) -> None:
         """Tell this instance's scheduler to re-read jobs now."""
@@ -74,23 +76,26 @@ class RuqiState:
 def redact(value: Any) -> Any:
     """Mask values whose key looks secret (headers, env, payload fields)."""
     if isinstance(value, dict):
-        return {k: MASK if isinstance(k, str) and SECRET_NAME.search(k) and v not in (None, "")
-                else redact(v) for k, v in value.items()}
+        return {
+            k: MASK if isinstance(k, str) and SECRET_NAME.search(k) and v not in (None, "") else redact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [redact(item) for item in value]
     return value
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds") if moment else None
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
 
 
 def job_dict(job, *, next_count: int = 1) -> dict[str, Any]:
     """A job row as JSON (secrets masked), with its next run time(s)."""
     data = JobSpec.from_row(job).as_dict()
     data["payload"], data["options"] = redact(data["payload"]), redact(data["options"])
-    data.update(paused=job.paused, version=job.version, created_at=_iso(job.created_at),
-                updated_at=_iso(job.updated_at))
+    data.update(
+        paused=job.paused, version=job.version, created_at=_iso(job.created_at), updated_at=_iso(job.updated_at)
+    )
     nexts: list[int] = []
     if not job.paused:
         try:
@@ -107,11 +112,20 @@ def job_dict(job, *, next_count: int = 1) -> dict[str, Any]:
 
 def run_dict(run) -> dict[str, Any]:
     """A history row as JSON."""
-    return {"fire_id": run.id, "job_id": run.job_id, "scheduled_time": format_ms(run.scheduled_ms),
-            "scheduled_ms": run.scheduled_ms, "manual": run.manual, "status": run.status,
-            "instance_id": run.instance_id, "claimed_at": format_ms(run.claimed_at_ms),
-            "started_at": format_ms(run.started_at_ms), "ended_at": format_ms(run.ended_at_ms),
-            "duration": run.duration, "output": run.output or ""}
+    return {
+        "fire_id": run.id,
+        "job_id": run.job_id,
+        "scheduled_time": format_ms(run.scheduled_ms),
+        "scheduled_ms": run.scheduled_ms,
+        "manual": run.manual,
+        "status": run.status,
+        "instance_id": run.instance_id,
+        "claimed_at": format_ms(run.claimed_at_ms),
+        "started_at": format_ms(run.started_at_ms),
+        "ended_at": format_ms(run.ended_at_ms),
+        "duration": run.duration,
+        "output": run.output or "",
+    }
 
 
 def _page(page_index: Any, page_size: Any, max_size: int) -> tuple[int, int]:
@@ -134,9 +148,11 @@ def add_job(state: RuqiState, values: dict[str, Any]) -> dict[str, Any]:
     spec = normalize_job(values, state.defaults(), state.registry, state.kernel, current)
     with db_session:
         if Job.get(job_id=spec.job_id) is not None:
-            raise JobExists(f"job {spec.job_id!r} already exists; use modify_job",
-                            data={"errors": [{"param": "job_id", "reason": "already exists"}]})
-        stamp = datetime.now(timezone.utc).replace(tzinfo=None)
+            raise JobExists(
+                f"job {spec.job_id!r} already exists; use modify_job",
+                data={"errors": [{"param": "job_id", "reason": "already exists"}]},
+            )
+        stamp = datetime.now(UTC).replace(tzinfo=None)
         job = Job(**spec.as_dict(), schedule_from_ms=current, created_at=stamp, updated_at=stamp)
         data = job_dict(job)
         commit()  # NOTE: now, not at the end of the request: the scheduler is woken next
@@ -164,7 +180,7 @@ def modify_job(state: RuqiState, values: dict[str, Any]) -> dict[str, Any]:
         if restart:
             job.schedule_from_ms, job.handled_until_ms = current, None
         job.version += 1
-        job.updated_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        job.updated_at = datetime.now(UTC).replace(tzinfo=None)
         data = job_dict(job)
         commit()
     state.changed()
@@ -179,7 +195,7 @@ def _edit(state: RuqiState, job_id: str, change) -> dict[str, Any]:
             raise NotFound(f"no job {job_id!r}")
         change(job)
         job.version += 1
-        job.updated_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        job.updated_at = datetime.now(UTC).replace(tzinfo=None)
         data = job_dict(job)
         commit()
     state.changed()
@@ -188,16 +204,20 @@ def _edit(state: RuqiState, job_id: str, change) -> dict[str, Any]:
 
 def pause_job(state: RuqiState, job_id: str) -> dict[str, Any]:
     """Stop firing a job (nothing is recorded while paused)."""
+
     def change(job):
         job.paused = True
+
     return _edit(state, job_id, change)
 
 
 def resume_job(state: RuqiState, job_id: str) -> dict[str, Any]:
     """Fire again from now; occurrences during the pause are not run or recorded."""
+
     def change(job):
         if job.paused:
             job.paused, job.handled_until_ms = False, now_ms()
+
     return _edit(state, job_id, change)
 
 
@@ -286,8 +306,11 @@ def status(state: RuqiState) -> dict[str, Any]:
         "claims": "redis+database" if state.settings.claim_redis_url else "database",
         "check_time": format_ms(current),
         "next_wakeup_time": format_ms(min(due)) if due else None,
-        "jobs": jobs, "paused_jobs": paused,
+        "jobs": jobs,
+        "paused_jobs": paused,
         "job_types": state.registry.names(),
-        "instances": [{**i, "last_seen": format_ms(i["last_seen_ms"]), "started_at": format_ms(i["started_at_ms"])}
-                      for i in instances.list_instances(state.db, current, timeout_ms)],
+        "instances": [
+            {**i, "last_seen": format_ms(i["last_seen_ms"]), "started_at": format_ms(i["started_at_ms"])}
+            for i in instances.list_instances(state.db, current, timeout_ms)
+        ],
     }

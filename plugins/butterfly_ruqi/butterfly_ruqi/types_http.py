@@ -35,15 +35,18 @@ class HttpJob(JobType):
         options = spec.options
         unknown = set(options) - {"method", "headers", "expected_status"}
         if unknown:
-            raise bad_param("options", f"unknown http option(s) {', '.join(sorted(unknown))}; "
-                                       "valid: method, headers, expected_status")
+            raise bad_param(
+                "options",
+                f"unknown http option(s) {', '.join(sorted(unknown))}; valid: method, headers, expected_status",
+            )
         method = str(options.get("method", "POST")).upper()
         if method not in METHODS:
             raise bad_param("options", f"method must be one of {', '.join(METHODS)}, got {method!r}")
         headers = options.get("headers", {})
         if not isinstance(headers, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) and "\n" not in k + v and "\r" not in k + v
-                for k, v in headers.items()):
+            isinstance(k, str) and isinstance(v, str) and "\n" not in k + v and "\r" not in k + v
+            for k, v in headers.items()
+        ):
             raise bad_param("options", "headers must be an object of single-line strings")
         expected_codes(options)  # raises on a bad value
 
@@ -51,16 +54,20 @@ class HttpJob(JobType):
         """Send the request and compare the status."""
         options = spec.options
         method = str(options.get("method", "POST")).upper()
-        headers = {"User-Agent": "butterfly-ruqi", **options.get("headers", {}),
-                   "X-Ruqi-Fire-Id": str(fire.fire_id), "X-Ruqi-Scheduled-Time": fire.scheduled_time,
-                   "X-Ruqi-Job-Id": spec.job_id}
+        headers = {
+            "User-Agent": "butterfly-ruqi",
+            **options.get("headers", {}),
+            "X-Ruqi-Fire-Id": str(fire.fire_id),
+            "X-Ruqi-Scheduled-Time": fire.scheduled_time,
+            "X-Ruqi-Job-Id": spec.job_id,
+        }
         body = None
         if method not in BODYLESS:
             body = json.dumps(spec.payload).encode()
             headers.setdefault("Content-Type", "application/json")
         request = urllib.request.Request(spec.target, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=spec.timeout) as reply:  # noqa: S310 - scheme checked
+            with urllib.request.urlopen(request, timeout=spec.timeout) as reply:
                 status, text = reply.status, reply.read(READ_LIMIT)
         except urllib.error.HTTPError as exc:
             status, text = exc.code, exc.read(READ_LIMIT) if exc.fp else b""

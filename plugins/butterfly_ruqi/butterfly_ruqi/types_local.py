@@ -13,9 +13,8 @@ import inspect
 import json
 from typing import Any
 
-from kernel import BadRequest, ConfigError, NotFound
-
 from butterfly_ruqi.jobtypes import Fire, JobType, Outcome, bad_param
+from kernel import BadRequest, ConfigError, NotFound
 
 FIRE_PARAMS = ("ruqi_fire_id", "ruqi_scheduled_time")
 
@@ -49,8 +48,10 @@ def validate_params(kernel, path: str, params: dict[str, Any], *, required: bool
             raise bad_param("target", f"no handler {path} on this instance") from None
     except BadRequest as exc:
         errors = exc.data.get("errors") or [{"param": "payload", "reason": exc.reason}]
-        reasons = [{"param": f"payload.{e.get('param')}" if e.get("param") else "payload",
-                    "reason": e.get("reason", "")} for e in errors]
+        reasons = [
+            {"param": f"payload.{e.get('param')}" if e.get("param") else "payload", "reason": e.get("reason", "")}
+            for e in errors
+        ]
         raise BadRequest(f"payload does not fit {path}: {exc.reason}", data={"errors": reasons}) from None
 
 
@@ -102,8 +103,11 @@ class HandlerJob(JobType):
             text = json.dumps(response.data, default=str, ensure_ascii=False)
         else:
             body = response.body
-            text = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else \
-                str(body if isinstance(body, str) else "<streamed body>")
+            text = (
+                body.decode("utf-8", "replace")
+                if isinstance(body, bytes | bytearray)
+                else str(body if isinstance(body, str) else "<streamed body>")
+            )
         stat = response.stat or (response.data or {}).get("stat")
         ok = response.status < 400 and stat in (None, "OK")
         return Outcome(ok, f"HTTP {response.status} stat={stat}\n{text}")
@@ -119,7 +123,9 @@ def mq_enqueue_function(kernel):
     try:
         redis_url = kernel.settings.get("mq", "redis_url")
     except ConfigError:
-        raise bad_param("job_type", "mq jobs need the mq plugin (butterfly-mq), which is not enabled on this instance") from None
+        raise bad_param(
+            "job_type", "mq jobs need the mq plugin (butterfly-mq), which is not enabled on this instance"
+        ) from None
     if not redis_url:
         raise bad_param("job_type", "mq jobs need [mq] redis_url to be set (the MQ is off)")
     try:

@@ -82,15 +82,17 @@ class ScriptJob(JobType):
         options = spec.options
         unknown = set(options) - {"args", "env", "interpreter"}
         if unknown:
-            raise bad_param("options", f"unknown script option(s) {', '.join(sorted(unknown))}; "
-                                       "valid: args, env, interpreter")
+            raise bad_param(
+                "options", f"unknown script option(s) {', '.join(sorted(unknown))}; valid: args, env, interpreter"
+            )
         args = options.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, str) and "\x00" not in a for a in args):
             raise bad_param("options", "args must be a list of strings (an argv, never a shell line)")
         env = options.get("env", {})
         if not isinstance(env, dict) or not all(
-                isinstance(k, str) and k and "=" not in k and "\x00" not in k
-                and isinstance(v, str) and "\x00" not in v for k, v in env.items()):
+            isinstance(k, str) and k and "=" not in k and "\x00" not in k and isinstance(v, str) and "\x00" not in v
+            for k, v in env.items()
+        ):
             raise bad_param("options", "env must be an object of string names (no '=') to string values")
         if options.get("interpreter") not in (None, *INTERPRETERS):
             raise bad_param("options", f"interpreter must be one of {', '.join(INTERPRETERS)}")
@@ -101,12 +103,15 @@ class ScriptJob(JobType):
         if not allowed:
             return Outcome(False, "script jobs are disabled ([ruqi] allow_scripts = false)")
         script = resolve_script(script_dir, spec.target)  # again: the tree may have changed
-        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8",
-               **spec.options.get("env", {}),
-               "RUQI_FIRE_ID": str(fire.fire_id), "RUQI_SCHEDULED_TIME": fire.scheduled_time,
-               "RUQI_JOB_ID": spec.job_id}
-        return run_process(build_argv(spec.options, script), cwd=script_dir, env=env,
-                           timeout=spec.timeout, limit=limit)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            **spec.options.get("env", {}),
+            "RUQI_FIRE_ID": str(fire.fire_id),
+            "RUQI_SCHEDULED_TIME": fire.scheduled_time,
+            "RUQI_JOB_ID": spec.job_id,
+        }
+        return run_process(build_argv(spec.options, script), cwd=script_dir, env=env, timeout=spec.timeout, limit=limit)
 
 
 def run_process(argv: list[str], *, cwd: str, env: dict[str, str], timeout: float, limit: int) -> Outcome:
@@ -117,8 +122,16 @@ def run_process(argv: list[str], *, cwd: str, env: dict[str, str], timeout: floa
     :return: the :class:`Outcome` (output: exit status line + captured output)
     """
     try:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
     except OSError as exc:
         return Outcome(False, f"cannot start {argv[0]}: {exc}")
     captured = bytearray()
@@ -127,7 +140,7 @@ def run_process(argv: list[str], *, cwd: str, env: dict[str, str], timeout: floa
     def drain() -> None:
         while chunk := process.stdout.read1(CHUNK):
             room = limit - len(captured)
-            captured.extend(chunk[:max(room, 0)])
+            captured.extend(chunk[: max(room, 0)])
             dropped[0] += max(len(chunk) - max(room, 0), 0)
 
     reader = threading.Thread(target=drain, name="ruqi-script-output", daemon=True)

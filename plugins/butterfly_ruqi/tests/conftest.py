@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 #: the handler app the tests schedule: ``/ruqi_test/<name>``
-HANDLER_APP = textwrap.dedent('''
+HANDLER_APP = textwrap.dedent("""
     import os, time
 
     def tick(req, note: str = "", ruqi_fire_id: int = 0, ruqi_scheduled_time: str = ""):
@@ -29,7 +29,7 @@ HANDLER_APP = textwrap.dedent('''
 
     def business_error(req):
         return "ERR_SOMETHING", {"why": "told to"}
-''')
+""")
 
 
 def write_handlers(base: Path) -> Path:
@@ -56,10 +56,15 @@ def ruqi_kernel(make_kernel, tmp_path):
     handlers = write_handlers(tmp_path)
 
     def factory(database_url: str, **settings):
-        values = {"store.url": database_url, "router.handlers_dir": str(handlers), "ruqi.sync_interval": 0.3,
-                  **{f"ruqi.{k}": v for k, v in settings.items()}}
-        return make_kernel(plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_ruqi.plugin],
-                           settings=values)
+        values = {
+            "store.url": database_url,
+            "router.handlers_dir": str(handlers),
+            "ruqi.sync_interval": 0.3,
+            **{f"ruqi.{k}": v for k, v in settings.items()},
+        }
+        return make_kernel(
+            plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_ruqi.plugin], settings=values
+        )
 
     return factory
 

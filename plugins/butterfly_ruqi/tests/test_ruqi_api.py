@@ -15,12 +15,19 @@ def api(ruqi_kernel, tmp_path):
 
 
 def job(job_id, **fields):
-    return {"job_id": job_id, "job_trigger": "cron", "rule": "0 0 3 * * *", "job_type": "handler",
-            "target": "/ruqi_test/strict", "payload": {"count": 1}, **fields}
+    return {
+        "job_id": job_id,
+        "job_trigger": "cron",
+        "rule": "0 0 3 * * *",
+        "job_type": "handler",
+        "target": "/ruqi_test/strict",
+        "payload": {"count": 1},
+        **fields,
+    }
 
 
 def test_add_get_modify_pause_resume_remove(api):
-    kernel, client = api
+    _kernel, client = api
     reply = client.post("/ruqi/add_job", json=job("nightly", timezone="Europe/Berlin"))
     assert reply.status == 200 and reply.json()["data"]["next_run_time"].endswith(("+01:00", "+02:00"))
     got = client.get("/ruqi/get_job", query={"job_id": "nightly"}).json()["data"]
@@ -36,24 +43,27 @@ def test_add_get_modify_pause_resume_remove(api):
     assert missing.status == 404 and missing.json()["stat"] == "ERR_NOT_FOUND"
 
 
-@pytest.mark.parametrize("fields,param,fragment", [
-    ({"rule": "* * *"}, "rule", "expected 6"),
-    ({"job_trigger": "hourly"}, "job_trigger", "must be one of cron, interval, date"),
-    ({"job_type": "carrier_pigeon"}, "job_type", "unknown job type 'carrier_pigeon'"),
-    ({"job_id": "../x"}, "job_id", "letters, digits"),
-    ({"payload": {"count": "many"}}, "payload.count", ""),
-    ({"payload": {"count": 1, "extra": 2}}, "payload.extra", "unknown"),
-    ({"payload": "{not json"}, "payload", "not valid JSON"),
-    ({"payload": "[1, 2]"}, "payload", "must be a JSON object"),
-    ({"target": "/ruqi_test/nope"}, "target", "no route"),
-    ({"timeout": -1}, "timeout", "between"),
-    ({"max_concurrent": 0}, "max_concurrent", "between"),
-    ({"timezone": "Nowhere/Town"}, "timezone", "unknown timezone"),
-    ({"job_type": "mq", "target": "/ruqi_test/strict"}, "job_type", "mq plugin"),
-    ({"job_type": "script", "target": "x.sh", "payload": {}}, "job_type", "allow_scripts = true"),
-    ({"job_type": "http", "target": "ftp://example.org/x"}, "target", "http:// or https://"),
-    ({"job_type": "http", "target": "http://127.0.0.1:9/x", "options": {"method": "BREW"}}, "options", "method"),
-])
+@pytest.mark.parametrize(
+    "fields,param,fragment",
+    [
+        ({"rule": "* * *"}, "rule", "expected 6"),
+        ({"job_trigger": "hourly"}, "job_trigger", "must be one of cron, interval, date"),
+        ({"job_type": "carrier_pigeon"}, "job_type", "unknown job type 'carrier_pigeon'"),
+        ({"job_id": "../x"}, "job_id", "letters, digits"),
+        ({"payload": {"count": "many"}}, "payload.count", ""),
+        ({"payload": {"count": 1, "extra": 2}}, "payload.extra", "unknown"),
+        ({"payload": "{not json"}, "payload", "not valid JSON"),
+        ({"payload": "[1, 2]"}, "payload", "must be a JSON object"),
+        ({"target": "/ruqi_test/nope"}, "target", "no route"),
+        ({"timeout": -1}, "timeout", "between"),
+        ({"max_concurrent": 0}, "max_concurrent", "between"),
+        ({"timezone": "Nowhere/Town"}, "timezone", "unknown timezone"),
+        ({"job_type": "mq", "target": "/ruqi_test/strict"}, "job_type", "mq plugin"),
+        ({"job_type": "script", "target": "x.sh", "payload": {}}, "job_type", "allow_scripts = true"),
+        ({"job_type": "http", "target": "ftp://example.org/x"}, "target", "http:// or https://"),
+        ({"job_type": "http", "target": "http://127.0.0.1:9/x", "options": {"method": "BREW"}}, "options", "method"),
+    ],
+)
 def test_bad_jobs_get_err_bad_params_naming_the_field(api, fields, param, fragment):
     _, client = api
     reply = client.post("/ruqi/add_job", json={**job("bad-job"), **fields})
@@ -96,9 +106,16 @@ def test_lists_paginate_and_cap_the_page_size(api):
 
 def test_secrets_in_options_and_payload_are_masked_in_reads(api):
     _, client = api
-    client.post("/ruqi/add_job", json=job("hook", job_type="http", target="http://127.0.0.1:9/hook",
-                                          payload={"password": "hunter2", "n": 1},
-                                          options={"headers": {"Authorization": "Bearer s3cret", "X-A": "1"}}))
+    client.post(
+        "/ruqi/add_job",
+        json=job(
+            "hook",
+            job_type="http",
+            target="http://127.0.0.1:9/hook",
+            payload={"password": "hunter2", "n": 1},
+            options={"headers": {"Authorization": "Bearer s3cret", "X-A": "1"}},
+        ),
+    )
     data = client.get("/ruqi/get_job", query={"job_id": "hook"}).json()["data"]
     assert data["payload"] == {"password": "********", "n": 1}
     assert data["options"]["headers"] == {"Authorization": "********", "X-A": "1"}
@@ -110,8 +127,13 @@ def test_run_job_runs_now_and_the_handler_gets_the_fire_id(api, poll):
     kernel.startup()
     client.post("/ruqi/add_job", json=job("manual", target="/ruqi_test/tick", payload={"note": "hi"}))
     fire = client.post("/ruqi/run_job", json={"job_id": "manual"}).json()["data"]
-    history = poll(lambda: [r for r in client.get("/ruqi/get_history", query={"job_id": "manual"}).json()
-                            ["data"]["list"] if r["status"] == "succeeded"])
+    history = poll(
+        lambda: [
+            r
+            for r in client.get("/ruqi/get_history", query={"job_id": "manual"}).json()["data"]["list"]
+            if r["status"] == "succeeded"
+        ]
+    )
     assert history[0]["fire_id"] == fire["fire_id"] and history[0]["manual"] is True
     assert f'"fire": {fire["fire_id"]}' in history[0]["output"] and '"note": "hi"' in history[0]["output"]
     assert client.post("/ruqi/run_job", json={"job_id": "ghost"}).status == 404
@@ -122,8 +144,13 @@ def test_business_error_stat_is_a_failed_run(api, poll):
     kernel.startup()
     client.post("/ruqi/add_job", json=job("sad", target="/ruqi_test/business_error", payload={}))
     client.post("/ruqi/run_job", json={"job_id": "sad"})
-    rows = poll(lambda: [r for r in client.get("/ruqi/get_history", query={"job_id": "sad"}).json()["data"]["list"]
-                         if r["status"] in ("failed", "succeeded")])
+    rows = poll(
+        lambda: [
+            r
+            for r in client.get("/ruqi/get_history", query={"job_id": "sad"}).json()["data"]["list"]
+            if r["status"] in ("failed", "succeeded")
+        ]
+    )
     assert rows[0]["status"] == "failed" and "ERR_SOMETHING" in rows[0]["output"]
 
 
@@ -133,11 +160,26 @@ def test_http_job_sends_fire_headers_and_checks_the_status(ruqi_kernel, tmp_path
     kernel = ruqi_kernel(f"sqlite:///{tmp_path}/ruqi.sqlite")
     kernel.startup()
     client = Client(kernel)
-    client.post("/ruqi/add_job", json=job("web", job_type="http", target=f"{target.url}/ruqi_test/tick",
-                                          payload={"note": "via-http"},
-                                          options={"headers": {"X-Extra": "yes"}}))
-    client.post("/ruqi/add_job", json=job("web404", job_type="http", target=f"{target.url}/nothing/here",
-                                          payload={}, options={"expected_status": [200, 201]}))
+    client.post(
+        "/ruqi/add_job",
+        json=job(
+            "web",
+            job_type="http",
+            target=f"{target.url}/ruqi_test/tick",
+            payload={"note": "via-http"},
+            options={"headers": {"X-Extra": "yes"}},
+        ),
+    )
+    client.post(
+        "/ruqi/add_job",
+        json=job(
+            "web404",
+            job_type="http",
+            target=f"{target.url}/nothing/here",
+            payload={},
+            options={"expected_status": [200, 201]},
+        ),
+    )
     fire = client.post("/ruqi/run_job", json={"job_id": "web"}).json()["data"]
     client.post("/ruqi/run_job", json={"job_id": "web404"})
 

@@ -15,8 +15,14 @@ from butterfly_ruqi.models import entities
 
 def make_job(kernel, job_id, **fields):
     state = kernel.extensions["ruqi"]
-    values = {"job_id": job_id, "job_trigger": "interval", "rule": "1s", "job_type": "handler",
-              "target": "/ruqi_test/tick", **fields}
+    values = {
+        "job_id": job_id,
+        "job_trigger": "interval",
+        "rule": "1s",
+        "job_type": "handler",
+        "target": "/ruqi_test/tick",
+        **fields,
+    }
     service.add_job(state, values)
     Job, _, _ = entities(state.db)
     with db_session:
@@ -28,8 +34,10 @@ def make_job(kernel, job_id, **fields):
 def rows(state, job_id):
     _, Run, _ = entities(state.db)
     with db_session:
-        return [(r.scheduled_ms, r.status, r.instance_id, r.manual)
-                for r in select(r for r in Run if r.job_id == job_id).order_by(lambda r: r.scheduled_ms)]
+        return [
+            (r.scheduled_ms, r.status, r.instance_id, r.manual)
+            for r in select(r for r in Run if r.job_id == job_id).order_by(lambda r: r.scheduled_ms)
+        ]
 
 
 def test_racing_instances_claim_each_occurrence_once(ruqi_kernel, database_url, new_job_id):
@@ -64,8 +72,7 @@ def test_racing_instances_claim_each_occurrence_once(ruqi_kernel, database_url, 
     assert [r[0] for r in recorded] == claimed and {r[1] for r in recorded} == {"claimed"}
 
 
-def test_old_occurrences_become_one_misfire_record_and_the_cursor_moves_on(ruqi_kernel, database_url,
-                                                                          new_job_id):
+def test_old_occurrences_become_one_misfire_record_and_the_cursor_moves_on(ruqi_kernel, database_url, new_job_id):
     kernel = ruqi_kernel(database_url)
     job_id = new_job_id("misfire")
     state, first = make_job(kernel, job_id, misfire_grace=5, max_concurrent=100)
@@ -108,7 +115,7 @@ def test_max_concurrent_is_counted_inside_the_claim(ruqi_kernel, database_url, n
     assert len(claims.claim_due(state.db, job_id, first + 2000, "a", cache).runs) == 1
     assert [r[1] for r in rows(state, job_id)] == ["succeeded", "skipped_concurrent", "claimed"]
     history = service.get_history(state, job_id=job_id, page_size=10)["list"]
-    finished = [h for h in history if h["status"] == "succeeded"][0]
+    finished = next(h for h in history if h["status"] == "succeeded")
     assert finished["output"].startswith("x" * 10) and "[truncated: 40 more characters]" in finished["output"]
     assert finished["duration"] == 1.5
 

@@ -27,8 +27,9 @@ INSTANCE_TIMEOUT = 2.0
 def http(port: int, name: str, params: dict | None = None, *, post: bool = False) -> dict:
     url = f"http://127.0.0.1:{port}/ruqi/{name}"
     if post:
-        request = urllib.request.Request(url, data=json.dumps(params or {}).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url, data=json.dumps(params or {}).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
     else:
         request = urllib.request.Request(url + "?" + urllib.parse.urlencode(params or {}))
     with urllib.request.urlopen(request, timeout=10) as reply:
@@ -43,14 +44,19 @@ class Instance:
         self.log = open(tmp_path / f"instance-{index}.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kernel", "--config", str(config), "run", "--port", str(self.port)],
-            cwd=tmp_path, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=tmp_path,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait_ready(self, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"instance on port {self.port} exited with {self.process.returncode}; "
-                                     f"see {self.log.name}")
+                raise AssertionError(
+                    f"instance on port {self.port} exited with {self.process.returncode}; see {self.log.name}"
+                )
             try:
                 reply = http(self.port, "status")
                 if reply["data"]["running"]:
@@ -71,15 +77,15 @@ class Instance:
         self.log.close()
 
 
-def test_three_instances_one_killed_every_occurrence_claimed_once(database_url, tmp_path, handlers_dir,
-                                                                  new_job_id):
+def test_three_instances_one_killed_every_occurrence_claimed_once(database_url, tmp_path, handlers_dir, new_job_id):
     ticks = tmp_path / "ticks.txt"
     config = tmp_path / "butterfly.toml"
     config.write_text(
         f'[server]\ndata_dir = "{tmp_path / "data"}"\nlog_dir = "{tmp_path / "logs"}"\nshutdown_timeout = 5\n'
         f'[store]\nurl = "{database_url}"\n'
         f'[router]\nhandlers_dir = "{handlers_dir}"\n'
-        f'[ruqi]\nsync_interval = 0.5\ninstance_timeout = {INSTANCE_TIMEOUT}\n')
+        f"[ruqi]\nsync_interval = 0.5\ninstance_timeout = {INSTANCE_TIMEOUT}\n"
+    )
     # NOTE: only the plugins under test; the MQ stays off (no redis_url) anyway.
     env = {**os.environ, "RUQI_TEST_TICKS": str(ticks), "BUTTERFLY_DISABLE_PLUGINS": "mq,auth,wuxing"}
     env.pop("BUTTERFLY_CONFIG", None)
@@ -88,9 +94,20 @@ def test_three_instances_one_killed_every_occurrence_claimed_once(database_url, 
         ids = [instance.wait_ready() for instance in cluster]
         job_id = new_job_id("ha")
         added_ms = int(time.time() * 1000)
-        reply = http(cluster[1].port, "add_job", {"job_id": job_id, "job_trigger": "interval", "rule": "1s",
-                                                  "job_type": "handler", "target": "/ruqi_test/tick",
-                                                  "payload": {"note": "ha"}, "max_concurrent": 5}, post=True)
+        reply = http(
+            cluster[1].port,
+            "add_job",
+            {
+                "job_id": job_id,
+                "job_trigger": "interval",
+                "rule": "1s",
+                "job_type": "handler",
+                "target": "/ruqi_test/tick",
+                "payload": {"note": "ha"},
+                "max_concurrent": 5,
+            },
+            post=True,
+        )
         assert reply["stat"] == "OK", reply
         time.sleep(BEFORE_KILL)
         victim = cluster[0]

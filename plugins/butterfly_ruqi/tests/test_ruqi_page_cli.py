@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kernel.cli import main
-
 from butterfly_ruqi import service
+from kernel.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +20,28 @@ def served(ruqi_kernel, tmp_path, live_server):
 def test_page_lists_jobs_next_runs_and_history(served, chromium, tmp_path, poll):
     kernel, server = served
     state = kernel.extensions["ruqi"]
-    service.add_job(state, {"job_id": "page-tick", "job_name": "<b>tick</b> every second", "job_trigger": "interval",
-                            "rule": "1s", "job_type": "handler", "target": "/ruqi_test/tick"})
-    service.add_job(state, {"job_id": "page-nightly", "job_trigger": "cron", "rule": "0 0 3 * * *",
-                            "job_type": "handler", "target": "/ruqi_test/tick", "timezone": "Asia/Shanghai"})
+    service.add_job(
+        state,
+        {
+            "job_id": "page-tick",
+            "job_name": "<b>tick</b> every second",
+            "job_trigger": "interval",
+            "rule": "1s",
+            "job_type": "handler",
+            "target": "/ruqi_test/tick",
+        },
+    )
+    service.add_job(
+        state,
+        {
+            "job_id": "page-nightly",
+            "job_trigger": "cron",
+            "rule": "0 0 3 * * *",
+            "job_type": "handler",
+            "target": "/ruqi_test/tick",
+            "timezone": "Asia/Shanghai",
+        },
+    )
     service.pause_job(state, "page-nightly")
     poll(lambda: service.get_history(state, job_id="page-tick", status="succeeded")["total"] >= 2)
     page = chromium.new_page()
@@ -50,8 +67,26 @@ def test_page_lists_jobs_next_runs_and_history(served, chromium, tmp_path, poll)
 def test_cli_manages_jobs_over_http(served, capsys, poll):
     _, server = served
     base = ["ruqi", "--url", server.url]
-    assert main([*base, "add", "cli-job", "--trigger", "cron", "--rule", "0 */5 * * * *", "--type", "handler",
-                 "--target", "/ruqi_test/tick", "--payload", '{"note": "cli"}']) == 0
+    assert (
+        main(
+            [
+                *base,
+                "add",
+                "cli-job",
+                "--trigger",
+                "cron",
+                "--rule",
+                "0 */5 * * * *",
+                "--type",
+                "handler",
+                "--target",
+                "/ruqi_test/tick",
+                "--payload",
+                '{"note": "cli"}',
+            ]
+        )
+        == 0
+    )
     assert main([*base, "list"]) == 0
     listing = capsys.readouterr().out
     assert "cli-job" in listing and "0 */5 * * * *" in listing and "1 job(s)" in listing
@@ -62,12 +97,29 @@ def test_cli_manages_jobs_over_http(served, capsys, poll):
         main([*base, "history", "cli-job"])
         out = capsys.readouterr().out
         return "succeeded" in out and out
+
     assert "cli-job" in poll(history)
     assert main([*base, "pause", "cli-job"]) == 0 and main([*base, "resume", "cli-job"]) == 0
     assert main([*base, "remove", "cli-job"]) == 0
     capsys.readouterr()
-    assert main([*base, "add", "bad", "--trigger", "interval", "--rule", "often", "--type", "handler",
-                 "--target", "/ruqi_test/tick"]) == 1
+    assert (
+        main(
+            [
+                *base,
+                "add",
+                "bad",
+                "--trigger",
+                "interval",
+                "--rule",
+                "often",
+                "--type",
+                "handler",
+                "--target",
+                "/ruqi_test/tick",
+            ]
+        )
+        == 1
+    )
     assert "ERR_BAD_PARAMS rule:" in capsys.readouterr().err
     assert main(["ruqi", "--url", "http://127.0.0.1:9", "list"]) == 1
     assert "cannot reach" in capsys.readouterr().err

@@ -9,12 +9,11 @@ import threading
 import pytest
 from pony.orm import db_session, select
 
-from kernel import ConfigError
-from kernel.testing import RedisServer
-
 from butterfly_ruqi import claims, service
 from butterfly_ruqi.models import entities
 from butterfly_ruqi.redis_claims import MIN_TTL_MS, RedisClaims, claim_key
+from kernel import ConfigError
+from kernel.testing import RedisServer
 
 
 @pytest.fixture
@@ -35,8 +34,17 @@ def redis_client(redis_server):
 
 def make_job(kernel, job_id, **fields):
     state = kernel.extensions["ruqi"]
-    service.add_job(state, {"job_id": job_id, "job_trigger": "interval", "rule": "1s", "job_type": "handler",
-                            "target": "/ruqi_test/tick", **fields})
+    service.add_job(
+        state,
+        {
+            "job_id": job_id,
+            "job_trigger": "interval",
+            "rule": "1s",
+            "job_type": "handler",
+            "target": "/ruqi_test/tick",
+            **fields,
+        },
+    )
     Job, _, _ = entities(state.db)
     with db_session:
         job = Job[job_id]
@@ -46,8 +54,10 @@ def make_job(kernel, job_id, **fields):
 def rows(state, job_id):
     _, Run, _ = entities(state.db)
     with db_session:
-        return [(r.scheduled_ms, r.status, r.instance_id)
-                for r in select(r for r in Run if r.job_id == job_id).order_by(lambda r: r.scheduled_ms)]
+        return [
+            (r.scheduled_ms, r.status, r.instance_id)
+            for r in select(r for r in Run if r.job_id == job_id).order_by(lambda r: r.scheduled_ms)
+        ]
 
 
 def cursor(state, job_id):
@@ -56,8 +66,9 @@ def cursor(state, job_id):
         return Job[job_id].handled_until_ms
 
 
-def test_racing_instances_claim_each_occurrence_once_in_redis_and_store(ruqi_kernel, database_url, redis_server,
-                                                                        redis_client, new_job_id):
+def test_racing_instances_claim_each_occurrence_once_in_redis_and_store(
+    ruqi_kernel, database_url, redis_server, redis_client, new_job_id
+):
     kernel = ruqi_kernel(database_url, claim_redis_url=redis_server.url)
     job_id = new_job_id("redis-race")
     state, first = make_job(kernel, job_id, max_concurrent=100, misfire_grace=30)
@@ -80,8 +91,7 @@ def test_racing_instances_claim_each_occurrence_once_in_redis_and_store(ruqi_ker
     steps = 6
     for step in range(steps):
         barrier = threading.Barrier(racers)
-        threads = [threading.Thread(target=racer, args=(i, first + step * 1000 + 10, barrier))
-                   for i in range(racers)]
+        threads = [threading.Thread(target=racer, args=(i, first + step * 1000 + 10, barrier)) for i in range(racers)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -101,9 +111,9 @@ def test_racing_instances_claim_each_occurrence_once_in_redis_and_store(ruqi_ker
     assert MIN_TTL_MS - 60_000 < ttl <= MIN_TTL_MS
 
 
-def test_a_key_held_by_another_instance_is_not_run_and_our_own_key_is_reclaimed(ruqi_kernel, database_url,
-                                                                                 redis_server, redis_client,
-                                                                                 new_job_id):
+def test_a_key_held_by_another_instance_is_not_run_and_our_own_key_is_reclaimed(
+    ruqi_kernel, database_url, redis_server, redis_client, new_job_id
+):
     kernel = ruqi_kernel(database_url, claim_redis_url=redis_server.url)
     job_id = new_job_id("redis-held")
     state, first = make_job(kernel, job_id, max_concurrent=100)
@@ -113,16 +123,20 @@ def test_a_key_held_by_another_instance_is_not_run_and_our_own_key_is_reclaimed(
     redis_client.client.set(claim_key(job_id, first + 1000), "me")
     result = claims.claim_due(state.db, job_id, first + 2000, "me", claims.TriggerCache(), redis_client)
     assert [run.fire.scheduled_ms for run in result.runs] == [first + 1000, first + 2000]
-    assert rows(state, job_id) == [(first, "skipped_claimed", "me"), (first + 1000, "claimed", "me"),
-                                   (first + 2000, "claimed", "me")]
+    assert rows(state, job_id) == [
+        (first, "skipped_claimed", "me"),
+        (first + 1000, "claimed", "me"),
+        (first + 2000, "claimed", "me"),
+    ]
     assert cursor(state, job_id) == first + 2000 and result.redis_error is None
     assert redis_client.holder(job_id, first) == "other-instance"  # the loser never overwrites
     history = service.get_history(state, job_id=job_id, status="skipped_claimed")["list"]
     assert len(history) == 1 and "other-instance" in history[0]["output"]
 
 
-def test_redis_down_at_claim_time_claims_nothing_and_keeps_the_cursor(ruqi_kernel, database_url, spare_redis,
-                                                                      new_job_id):
+def test_redis_down_at_claim_time_claims_nothing_and_keeps_the_cursor(
+    ruqi_kernel, database_url, spare_redis, new_job_id
+):
     kernel = ruqi_kernel(database_url, claim_redis_url=spare_redis.url)
     plain, coalesced = new_job_id("redis-down"), new_job_id("redis-down-co")
     state, first = make_job(kernel, plain, max_concurrent=100)
@@ -154,8 +168,9 @@ def test_redis_down_at_claim_time_claims_nothing_and_keeps_the_cursor(ruqi_kerne
         client.close()
 
 
-def test_scheduler_with_redis_down_warns_runs_nothing_and_resumes(ruqi_kernel, tmp_path, spare_redis,
-                                                                  captured_logs, poll, new_job_id):
+def test_scheduler_with_redis_down_warns_runs_nothing_and_resumes(
+    ruqi_kernel, tmp_path, spare_redis, captured_logs, poll, new_job_id
+):
     kernel = ruqi_kernel(f"sqlite:///{tmp_path}/ruqi.sqlite", claim_redis_url=spare_redis.url)
     kernel.startup()
     state = kernel.extensions["ruqi"]
@@ -165,8 +180,11 @@ def test_scheduler_with_redis_down_warns_runs_nothing_and_resumes(ruqi_kernel, t
     _, first = make_job(kernel, job_id)
 
     def warned():
-        return [e for e in captured_logs if e.get("log_level") == "warning" and e.get("job_id") == job_id
-                and "redis claim unavailable" in e["event"]]
+        return [
+            e
+            for e in captured_logs
+            if e.get("log_level") == "warning" and e.get("job_id") == job_id and "redis claim unavailable" in e["event"]
+        ]
 
     warning = poll(warned, timeout=10)[0]
     assert "Connection" in warning["error"] and spare_redis.url not in str(warning)

@@ -8,12 +8,11 @@ import time
 
 import pytest
 
-from kernel import BadRequest
-
 from butterfly_ruqi import service
 from butterfly_ruqi.jobspec import JobSpec
 from butterfly_ruqi.jobtypes import Fire
 from butterfly_ruqi.types_script import ScriptJob
+from kernel import BadRequest
 
 
 @pytest.fixture
@@ -21,24 +20,31 @@ def scripts(tmp_path):
     folder = tmp_path / "scripts"
     folder.mkdir()
     (tmp_path / "outside.sh").write_text("echo escaped\n")
-    (folder / "hello.sh").write_text('echo "hello $1 fire=$RUQI_FIRE_ID job=$RUQI_JOB_ID color=$COLOR"\n'
-                                     'echo "$2"\nexit ${EXIT:-0}\n')
+    (folder / "hello.sh").write_text(
+        'echo "hello $1 fire=$RUQI_FIRE_ID job=$RUQI_JOB_ID color=$COLOR"\necho "$2"\nexit ${EXIT:-0}\n'
+    )
     (folder / "loud.py").write_text("print('x' * 100000)\n")
-    (folder / "spawner.sh").write_text(
-        'sleep 60 &\necho $! > "$1"\nsleep 60\n')
+    (folder / "spawner.sh").write_text('sleep 60 &\necho $! > "$1"\nsleep 60\n')
     (folder / "sneaky.sh").symlink_to(tmp_path / "outside.sh")
     return folder
 
 
 @pytest.fixture
 def script_kernel(ruqi_kernel, tmp_path, scripts):
-    return ruqi_kernel(f"sqlite:///{tmp_path}/ruqi.sqlite", allow_scripts=True, script_dir=str(scripts),
-                       output_limit=2000)
+    return ruqi_kernel(
+        f"sqlite:///{tmp_path}/ruqi.sqlite", allow_scripts=True, script_dir=str(scripts), output_limit=2000
+    )
 
 
 def script_job(target, **fields):
-    return {"job_id": "script-job", "job_trigger": "interval", "rule": "1h", "job_type": "script",
-            "target": target, **fields}
+    return {
+        "job_id": "script-job",
+        "job_trigger": "interval",
+        "rule": "1h",
+        "job_type": "script",
+        "target": target,
+        **fields,
+    }
 
 
 def run(kernel, target, options=None, timeout=10.0):
@@ -46,14 +52,17 @@ def run(kernel, target, options=None, timeout=10.0):
     return ScriptJob().run(kernel, spec, Fire(42, "script-job", 0, True, "test"))
 
 
-@pytest.mark.parametrize("target,fragment", [
-    ("../outside.sh", "outside"),
-    ("sneaky.sh", "outside"),
-    ("/etc/passwd", "outside"),
-    ("nested/../../outside.sh", "outside"),
-    ("missing.sh", "does not exist"),
-    (".", "outside"),
-])
+@pytest.mark.parametrize(
+    "target,fragment",
+    [
+        ("../outside.sh", "outside"),
+        ("sneaky.sh", "outside"),
+        ("/etc/passwd", "outside"),
+        ("nested/../../outside.sh", "outside"),
+        ("missing.sh", "does not exist"),
+        (".", "outside"),
+    ],
+)
 def test_scripts_outside_script_dir_are_refused(script_kernel, target, fragment):
     state = script_kernel.extensions["ruqi"]
     with pytest.raises(BadRequest) as caught:
@@ -69,13 +78,16 @@ def test_scripts_are_refused_unless_allowed(ruqi_kernel, tmp_path, scripts):
     assert not run(kernel, "hello.sh").ok  # a job stored while allowed does not run once disallowed
 
 
-@pytest.mark.parametrize("options,fragment", [
-    ({"args": "a b; rm -rf /"}, "list of strings"),
-    ({"args": [1, 2]}, "list of strings"),
-    ({"env": {"A=B": "c"}}, "env"),
-    ({"interpreter": "perl"}, "interpreter"),
-    ({"shell": True}, "unknown script option"),
-])
+@pytest.mark.parametrize(
+    "options,fragment",
+    [
+        ({"args": "a b; rm -rf /"}, "list of strings"),
+        ({"args": [1, 2]}, "list of strings"),
+        ({"env": {"A=B": "c"}}, "env"),
+        ({"interpreter": "perl"}, "interpreter"),
+        ({"shell": True}, "unknown script option"),
+    ],
+)
 def test_bad_script_options(script_kernel, options, fragment):
     with pytest.raises(BadRequest) as caught:
         service.add_job(script_kernel.extensions["ruqi"], script_job("hello.sh", options=options))
@@ -84,8 +96,11 @@ def test_bad_script_options(script_kernel, options, fragment):
 
 def test_script_gets_argv_env_and_fire_id_without_a_shell(script_kernel):
     service.add_job(script_kernel.extensions["ruqi"], script_job("hello.sh", options={"interpreter": "bash"}))
-    outcome = run(script_kernel, "hello.sh", {"interpreter": "bash", "args": ["world", "$(touch /tmp/pwned); x"],
-                                              "env": {"COLOR": "blue"}})
+    outcome = run(
+        script_kernel,
+        "hello.sh",
+        {"interpreter": "bash", "args": ["world", "$(touch /tmp/pwned); x"], "env": {"COLOR": "blue"}},
+    )
     assert outcome.ok and outcome.output.startswith("exit code 0")
     assert "hello world fire=42 job=script-job color=blue" in outcome.output
     assert "$(touch /tmp/pwned); x" in outcome.output  # an argument, never shell code

@@ -31,7 +31,7 @@ EXTENSION = "store"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def get_db(kernel: "Kernel") -> "Database":
+def get_db(kernel: Kernel) -> Database:
     """The kernel's bound and mapped pony ``Database``.
 
     :param kernel: a configured kernel with butterfly-store enabled
@@ -41,8 +41,10 @@ def get_db(kernel: "Kernel") -> "Database":
     try:
         return kernel.extensions[EXTENSION]
     except KeyError:
-        raise ConfigError("butterfly-store is not enabled: install it (pip install butterfly-store) "
-                          "and check [server] disable_plugins") from None
+        raise ConfigError(
+            "butterfly-store is not enabled: install it (pip install butterfly-store) "
+            "and check [server] disable_plugins"
+        ) from None
 
 
 def prepare_sqlite_file(path: str) -> None:
@@ -64,7 +66,7 @@ def prepare_sqlite_file(path: str) -> None:
         connection.close()
 
 
-def _sqlite_connection_pragmas(db: "Database", connection: Any) -> None:
+def _sqlite_connection_pragmas(db: Database, connection: Any) -> None:
     cursor = connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     # NOTE: NORMAL is durable across application crashes in WAL mode (only an OS
@@ -72,7 +74,7 @@ def _sqlite_connection_pragmas(db: "Database", connection: Any) -> None:
     cursor.execute("PRAGMA synchronous = NORMAL")
 
 
-def _bind_and_map(target: StoreTarget, define_entities: Callable[["Database"], None]) -> "Database":
+def _bind_and_map(target: StoreTarget, define_entities: Callable[[Database], None]) -> Database:
     from pony.orm import Database
 
     db = Database()
@@ -88,12 +90,12 @@ def _bind_and_map(target: StoreTarget, define_entities: Callable[["Database"], N
 
 def open_database(
     target: StoreTarget,
-    define_entities: Callable[["Database"], None],
+    define_entities: Callable[[Database], None],
     *,
     retries: int = 3,
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
-) -> "Database":
+) -> Database:
     """Define, bind and map a new database, retrying while the server is unreachable.
 
     :param target: the parsed ``[store] url``
@@ -122,16 +124,15 @@ def open_database(
             # NOTE: a mapping/definition error is a bug in a plugin; retrying cannot help.
             raise ConfigError(f"cannot map the entities on {target.display}: {_describe(exc)}") from exc
         else:
-            log.info("database ready", url=target.display, provider=target.provider,
-                     entities=sorted(db.entities))
+            log.info("database ready", url=target.display, provider=target.provider, entities=sorted(db.entities))
             return db
         if attempt < attempts:
             delay = backoff * 2 ** (attempt - 1)
-            log.warning("database unreachable; retrying", url=target.display, attempt=attempt,
-                        retry_in=delay, error=last_error)
+            log.warning(
+                "database unreachable; retrying", url=target.display, attempt=attempt, retry_in=delay, error=last_error
+            )
             sleep(delay)
-    raise ConfigError(f"cannot connect to the database {target.display} after {attempts} attempt(s): "
-                      f"{last_error}")
+    raise ConfigError(f"cannot connect to the database {target.display} after {attempts} attempt(s): {last_error}")
 
 
 def _describe(exc: BaseException) -> str:
@@ -140,7 +141,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(original or exc).__name__}: {text}"[:300]
 
 
-def check_connection(db: "Database") -> tuple[bool, str]:
+def check_connection(db: Database) -> tuple[bool, str]:
     """Run ``SELECT 1`` on the store (``/_meta/health``).
 
     :param db: the store's database

@@ -23,16 +23,41 @@ def butterfly_add_hookspecs(pluginmanager):
 def butterfly_add_settings(settings):
     """Declare ``[store]``."""
     add = settings.add
-    add(SECTION, "url", str, "",
+    add(
+        SECTION,
+        "url",
+        str,
+        "",
         "database URL: sqlite:///path.db (relative to the working directory), "
         "mysql://user:password@host:3306/db, postgresql://user:password@host:5432/db; "
-        "empty: sqlite:///<[server] data_dir>/butterfly.db", secret=True, owner="store")
-    add(SECTION, "connect_retries", int, 3,
-        "extra connection attempts at start-up while the database is unreachable", owner="store")
-    add(SECTION, "connect_backoff", float, 0.5,
-        "seconds before the first retry, doubled for each next one", owner="store")
-    add(SECTION, "connect_timeout", float, 5.0,
-        "seconds one MySQL/PostgreSQL connection attempt may take", owner="store")
+        "empty: sqlite:///<[server] data_dir>/butterfly.db",
+        secret=True,
+        owner="store",
+    )
+    add(
+        SECTION,
+        "connect_retries",
+        int,
+        3,
+        "extra connection attempts at start-up while the database is unreachable",
+        owner="store",
+    )
+    add(
+        SECTION,
+        "connect_backoff",
+        float,
+        0.5,
+        "seconds before the first retry, doubled for each next one",
+        owner="store",
+    )
+    add(
+        SECTION,
+        "connect_timeout",
+        float,
+        5.0,
+        "seconds one MySQL/PostgreSQL connection attempt may take",
+        owner="store",
+    )
 
 
 @hookimpl(trylast=True)

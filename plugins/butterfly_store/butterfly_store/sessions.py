@@ -64,5 +64,9 @@ class RequestSessions:
             else:
                 db_session.__exit__(None, None, None)
         except Exception as exc:  # noqa: BLE001 - the response is already final
-            log.error("closing the request's db_session failed", path=request.path,
-                      reqid=request.reqid, error=f"{type(exc).__name__}: {exc}"[:300])
+            log.error(
+                "closing the request's db_session failed",
+                path=request.path,
+                reqid=request.reqid,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )

@@ -96,8 +96,9 @@ def parse_store_url(url: str, *, connect_timeout: float = 5.0) -> StoreTarget:
     scheme = parts.scheme.lower()
     provider = SCHEMES.get(scheme)
     if provider is None:
-        raise ValueError(f"unknown database URL scheme {scheme!r} in {display}; "
-                         f"use one of: {', '.join(sorted(SCHEMES))}")
+        raise ValueError(
+            f"unknown database URL scheme {scheme!r} in {display}; use one of: {', '.join(sorted(SCHEMES))}"
+        )
     if provider == "sqlite":
         # NOTE: "sqlite:///x.db" → path "/x.db" → relative "x.db"; "sqlite:////x.db" → "/x.db".
         path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
@@ -108,8 +109,10 @@ def parse_store_url(url: str, *, connect_timeout: float = 5.0) -> StoreTarget:
         return StoreTarget("sqlite", {"filename": os.path.abspath(path), "create_db": True}, display)
     database = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not database:
-        raise ValueError(f"database URL {display} needs a host and a database name, "
-                         f"e.g. {scheme}://user:password@127.0.0.1:{DEFAULT_PORTS[provider]}/butterfly")
+        raise ValueError(
+            f"database URL {display} needs a host and a database name, "
+            f"e.g. {scheme}://user:password@127.0.0.1:{DEFAULT_PORTS[provider]}/butterfly"
+        )
     options: dict[str, Any] = {
         "host": parts.hostname,
         "port": port or DEFAULT_PORTS[provider],

@@ -29,10 +29,11 @@ def test_entities_are_mapped_once_and_shared_through_get_db(make_kernel, probe_p
     assert probe_names(kernel, tag) == {f"{tag}-a"}
 
 
-def test_a_second_kernel_gets_a_fresh_database_over_the_same_data(make_kernel, database_url, probe_factory,
-                                                                  probe_names):
+def test_a_second_kernel_gets_a_fresh_database_over_the_same_data(
+    make_kernel, database_url, probe_factory, probe_names
+):
     tag = uuid.uuid4().hex[:8]
-    ProbePlugin = probe_factory  # noqa: N806
+    ProbePlugin = probe_factory
 
     first = _kernel(make_kernel, ProbePlugin(), database_url)
     Client(first).get("/probe/add", query={"name": f"{tag}-1"})
@@ -100,8 +101,10 @@ def test_unreachable_server_fails_after_retries_naming_the_masked_url(make_kerne
     port = free_port()
     url = f"mysql://root:hunter2@127.0.0.1:{port}/nothing"
     with pytest.raises(ConfigError) as info:
-        make_kernel(plugins=[butterfly_store.plugin, probe_plugin],
-                    settings={"store.url": url, "store.connect_retries": 2, "store.connect_backoff": 0.01})
+        make_kernel(
+            plugins=[butterfly_store.plugin, probe_plugin],
+            settings={"store.url": url, "store.connect_retries": 2, "store.connect_backoff": 0.01},
+        )
     message = str(info.value)
     assert f"mysql://root:***@127.0.0.1:{port}/nothing" in message
     assert "after 3 attempt(s)" in message
@@ -134,6 +137,8 @@ def test_a_broken_entity_definition_fails_at_once_without_retries(make_kernel, t
                 _table_ = "store_orphan"
                 parent = Required("NoSuchEntity")
 
-    with pytest.raises(ConfigError, match="cannot map the entities|NoSuchEntity"):
-        make_kernel(plugins=[butterfly_store.plugin, Broken()],
-                    settings={"store.url": f"sqlite:///{tmp_path}/b.db", "store.connect_backoff": 30})
+    with pytest.raises(ConfigError, match=r"cannot map the entities|NoSuchEntity"):
+        make_kernel(
+            plugins=[butterfly_store.plugin, Broken()],
+            settings={"store.url": f"sqlite:///{tmp_path}/b.db", "store.connect_backoff": 30},
+        )

@@ -14,10 +14,9 @@ import timeit
 from io import BytesIO
 from pathlib import Path
 
+import butterfly_trace.plugin as trace_plugin
 from kernel import Request, Response, hookimpl
 from kernel.testing import build_kernel
-
-import butterfly_trace.plugin as trace_plugin
 
 
 class RawApp:
@@ -30,8 +29,14 @@ class RawApp:
 
 def environ() -> dict:
     """A minimal GET environ (what waitress would hand the kernel)."""
-    return {"REQUEST_METHOD": "GET", "PATH_INFO": "/ping", "QUERY_STRING": "a=1&b=two",
-            "REMOTE_ADDR": "127.0.0.1", "wsgi.input": BytesIO(b""), "SERVER_PROTOCOL": "HTTP/1.1"}
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/ping",
+        "QUERY_STRING": "a=1&b=two",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": BytesIO(b""),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
 
 
 def per_request_us(kernel, number: int) -> float:
@@ -40,8 +45,10 @@ def per_request_us(kernel, number: int) -> float:
     # NOTE: thread CPU time, not wall time, so other processes on a busy machine
     # (CI, parallel test runs) do not count against us.
     """
+
     def once():
         kernel.handle(Request(environ(), kernel))
+
     return timeit.Timer(once, timer=time.thread_time).timeit(number=number) / number * 1e6
 
 
@@ -51,8 +58,9 @@ def main(number: int = 10000, rounds: int = 7) -> None:
         root = Path(tmp)
         kernels = {
             "bare kernel": build_kernel(root / "bare", [RawApp()]),
-            "trace, no acc.log/metrics": build_kernel(root / "nolog", [trace_plugin, RawApp()],
-                                                      {"trace.access_log": False, "trace.metrics": False}),
+            "trace, no acc.log/metrics": build_kernel(
+                root / "nolog", [trace_plugin, RawApp()], {"trace.access_log": False, "trace.metrics": False}
+            ),
             "trace, acc.log only": build_kernel(root / "acc", [trace_plugin, RawApp()], {"trace.metrics": False}),
             "trace, acc.log + metrics": build_kernel(root / "full", [trace_plugin, RawApp()]),
         }

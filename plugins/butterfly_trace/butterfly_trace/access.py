@@ -19,13 +19,26 @@ if TYPE_CHECKING:
     from kernel import Request, Response
 
 #: Field order of every access-log record.
-FIELDS = ("time", "ip", "reqid", "parent_reqid", "method", "path", "status", "stat", "cost",
-          "user", "talk", "params", "error", "res")
+FIELDS = (
+    "time",
+    "ip",
+    "reqid",
+    "parent_reqid",
+    "method",
+    "path",
+    "status",
+    "stat",
+    "cost",
+    "user",
+    "talk",
+    "params",
+    "error",
+    "res",
+)
 
 # NOTE: check_circular is off because every nested value comes from Redactor.clean,
 # which builds fresh, depth-limited containers; default=str covers odd types in res.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False,
-                           default=str).encode
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, default=str).encode
 _encode_str = json.encoder.encode_basestring
 _NO_PARAMS = {True: "null", False: "{}"}
 
@@ -63,7 +76,7 @@ class AccessLog:
         self.console = fmt == "console"
         self._time = LocalTime()
 
-    def record(self, request: "Request", response: "Response", cost: float) -> dict[str, Any]:
+    def record(self, request: Request, response: Response, cost: float) -> dict[str, Any]:
         """The access-log record of a finished request.
 
         ``params`` are logged only when the handler's protocol already parsed them:
@@ -90,7 +103,7 @@ class AccessLog:
             "res": request.res,
         }
 
-    def line(self, request: "Request", response: "Response", cost: float) -> bytes:
+    def line(self, request: Request, response: Response, cost: float) -> bytes:
         """The encoded access-log line (with its newline) of a finished request.
 
         :param cost: seconds the request took
@@ -108,18 +121,20 @@ class AccessLog:
                 params_json = _NO_PARAMS[params is None]
             timings = request.timings
             res = request.res
-            text = (f'{{"time":"{self._time(request.started_at)}","ip":{_json_str(request.client_ip)},'
-                    f'"reqid":{_json_str(request.reqid)},"parent_reqid":{_json_str(request.parent_reqid)},'
-                    f'"method":{_json_str(request.method)},"path":{_json_str(request.path)},'
-                    f'"status":{int(response.status)},"stat":{_json_str(request.stat)},"cost":{cost:.6f},'
-                    f'"user":{_json_str(request.user)},'
-                    f'"talk":{_encode(_rounded(timings)) if timings else "{}"},"params":{params_json},'
-                    f'"error":{_json_str(request.error)},"res":{_encode(res) if res else "[]"}}}\n')
+            text = (
+                f'{{"time":"{self._time(request.started_at)}","ip":{_json_str(request.client_ip)},'
+                f'"reqid":{_json_str(request.reqid)},"parent_reqid":{_json_str(request.parent_reqid)},'
+                f'"method":{_json_str(request.method)},"path":{_json_str(request.path)},'
+                f'"status":{int(response.status)},"stat":{_json_str(request.stat)},"cost":{cost:.6f},'
+                f'"user":{_json_str(request.user)},'
+                f'"talk":{_encode(_rounded(timings)) if timings else "{}"},"params":{params_json},'
+                f'"error":{_json_str(request.error)},"res":{_encode(res) if res else "[]"}}}\n'
+            )
             # NOTE: "replace" so a lone surrogate from a JSON body cannot lose the line.
             return text.encode("utf-8", "replace")
         return (text + "\n").encode("utf-8", "replace")
 
-    def write(self, request: "Request", response: "Response", cost: float) -> None:
+    def write(self, request: Request, response: Response, cost: float) -> None:
         """Record ``request`` in the access log.
 
         :raises OSError: when the file cannot be written (the caller reports it)
@@ -157,8 +172,10 @@ def render_console(record: dict[str, Any]) -> str:
     """``time ip reqid METHOD path status stat cost=... user=... talk=... params=...``."""
     talk = ";".join(f"{name}={ms:.3f}" for name, ms in record["talk"].items()) or "-"
     parent = f" parent={_plain(record['parent_reqid'])}" if record["parent_reqid"] else ""
-    return (f"{record['time']} {_plain(record['ip'])} {_plain(record['reqid'])}{parent} "
-            f"{_plain(record['method'])} {_plain(record['path'])} {record['status']} "
-            f"{_plain(record['stat'])} cost={record['cost']:.6f} user={_plain(record['user'])} "
-            f"talk={_plain(talk)} params={_plain(record['params'])} error={_plain(record['error'])} "
-            f"res={_plain(record['res'])}")
+    return (
+        f"{record['time']} {_plain(record['ip'])} {_plain(record['reqid'])}{parent} "
+        f"{_plain(record['method'])} {_plain(record['path'])} {record['status']} "
+        f"{_plain(record['stat'])} cost={record['cost']:.6f} user={_plain(record['user'])} "
+        f"talk={_plain(talk)} params={_plain(record['params'])} error={_plain(record['error'])} "
+        f"res={_plain(record['res'])}"
+    )

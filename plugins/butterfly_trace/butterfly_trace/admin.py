@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from kernel import BadRequest, NotFound, Response
-
 from butterfly_trace.logsetup import LEVELS, normalise_level, root_level, set_root_level
 from butterfly_trace.metrics import CONTENT_TYPE
 from butterfly_trace.state import get_state
+from kernel import BadRequest, NotFound, Response
 
 if TYPE_CHECKING:
     from kernel import Request
@@ -26,7 +25,7 @@ log = structlog.get_logger("butterfly.trace")
 MAX_FRAMES = 64
 
 
-def loglevel(request: "Request") -> Response:
+def loglevel(request: Request) -> Response:
     """``GET`` → the root level; ``POST level=DEBUG`` → set it.
 
     In-process calls set the level when ``level`` is given and read it otherwise.
@@ -60,25 +59,29 @@ def thread_stacks() -> list[dict[str, Any]]:
         for ident, frame in frames.items():
             thread = threads.get(ident)
             summary = traceback.extract_stack(frame)[-MAX_FRAMES:]
-            dump.append({
-                "name": thread.name if thread else f"<unknown {ident}>",
-                "ident": ident,
-                "daemon": thread.daemon if thread else None,
-                "stack": [f"{fs.filename}:{fs.lineno} in {fs.name}" + (f": {fs.line}" if fs.line else "")
-                          for fs in summary],
-            })
+            dump.append(
+                {
+                    "name": thread.name if thread else f"<unknown {ident}>",
+                    "ident": ident,
+                    "daemon": thread.daemon if thread else None,
+                    "stack": [
+                        f"{fs.filename}:{fs.lineno} in {fs.name}" + (f": {fs.line}" if fs.line else "")
+                        for fs in summary
+                    ],
+                }
+            )
     finally:
         del frames  # NOTE: frames keep every local alive; drop them promptly
     dump.sort(key=lambda item: (item["name"], item["ident"]))
     return dump
 
 
-def stacks(request: "Request") -> Response:
+def stacks(request: Request) -> Response:
     """``GET /_trace/stacks``: ``{"stat": "OK", "threads": [{name, ident, daemon, stack}]}``."""
     return Response.json({"stat": "OK", "threads": thread_stacks()})
 
 
-def metrics(request: "Request") -> Response:
+def metrics(request: Request) -> Response:
     """``GET /_trace/metrics``: Prometheus text format (404 when ``[trace] metrics`` is off)."""
     collected = get_state(request.kernel).metrics
     if collected is None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.settings import as_int
-
 from butterfly_trace.client_ip import proxy_list
+from kernel.settings import as_int
 
 SECTION = "trace"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -36,19 +35,38 @@ def declare(settings) -> None:
     :param settings: the kernel's :class:`kernel.settings.Settings`
     """
     add = settings.add
-    add(SECTION, "trusted_proxies", proxy_list, [],
-        "IPs/CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For are believed", owner="trace")
-    add(SECTION, "access_log", bool, True, "write <log_dir>/acc.log (one line per request and call)",
-        owner="trace")
-    add(SECTION, "log_max_bytes", non_negative_int, DEFAULT_MAX_BYTES,
-        "rotate acc.log, app.log and err.log past this size (0: never rotate)", owner="trace")
-    add(SECTION, "log_backups", non_negative_int, 5, "rotated files kept per log (0: never rotate)",
-        owner="trace")
-    add(SECTION, "redact_keys", list, [],
+    add(
+        SECTION,
+        "trusted_proxies",
+        proxy_list,
+        [],
+        "IPs/CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For are believed",
+        owner="trace",
+    )
+    add(SECTION, "access_log", bool, True, "write <log_dir>/acc.log (one line per request and call)", owner="trace")
+    add(
+        SECTION,
+        "log_max_bytes",
+        non_negative_int,
+        DEFAULT_MAX_BYTES,
+        "rotate acc.log, app.log and err.log past this size (0: never rotate)",
+        owner="trace",
+    )
+    add(SECTION, "log_backups", non_negative_int, 5, "rotated files kept per log (0: never rotate)", owner="trace")
+    add(
+        SECTION,
+        "redact_keys",
+        list,
+        [],
         "more parameter-name words whose values are logged as *** (extends the built-in list)",
-        owner="trace")
-    add(SECTION, "metrics", bool, True, "count requests per route, served admin-only at /_trace/metrics",
-        owner="trace")
-    add(SECTION, "slow_threshold", non_negative_float, 1.0,
+        owner="trace",
+    )
+    add(SECTION, "metrics", bool, True, "count requests per route, served admin-only at /_trace/metrics", owner="trace")
+    add(
+        SECTION,
+        "slow_threshold",
+        non_negative_float,
+        1.0,
         "seconds; a slower request also logs a WARNING 'slow request' with its timings (0: off)",
-        owner="trace")
+        owner="trace",
+    )

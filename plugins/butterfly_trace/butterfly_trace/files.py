@@ -246,8 +246,7 @@ class LogFileHandler(logging.Handler):
         super().close()
 
 
-def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes: int,
-                          backups: int) -> str:
+def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes: int, backups: int) -> str:
     """Attach ``app.log`` (every level) and ``err.log`` (WARNING+) to the root logger.
 
     A second kernel with the same ``log_dir`` shares the handlers already attached.

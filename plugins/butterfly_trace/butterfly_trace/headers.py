@@ -36,7 +36,7 @@ def server_timing(timings: Mapping[str, float], total_ms: float) -> str:
     return ", ".join(parts)
 
 
-def add_trace_headers(request: "Request", response: "Response") -> None:
+def add_trace_headers(request: Request, response: Response) -> None:
     """Append ``x-reqid``, ``x-cost`` (seconds, 6 decimals) and ``Server-Timing``.
 
     Nothing here names the host or a version.
@@ -45,7 +45,13 @@ def add_trace_headers(request: "Request", response: "Response") -> None:
     timings = request.timings
     # PERF: one extend; Response.set_header would rebuild the list for every header.
     # Without timing points (the common case) Server-Timing is one f-string, no call.
-    response.headers.extend((
-        ("x-reqid", request.reqid or "-"), ("x-cost", f"{elapsed:.6f}"),
-        ("Server-Timing", server_timing(timings, elapsed * 1000.0) if timings
-         else f"total;dur={elapsed * 1000.0:.3f}")))
+    response.headers.extend(
+        (
+            ("x-reqid", request.reqid or "-"),
+            ("x-cost", f"{elapsed:.6f}"),
+            (
+                "Server-Timing",
+                server_timing(timings, elapsed * 1000.0) if timings else f"total;dur={elapsed * 1000.0:.3f}",
+            ),
+        )
+    )

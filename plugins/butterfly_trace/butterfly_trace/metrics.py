@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 
 #: Histogram upper bounds in seconds (Prometheus' defaults); +Inf is implied.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-                           "QUEUE", "RUQI", "CLI"})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUEUE", "RUQI", "CLI"})
 UNMATCHED = "<unmatched>"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -25,7 +24,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Histogram:
     """Per-bucket counts (not cumulative), plus sum and count."""
 
-    __slots__ = ("counts", "total", "count")
+    __slots__ = ("count", "counts", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)
@@ -41,7 +40,7 @@ class Metrics:
         self.requests: dict[tuple[str, str, int], int] = {}
         self.durations: dict[str, Histogram] = {}
 
-    def observe(self, request: "Request", response: "Response", cost: float) -> None:
+    def observe(self, request: Request, response: Response, cost: float) -> None:
         """Count one finished request.
 
         :param cost: its duration in seconds
@@ -65,13 +64,18 @@ class Metrics:
         with self._lock:
             requests = sorted(self.requests.items())
             durations = sorted((path, list(h.counts), h.total, h.count) for path, h in self.durations.items())
-        lines = ["# HELP butterfly_requests_total Requests and in-process calls by route, method and status.",
-                 "# TYPE butterfly_requests_total counter"]
+        lines = [
+            "# HELP butterfly_requests_total Requests and in-process calls by route, method and status.",
+            "# TYPE butterfly_requests_total counter",
+        ]
         for (path, method, status), count in requests:
-            lines.append(f'butterfly_requests_total{{path="{escape(path)}",method="{method}",'
-                         f'status="{status}"}} {count}')
-        lines += ["# HELP butterfly_request_duration_seconds Time from request start to the final response.",
-                  "# TYPE butterfly_request_duration_seconds histogram"]
+            lines.append(
+                f'butterfly_requests_total{{path="{escape(path)}",method="{method}",status="{status}"}} {count}'
+            )
+        lines += [
+            "# HELP butterfly_request_duration_seconds Time from request start to the final response.",
+            "# TYPE butterfly_request_duration_seconds histogram",
+        ]
         for path, counts, total, count in durations:
             label = escape(path)
             cumulative = 0

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import structlog
 
-from kernel import hookimpl
-
 from butterfly_trace import admin, config, logsetup
 from butterfly_trace.errors import format_traceback
 from butterfly_trace.headers import add_trace_headers
 from butterfly_trace.reqid import assign_reqid, bind_request_context, current_request, unbind_request_context
 from butterfly_trace.state import EXTENSION, TraceState, get_state
+from kernel import hookimpl
 
 log = structlog.get_logger("butterfly.trace")
 
@@ -62,8 +61,9 @@ def butterfly_request_started(request):
         proxies = get_state(request.kernel).proxies
         if proxies:
             environ = request.environ
-            request.client_ip = proxies.client_ip(request.client_ip, environ.get("HTTP_X_REAL_IP"),
-                                                  environ.get("HTTP_X_FORWARDED_FOR"))
+            request.client_ip = proxies.client_ip(
+                request.client_ip, environ.get("HTTP_X_REAL_IP"), environ.get("HTTP_X_FORWARDED_FOR")
+            )
 
 
 @hookimpl(tryfirst=True)
@@ -71,8 +71,13 @@ def butterfly_handle_error(request, exc):
     """Log the traceback (err.log and app.log); the client still gets a bare 500."""
     # NOTE: a plain text traceback, not exc_info: structlog's dict tracebacks would
     # also dump every frame's locals (passwords, tokens) into the log.
-    log.error("handler exception", method=request.method, path=request.path,
-              error=f"{type(exc).__name__}: {exc}"[:500], traceback=format_traceback(exc))
+    log.error(
+        "handler exception",
+        method=request.method,
+        path=request.path,
+        error=f"{type(exc).__name__}: {exc}"[:500],
+        traceback=format_traceback(exc),
+    )
 
 
 @hookimpl(trylast=True)

@@ -16,8 +16,21 @@ REDACTED = "***"
 #: Words whose presence in a parameter name hides its value (normalised: lower-case,
 #: no ``-``/``_``). ``[trace] redact_keys`` adds more.
 DEFAULT_SECRET_WORDS = (
-    "password", "passwd", "pwd", "passphrase", "secret", "token", "authorization",
-    "apikey", "accesskey", "privatekey", "credential", "cookie", "session", "signature", "jwt",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "authorization",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "credential",
+    "cookie",
+    "session",
+    "signature",
+    "jwt",
 )
 MAX_VALUE_CHARS = 256
 MAX_ITEMS = 32

@@ -41,7 +41,7 @@ def accept_reqid(value: str | None) -> str | None:
     return None
 
 
-def assign_reqid(request: "Request") -> str:
+def assign_reqid(request: Request) -> str:
     """Give ``request`` its id (preset, incoming header, or new) and return it."""
     if not request.reqid:
         incoming = request.environ.get("HTTP_X_REQUEST_ID") if request.source == "http" else None
@@ -49,7 +49,7 @@ def assign_reqid(request: "Request") -> str:
     return request.reqid
 
 
-def current_request() -> "Request | None":
+def current_request() -> Request | None:
     """The request being handled on this thread, if any (for nested calls)."""
     return _current.get()
 
@@ -74,7 +74,7 @@ def _structlog_vars() -> tuple[contextvars.ContextVar[Any], contextvars.ContextV
 _REQID_VAR, _PARENT_VAR = _structlog_vars()
 
 
-def bind_request_context(request: "Request") -> None:
+def bind_request_context(request: Request) -> None:
     """Bind ``reqid`` (and ``parent_reqid``) into structlog's context for this request.
 
     :func:`unbind_request_context` restores what was there before, so a nested
@@ -83,11 +83,14 @@ def bind_request_context(request: "Request") -> None:
     request without a parent shows none, even inside one that has one.
     """
     # PERF: one ctx entry holding all three tokens.
-    request.ctx[_TOKENS] = (_current.set(request), _REQID_VAR.set(request.reqid),
-                            _PARENT_VAR.set(request.parent_reqid or Ellipsis))
+    request.ctx[_TOKENS] = (
+        _current.set(request),
+        _REQID_VAR.set(request.reqid),
+        _PARENT_VAR.set(request.parent_reqid or Ellipsis),
+    )
 
 
-def unbind_request_context(request: "Request") -> None:
+def unbind_request_context(request: Request) -> None:
     """Undo :func:`bind_request_context`: restore the context from before the request."""
     tokens = request.ctx.pop(_TOKENS, None)
     if tokens is None:

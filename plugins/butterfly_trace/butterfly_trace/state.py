@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kernel import ConfigError, logs
-
 from butterfly_trace import files
 from butterfly_trace.access import AccessLog
 from butterfly_trace.client_ip import TrustedProxies, parse_networks
 from butterfly_trace.config import SECTION
 from butterfly_trace.metrics import Metrics
 from butterfly_trace.redact import Redactor
+from kernel import ConfigError, logs
 
 if TYPE_CHECKING:
     from kernel import Kernel, Request, Response
@@ -35,7 +34,7 @@ class TraceState:
     ``slow_threshold`` (seconds, ``0`` = off), ``log_dir``.
     """
 
-    def __init__(self, kernel: "Kernel") -> None:
+    def __init__(self, kernel: Kernel) -> None:
         settings = kernel.settings.section(SECTION)
         server = kernel.settings.section("server")
         try:
@@ -69,7 +68,7 @@ class TraceState:
             for key in self._keys:
                 files.release(key)
 
-    def finish(self, request: "Request", response: "Response") -> None:
+    def finish(self, request: Request, response: Response) -> None:
         """Access log, metrics and the slow-request warning for a finished request."""
         cost = request.elapsed()
         if self.access_log is not None:
@@ -80,16 +79,23 @@ class TraceState:
         if self.metrics is not None:
             self.metrics.observe(request, response, cost)
         if self.slow_threshold and cost >= self.slow_threshold:
-            log.warning("slow request", method=request.method, path=request.path, cost=round(cost, 6),
-                        status=response.status, talk={k: round(v, 3) for k, v in request.timings.items()})
+            log.warning(
+                "slow request",
+                method=request.method,
+                path=request.path,
+                cost=round(cost, 6),
+                status=response.status,
+                talk={k: round(v, 3) for k, v in request.timings.items()},
+            )
 
     def _report_write_error(self, exc: Exception) -> None:
         # NOTE: a full disk must not fail requests nor flood err.log: one line a minute.
         now = time.monotonic()
         if now - self._last_write_error >= WRITE_ERROR_INTERVAL:
             self._last_write_error = now
-            log.error("access log write failed", path=str(self.log_dir / "acc.log"),
-                      error=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "access log write failed", path=str(self.log_dir / "acc.log"), error=f"{type(exc).__name__}: {exc}"
+            )
 
 
 def _release_soon(keys: tuple[str, ...]) -> None:
@@ -97,6 +103,6 @@ def _release_soon(keys: tuple[str, ...]) -> None:
         files.release_soon(key)
 
 
-def get_state(kernel: "Kernel") -> TraceState:
+def get_state(kernel: Kernel) -> TraceState:
     """The trace state of ``kernel`` (set in ``butterfly_configure``)."""
     return kernel.extensions[EXTENSION]

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from kernel import Response, hookimpl
-
 import butterfly_trace.plugin as trace_plugin
+from kernel import Response, hookimpl
 
 app_log = structlog.get_logger("tests.trace_app")
 stdlib_log = logging.getLogger("tests.trace_app.stdlib")
@@ -92,8 +91,10 @@ def read_json_lines():
 @pytest.fixture
 def trace_kernel(make_kernel):
     """Factory: a kernel with the trace plugin and :class:`TraceTestApp`."""
+
     def factory(settings=None, **kwargs):
         return make_kernel(plugins=[trace_plugin, TraceTestApp()], settings=settings, **kwargs)
+
     return factory
 
 

@@ -83,8 +83,11 @@ def test_metrics_in_prometheus_text_format(trace_kernel):
     assert 'butterfly_requests_total{path="<unmatched>",method="GET",status="404"} 2' in text
     assert 'butterfly_request_duration_seconds_bucket{path="/ok",le="+Inf"} 4' in text
     assert 'butterfly_request_duration_seconds_count{path="/ok"} 4' in text
-    buckets = [int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith('butterfly_request_duration_seconds_bucket{path="/ok"')]
+    buckets = [
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('butterfly_request_duration_seconds_bucket{path="/ok"')
+    ]
     assert buckets == sorted(buckets)  # cumulative
     assert "# TYPE butterfly_request_duration_seconds histogram" in text
 
@@ -104,8 +107,10 @@ def test_odd_methods_do_not_grow_metrics(trace_kernel):
     assert [key[1] for key in get_state(kernel).metrics.requests] == ["OTHER"]
 
 
-@pytest.mark.parametrize(("key", "value"), [("log_max_bytes", -1), ("log_backups", "many"),
-                                            ("slow_threshold", -0.5), ("access_log", "maybe")])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("log_max_bytes", -1), ("log_backups", "many"), ("slow_threshold", -0.5), ("access_log", "maybe")],
+)
 def test_bad_settings_are_config_errors(trace_kernel, key, value):
     with pytest.raises(ConfigError, match=rf"\[trace\] {key}"):
         trace_kernel({f"trace.{key}": value})

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from butterfly_trace.client_ip import TrustedProxies, parse_address, parse_networks
 from kernel import ConfigError
 from kernel.testing import Client
-
-from butterfly_trace.client_ip import TrustedProxies, parse_address, parse_networks
 
 
 def proxies(*networks: str) -> TrustedProxies:
@@ -31,17 +30,20 @@ def test_invalid_x_real_ip_falls_back_to_forwarded_for():
     assert proxies("10.0.0.1").client_ip("10.0.0.1", "not-an-ip", "198.51.100.7") == "198.51.100.7"
 
 
-@pytest.mark.parametrize(("forwarded_for", "client"), [
-    ("198.51.100.7", "198.51.100.7"),
-    ("6.6.6.6, 198.51.100.7", "198.51.100.7"),               # left entries are client-written: ignored
-    ("6.6.6.6, 198.51.100.7, 10.1.2.3", "198.51.100.7"),     # skip our own inner proxy
-    ("10.9.9.9, 10.1.2.3", "10.9.9.9"),                      # every hop trusted: the left-most
-    ("garbage, 198.51.100.7", "198.51.100.7"),
-    ("198.51.100.7, garbage", "10.0.0.1"),                   # unparsable hop: stop at the verified peer
-    ("198.51.100.7:5555", "198.51.100.7"),
-    ("[2001:db8::1]:443", "2001:db8::1"),
-    ("2001:db8::2", "2001:db8::2"),
-])
+@pytest.mark.parametrize(
+    ("forwarded_for", "client"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("6.6.6.6, 198.51.100.7", "198.51.100.7"),  # left entries are client-written: ignored
+        ("6.6.6.6, 198.51.100.7, 10.1.2.3", "198.51.100.7"),  # skip our own inner proxy
+        ("10.9.9.9, 10.1.2.3", "10.9.9.9"),  # every hop trusted: the left-most
+        ("garbage, 198.51.100.7", "198.51.100.7"),
+        ("198.51.100.7, garbage", "10.0.0.1"),  # unparsable hop: stop at the verified peer
+        ("198.51.100.7:5555", "198.51.100.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::2", "2001:db8::2"),
+    ],
+)
 def test_forwarded_for_right_most_untrusted(forwarded_for, client):
     assert proxies("10.0.0.0/8").client_ip("10.0.0.1", None, forwarded_for) == client
 
@@ -69,8 +71,7 @@ def test_through_the_kernel(trace_kernel, read_json_lines):
 
 def test_default_trusts_nobody(trace_kernel, read_json_lines):
     kernel = trace_kernel()
-    Client(kernel).get("/raw", remote_addr="127.0.0.1", headers={"X-Real-IP": "1.2.3.4",
-                                                               "X-Forwarded-For": "1.2.3.4"})
+    Client(kernel).get("/raw", remote_addr="127.0.0.1", headers={"X-Real-IP": "1.2.3.4", "X-Forwarded-For": "1.2.3.4"})
     assert read_json_lines(kernel.log_dir / "acc.log")[-1]["ip"] == "127.0.0.1"
 
 

@@ -7,22 +7,24 @@ import json
 import pytest
 import structlog
 
-from kernel import Response, hookimpl
-from kernel.testing import Client
-
 import butterfly_trace.plugin as trace_plugin
 from butterfly_trace.redact import MAX_ITEMS, MAX_VALUE_CHARS, Redactor
+from kernel import Response, hookimpl
+from kernel.testing import Client
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, default=str).encode
 
 
-@pytest.mark.parametrize("params", [
-    {"str_info": "x"},
-    {"a": "1", "b": None, "n": 42, "neg": -7, "big": 10**30},
-    {"ünï": "çødé \u2028 \"quoted\" \\ \n tab\t", "empty": ""},
-    {"edge": "x" * MAX_VALUE_CHARS},
-    {f"k{i}": str(i) for i in range(MAX_ITEMS)},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"str_info": "x"},
+        {"a": "1", "b": None, "n": 42, "neg": -7, "big": 10**30},
+        {"ünï": 'çødé \u2028 "quoted" \\ \n tab\t', "empty": ""},
+        {"edge": "x" * MAX_VALUE_CHARS},
+        {f"k{i}": str(i) for i in range(MAX_ITEMS)},
+    ],
+)
 def test_flat_json_is_the_encoded_clean_copy(params):
     redactor = Redactor()
     text = redactor.flat_json(params)
@@ -31,18 +33,21 @@ def test_flat_json_is_the_encoded_clean_copy(params):
     assert json.loads(text) == params
 
 
-@pytest.mark.parametrize("params", [
-    {"password": "pw"},
-    {"note": "ok", "X-Api-Key": "k"},
-    {"long": "x" * (MAX_VALUE_CHARS + 1)},
-    {f"k{i}": "v" for i in range(MAX_ITEMS + 1)},
-    {"nested": {"a": "1"}},
-    {"items": ["a", "b"]},
-    {"flag": True},
-    {"ratio": 0.5},
-    {1: "non-str key"},
-    {"blob": b"bytes"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"password": "pw"},
+        {"note": "ok", "X-Api-Key": "k"},
+        {"long": "x" * (MAX_VALUE_CHARS + 1)},
+        {f"k{i}": "v" for i in range(MAX_ITEMS + 1)},
+        {"nested": {"a": "1"}},
+        {"items": ["a", "b"]},
+        {"flag": True},
+        {"ratio": 0.5},
+        {1: "non-str key"},
+        {"blob": b"bytes"},
+    ],
+)
 def test_flat_json_declines_what_needs_cleaning(params):
     redactor = Redactor()
     assert redactor.flat_json(params) is None
@@ -60,8 +65,9 @@ class ContextProbe:
     @hookimpl
     def butterfly_register_routes(self, register):
         """Register ``/probe``."""
-        register("/probe", lambda request: Response.json(
-            {"stat": "OK", "context": structlog.contextvars.get_contextvars()}))
+        register(
+            "/probe", lambda request: Response.json({"stat": "OK", "context": structlog.contextvars.get_contextvars()})
+        )
 
 
 def test_reqid_is_in_structlogs_context_during_the_request(make_kernel):
@@ -91,6 +97,7 @@ class LeakyHandler:
     @hookimpl
     def butterfly_register_routes(self, register):
         """Register ``/leak``."""
+
         def leak(request):
             structlog.contextvars.bind_contextvars(customer="acme")
             return Response.json({"stat": "OK"})

@@ -44,8 +44,7 @@ def test_each_request_gets_a_new_reqid(trace_kernel):
     assert len(ids) == 50
 
 
-@pytest.mark.parametrize("incoming", ["abc-123", "a", "x" * 64, "2f1c.9:A_b-c",
-                                      "123e4567-e89b-12d3-a456-426614174000"])
+@pytest.mark.parametrize("incoming", ["abc-123", "a", "x" * 64, "2f1c.9:A_b-c", "123e4567-e89b-12d3-a456-426614174000"])
 def test_safe_incoming_request_id_is_kept(trace_kernel, incoming, read_json_lines):
     kernel = trace_kernel()
     response = Client(kernel).get("/ok", headers={"X-Request-Id": incoming})
@@ -53,8 +52,20 @@ def test_safe_incoming_request_id_is_kept(trace_kernel, incoming, read_json_line
     assert read_json_lines(kernel.log_dir / "acc.log")[-1]["reqid"] == incoming
 
 
-@pytest.mark.parametrize("incoming", ["x" * 65, "", "has space", "semi;colon", "quote\"d", "caf\u00e9",
-                                      "abc\r\nSet-Cookie: pwned=1", "abc\n", "<script>"])
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "x" * 65,
+        "",
+        "has space",
+        "semi;colon",
+        'quote"d',
+        "caf\u00e9",
+        "abc\r\nSet-Cookie: pwned=1",
+        "abc\n",
+        "<script>",
+    ],
+)
 def test_unsafe_incoming_request_id_is_replaced(trace_kernel, incoming):
     response = Client(trace_kernel()).get("/ok", headers={"X-Request-Id": incoming})
     assert response.status == 200

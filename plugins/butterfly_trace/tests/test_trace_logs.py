@@ -9,17 +9,19 @@ import threading
 
 import structlog
 
-from kernel.testing import Client, build_kernel
-
 import butterfly_trace.plugin as trace_plugin
 from butterfly_trace import files
+from kernel.testing import Client, build_kernel
 
 
 def test_every_handler_log_line_carries_the_reqid(trace_kernel, read_json_lines):
     kernel = trace_kernel()
     reqid = Client(kernel).get("/ok", query={"a": "1"}).headers["x-reqid"]
-    lines = [line for line in read_json_lines(kernel.log_dir / "app.log")
-             if line.get("logger", "").startswith("tests.trace_app")]
+    lines = [
+        line
+        for line in read_json_lines(kernel.log_dir / "app.log")
+        if line.get("logger", "").startswith("tests.trace_app")
+    ]
     assert [line["event"] for line in lines] == ["handling ok", "a stdlib warning from the handler"]
     assert all(line["reqid"] == reqid for line in lines)
     assert structlog.contextvars.get_contextvars() == {}  # cleared after the request
@@ -55,8 +57,9 @@ def test_handler_exception_goes_to_err_log_not_to_the_client(trace_kernel, read_
     assert error["level"] == "error"
     assert "Traceback (most recent call last)" in error["traceback"]
     assert "in boom" in error["traceback"] and "ZeroDivisionError: division by zero in boom" in error["traceback"]
-    every_log = "\n".join(line for name in ("err.log", "app.log", "acc.log")
-                           for line in read_lines(kernel.log_dir / name))
+    every_log = "\n".join(
+        line for name in ("err.log", "app.log", "acc.log") for line in read_lines(kernel.log_dir / name)
+    )
     assert "hunter2-local-secret" not in every_log  # frame locals are never logged
 
 
@@ -81,8 +84,9 @@ def test_slow_requests_log_a_warning_with_timings(trace_kernel, read_json_lines)
 def test_rotation_keeps_every_line(trace_kernel, read_json_lines):
     kernel = trace_kernel({"trace.log_max_bytes": 4000, "trace.log_backups": 50})
     client = Client(kernel)
-    threads = [threading.Thread(target=lambda: [client.get("/ok", query={"i": str(i)}) for i in range(25)])
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [client.get("/ok", query={"i": str(i)}) for i in range(25)]) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -132,8 +136,11 @@ def test_two_kernels_write_their_own_files(trace_kernel, tmp_path, read_json_lin
 def test_same_log_dir_shares_one_writer_and_no_duplicate_handlers(trace_kernel, read_json_lines):
     first, second = trace_kernel(), trace_kernel()
     assert first.log_dir == second.log_dir
-    mine = [h for h in logging.getLogger().handlers
-            if isinstance(h, files.LogFileHandler) and h.writer.path.parent == first.log_dir]
+    mine = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, files.LogFileHandler) and h.writer.path.parent == first.log_dir
+    ]
     assert sorted(h.writer.path.name for h in mine) == ["app.log", "err.log"]  # once, not per kernel
     Client(first).get("/ok")
     Client(second).get("/ok")
@@ -150,8 +157,11 @@ def test_shutdown_detaches_handlers_and_closes_files(tmp_path):
     kernel.startup()
     kernel.shutdown()
     assert not [key for key in files.open_keys() if str(log_dir) in key]
-    assert not [h for h in logging.getLogger().handlers
-                if isinstance(h, files.LogFileHandler) and str(log_dir) in str(h.writer.path)]
+    assert not [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, files.LogFileHandler) and str(log_dir) in str(h.writer.path)
+    ]
 
 
 def test_never_started_kernel_releases_files_when_collected(tmp_path):

@@ -44,8 +44,15 @@ class Wuxing(ItemOps):
     :param max_page_size: the largest ``page_size`` lists accept
     """
 
-    def ensure_section(self, namespace: str, section_name: str, section_version: str,
-                       items: dict[str, tuple[str, Any, str]], *, user: str | None = None) -> bool:
+    def ensure_section(
+        self,
+        namespace: str,
+        section_name: str,
+        section_version: str,
+        items: dict[str, tuple[str, Any, str]],
+        *,
+        user: str | None = None,
+    ) -> bool:
         """Create, fill and enable a section unless it exists — one transaction (for apps
         that own their schema, like ``handlers/demo_fsm``).
 
@@ -65,13 +72,14 @@ class Wuxing(ItemOps):
                     return False  # NOTE: a concurrent first use created it; theirs is the same
                 raise
             for name, (item_type, default, description) in items.items():
-                self.section_item_add(namespace, section_name, section_version, name, default, description,
-                                      item_type, user=user)
+                self.section_item_add(
+                    namespace, section_name, section_version, name, default, description, item_type, user=user
+                )
             self.section_enable(namespace, section_name, section_version, user=user)
             return True
 
 
-def wuxing_of(kernel: "Kernel") -> Wuxing:
+def wuxing_of(kernel: Kernel) -> Wuxing:
     """The kernel's :class:`Wuxing`, built on first use.
 
     Built lazily because the store maps the entities in its ``trylast``
@@ -90,9 +98,9 @@ def wuxing_of(kernel: "Kernel") -> Wuxing:
 
     db = get_db(kernel)
     if SECTION not in db.entities or (SETTINGS_SECTION, "max_page_size") not in kernel.settings.declared:
-        raise ConfigError("butterfly-wuxing is not enabled on this kernel (install butterfly-wuxing; "
-                          "check [server] disable_plugins)")
+        raise ConfigError(
+            "butterfly-wuxing is not enabled on this kernel (install butterfly-wuxing; check [server] disable_plugins)"
+        )
     # NOTE: two threads racing here build two equivalent objects; either is fine.
-    wuxing = kernel.extensions.setdefault(
-        EXTENSION, Wuxing(db, kernel.settings.get(SETTINGS_SECTION, "max_page_size")))
+    wuxing = kernel.extensions.setdefault(EXTENSION, Wuxing(db, kernel.settings.get(SETTINGS_SECTION, "max_page_size")))
     return wuxing

@@ -56,8 +56,9 @@ def writes(conflict_stat: str) -> Callable[[F], F]:
                     # before the session can be used again (this also undoes the
                     # enclosing request's earlier writes — it failed with us).
                     rollback()
-                    raise WuxingError(conflict_stat, f"a concurrent change got there first; retry "
-                                      f"({type(exc).__name__})") from None
+                    raise WuxingError(
+                        conflict_stat, f"a concurrent change got there first; retry ({type(exc).__name__})"
+                    ) from None
 
         return wrapper  # type: ignore[return-value]
 
@@ -66,8 +67,9 @@ def writes(conflict_stat: str) -> Callable[[F], F]:
 
 def bad_param(param: str, reason: str) -> WuxingError:
     """An ``ERR_BAD_PARAMS`` refusal shaped like the router's (``errors`` list)."""
-    return WuxingError(stats.ERR_BAD_PARAMS, f"bad parameter {param}: {reason}",
-                       {"errors": [{"param": param, "reason": reason}]})
+    return WuxingError(
+        stats.ERR_BAD_PARAMS, f"bad parameter {param}: {reason}", {"errors": [{"param": param, "reason": reason}]}
+    )
 
 
 def split_names(value: Any) -> list[str] | None:
@@ -107,8 +109,7 @@ class WuxingBase:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad_param(name, f"expected an integer >= 1, got {value!r}")
         if page_size > self.max_page_size:
-            raise bad_param("page_size", f"at most {self.max_page_size} (the [wuxing] max_page_size), "
-                                         f"got {page_size}")
+            raise bad_param("page_size", f"at most {self.max_page_size} (the [wuxing] max_page_size), got {page_size}")
         return page_index, page_size
 
     # -- item values -------------------------------------------------------------------
@@ -128,27 +129,53 @@ class WuxingBase:
         item.user = user
         item.u_time = when
 
-    def record(self, item: Any, cmd: str, old: Any, new: Any, user: str | None, when: Any,
-               *, missing_old: bool = False, missing_new: bool = False) -> None:
+    def record(
+        self,
+        item: Any,
+        cmd: str,
+        old: Any,
+        new: Any,
+        user: str | None,
+        when: Any,
+        *,
+        missing_old: bool = False,
+        missing_new: bool = False,
+    ) -> None:
         """Append one history row (values as JSON text; ``None`` when absent)."""
         if item.id is None:
             flush()  # NOTE: a new item gets its id from the INSERT; the history row needs it.
-        self.History(item_id=item.id, namespace=item.instance.namespace,
-                     instance_name=item.instance.instance_name, item_name=item.item_name,
-                     item_type=item.item_type, cmd=cmd,
-                     old_value=None if missing_old else encode_json(old),
-                     new_value=None if missing_new else encode_json(new),
-                     user=user, c_time=when)
+        self.History(
+            item_id=item.id,
+            namespace=item.instance.namespace,
+            instance_name=item.instance.instance_name,
+            item_name=item.item_name,
+            item_type=item.item_type,
+            cmd=cmd,
+            old_value=None if missing_old else encode_json(old),
+            new_value=None if missing_new else encode_json(new),
+            user=user,
+            c_time=when,
+        )
 
     @staticmethod
     def history_row(row: Any) -> dict[str, Any]:
         """One history entry as the API shows it (``item_value`` = the new value)."""
         old = None if row.old_value is None else json.loads(row.old_value)
         new = None if row.new_value is None else json.loads(row.new_value)
-        return {"id": row.id, "item_id": row.item_id, "namespace": row.namespace,
-                "instance_name": row.instance_name, "item_name": row.item_name, "item_type": row.item_type,
-                "cmd": row.cmd, "old_value": old, "new_value": new, "item_value": new,
-                "user": row.user, "c_time": format_time(row.c_time)}
+        return {
+            "id": row.id,
+            "item_id": row.item_id,
+            "namespace": row.namespace,
+            "instance_name": row.instance_name,
+            "item_name": row.item_name,
+            "item_type": row.item_type,
+            "cmd": row.cmd,
+            "old_value": old,
+            "new_value": new,
+            "item_value": new,
+            "user": row.user,
+            "c_time": format_time(row.c_time),
+        }
 
     @staticmethod
     def timestamp() -> Any:

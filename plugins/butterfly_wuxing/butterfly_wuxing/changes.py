@@ -15,8 +15,16 @@ class ChangeOps(InstanceOps):
     """``instance_update_item``, ``instance_update_section``, ``instance_set_valid``, ``instance_delete``."""
 
     @writes(stats.ERR_ITEM_UPDATE_FAILED)
-    def instance_update_item(self, namespace: str, instance_name: str, item_name: str, item_value: Any,
-                             item_value_old: Any = None, *, user: str | None = None) -> dict[str, Any]:
+    def instance_update_item(
+        self,
+        namespace: str,
+        instance_name: str,
+        item_name: str,
+        item_value: Any,
+        item_value_old: Any = None,
+        *,
+        user: str | None = None,
+    ) -> dict[str, Any]:
         """Set one item's value, optionally only if it still equals ``item_value_old``.
 
         The item row is locked (``SELECT ... FOR UPDATE``; SQLite: the write lock)
@@ -36,8 +44,9 @@ class ChangeOps(InstanceOps):
         return self.update_value(item, item_value, item_value_old, user)
 
     @writes(stats.ERR_INSTANCE_UPDATE_FAILED)
-    def instance_update_section(self, namespace: str, instance_name: str, section_version: str, *,
-                                user: str | None = None) -> dict[str, Any]:
+    def instance_update_section(
+        self, namespace: str, instance_name: str, section_version: str, *, user: str | None = None
+    ) -> dict[str, Any]:
         """Move an instance to another enabled version of its section, in one transaction.
 
         New items get their default, removed items are deleted, items whose type
@@ -67,8 +76,9 @@ class ChangeOps(InstanceOps):
         for name, spec in template.items():
             row = rows.get(name)
             if row is None:
-                row = self.Item(instance=instance, item_name=name, item_type=spec["item_type"], user=user,
-                                c_time=when, u_time=when)
+                row = self.Item(
+                    instance=instance, item_name=name, item_type=spec["item_type"], user=user, c_time=when, u_time=when
+                )
                 self.set_value(row, spec["item_default"], user, when)
                 self.record(row, "create", None, spec["item_default"], user, when, missing_old=True)
                 changes["added"].append(name)
@@ -89,8 +99,9 @@ class ChangeOps(InstanceOps):
         return changes
 
     @writes(stats.ERR_INSTANCE_UPDATE_FAILED)
-    def instance_set_valid(self, namespace: str, instance_name: str, is_valid: bool, *,
-                           user: str | None = None) -> dict[str, Any]:
+    def instance_set_valid(
+        self, namespace: str, instance_name: str, is_valid: bool, *, user: str | None = None
+    ) -> dict[str, Any]:
         """Switch an instance off (reads and updates refused) or back on.
 
         :raises WuxingError: ``ERR_INSTANCE_IS_NOT_EXIST``

@@ -56,7 +56,7 @@ def call(args: argparse.Namespace, endpoint: str, params: dict[str, Any], *, wri
         url += "?" + urllib.parse.urlencode(params)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST" if write else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310 - http(s) URL
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
             raw = response.read()
     except urllib.error.HTTPError as exc:
         raw = exc.read()
@@ -68,8 +68,11 @@ def call(args: argparse.Namespace, endpoint: str, params: dict[str, Any], *, wri
         raise CliError(f"{url}: the reply is not JSON: {raw[:200]!r}", 1) from None
     stat = reply.get("stat")
     if stat != "OK":
-        reason = reply.get("reason") or "; ".join(
-            f"{e.get('param')}: {e.get('reason')}" for e in reply.get("errors", [])) or ""
+        reason = (
+            reply.get("reason")
+            or "; ".join(f"{e.get('param')}: {e.get('reason')}" for e in reply.get("errors", []))
+            or ""
+        )
         raise CliError(f"{stat}: {reason}".rstrip(": "), 1)
     return reply.get("data")
 
@@ -85,8 +88,7 @@ def format_table(headers: list[str], rows: list[list[Any]]) -> str:
     """Left-aligned columns with a header rule; long cells are cut at 60 characters."""
     cells = [[show(cell) if len(show(cell)) <= 60 else show(cell)[:57] + "..." for cell in row] for row in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
 
@@ -106,22 +108,37 @@ def cmd_create(args: argparse.Namespace) -> str:
         items = json.loads(args.items) if args.items else None
     except ValueError:
         raise CliError("--items must be a JSON object, e.g. '{\"i|cpu\": 8}'", 2) from None
-    data = call(args, "instance_create", {"namespace": args.namespace, "instance_name": args.instance,
-                                          "section_name": args.section, "section_version": args.section_version,
-                                          "items_data": items}, write=True)
+    data = call(
+        args,
+        "instance_create",
+        {
+            "namespace": args.namespace,
+            "instance_name": args.instance,
+            "section_name": args.section,
+            "section_version": args.section_version,
+            "items_data": items,
+        },
+        write=True,
+    )
     return f"created {args.namespace}/{args.instance}\n" + format_table(
-        ["ITEM", "VALUE"], [[name, value] for name, value in data["items"].items()])
+        ["ITEM", "VALUE"], [[name, value] for name, value in data["items"].items()]
+    )
 
 
 def cmd_get(args: argparse.Namespace) -> str:
     _need(args, "namespace")
-    data = call(args, "instance_get", {"namespace": args.namespace, "instance_name": args.instance,
-                                       "value_format": args.format})
+    data = call(
+        args, "instance_get", {"namespace": args.namespace, "instance_name": args.instance, "value_format": args.format}
+    )
     if args.format == "simple":
         return format_table(["ITEM", "VALUE"], [[name, value] for name, value in data.items()])
-    return format_table(["ITEM", "TYPE", "VALUE", "ID", "USER", "UPDATED", "DESCRIPTION"],
-                        [[name, d["item_type"], d["item_value"], d["item_id"], d["user"] or "-", d["u_time"],
-                          d["item_description"]] for name, d in data.items()])
+    return format_table(
+        ["ITEM", "TYPE", "VALUE", "ID", "USER", "UPDATED", "DESCRIPTION"],
+        [
+            [name, d["item_type"], d["item_value"], d["item_id"], d["user"] or "-", d["u_time"], d["item_description"]]
+            for name, d in data.items()
+        ],
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> str:
@@ -129,12 +146,23 @@ def cmd_list(args: argparse.Namespace) -> str:
     extra = [name.strip() for name in (args.extra or "").split(",") if name.strip()]
     rows, page = [], 1
     while True:
-        data = call(args, "instance_list", {"namespace": args.namespace, "section_name": args.section,
-                                            "section_version": args.section_version,
-                                            "extra_items": ",".join(extra) or None,
-                                            "page_index": page, "page_size": LIST_PAGE_SIZE})
-        rows += [[row["instance_name"], row["section_version"], row["section_md5"], row["u_time"]]
-                 + [row.get(name) for name in extra] for row in data["list"]]
+        data = call(
+            args,
+            "instance_list",
+            {
+                "namespace": args.namespace,
+                "section_name": args.section,
+                "section_version": args.section_version,
+                "extra_items": ",".join(extra) or None,
+                "page_index": page,
+                "page_size": LIST_PAGE_SIZE,
+            },
+        )
+        rows += [
+            [row["instance_name"], row["section_version"], row["section_md5"], row["u_time"]]
+            + [row.get(name) for name in extra]
+            for row in data["list"]
+        ]
         if not data["list"] or len(rows) >= data["total"]:
             break
         page += 1
@@ -143,19 +171,35 @@ def cmd_list(args: argparse.Namespace) -> str:
 
 def cmd_update(args: argparse.Namespace) -> str:
     _need(args, "namespace")
-    data = call(args, "instance_update_item", {"namespace": args.namespace, "instance_name": args.instance,
-                                               "item_name": args.item, "item_value": args.value,
-                                               "item_value_old": args.old}, write=True)
+    data = call(
+        args,
+        "instance_update_item",
+        {
+            "namespace": args.namespace,
+            "instance_name": args.instance,
+            "item_name": args.item,
+            "item_value": args.value,
+            "item_value_old": args.old,
+        },
+        write=True,
+    )
     return f"{args.instance} {args.item}: {show(data['old_value'])} -> {show(data['item_value'])}"
 
 
 def cmd_upgrade(args: argparse.Namespace) -> str:
     _need(args, "namespace")
-    data = call(args, "instance_update_section", {"namespace": args.namespace, "instance_name": args.instance,
-                                                  "section_version": args.version}, write=True)
-    return format_table(["CHANGE", "ITEMS"], [[kind, ", ".join(data[kind]) or "-"]
-                                              for kind in ("added", "removed", "retyped")]) \
+    data = call(
+        args,
+        "instance_update_section",
+        {"namespace": args.namespace, "instance_name": args.instance, "section_version": args.version},
+        write=True,
+    )
+    return (
+        format_table(
+            ["CHANGE", "ITEMS"], [[kind, ", ".join(data[kind]) or "-"] for kind in ("added", "removed", "retyped")]
+        )
         + f"\n{args.instance} now uses section version {data['section_version']}"
+    )
 
 
 def cmd_delete(args: argparse.Namespace) -> str:
@@ -166,12 +210,19 @@ def cmd_delete(args: argparse.Namespace) -> str:
 
 def cmd_history(args: argparse.Namespace) -> str:
     _need(args, "namespace")
-    detail = call(args, "instance_get", {"namespace": args.namespace, "instance_name": args.instance,
-                                         "items": args.item, "value_format": "detail"})
+    detail = call(
+        args,
+        "instance_get",
+        {"namespace": args.namespace, "instance_name": args.instance, "items": args.item, "value_format": "detail"},
+    )
     data = call(args, "item_history_list", {"item_id": detail[args.item]["item_id"], "page_size": args.limit})
-    return format_table(["TIME", "CMD", "OLD", "NEW", "USER"],
-                        [[h["c_time"], h["cmd"], h["old_value"], h["new_value"], h["user"] or "-"]
-                         for h in data["list"]]) + f"\n{len(data['list'])} of {data['total']} change(s), newest first"
+    return (
+        format_table(
+            ["TIME", "CMD", "OLD", "NEW", "USER"],
+            [[h["c_time"], h["cmd"], h["old_value"], h["new_value"], h["user"] or "-"] for h in data["list"]],
+        )
+        + f"\n{len(data['list'])} of {data['total']} change(s), newest first"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _common_options(default: Any = None) -> argparse.ArgumentParser:
     """The options every action takes; ``default=SUPPRESS`` for the per-action copies."""
+
     def pick(value: Any) -> Any:
         return value if default is None else default
 
@@ -195,16 +247,24 @@ def _common_options(default: Any = None) -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, default=pick(10.0), help="seconds per HTTP request (default 10)")
     common.add_argument("-n", "--namespace", default=pick(None), help="namespace (at most 16 characters)")
     common.add_argument("-s", "--section", default=pick(None), help="section name (create, list)")
-    common.add_argument("-V", "--section-version", dest="section_version", default=pick(None),
-                        help="section version (create; a filter for list)")
+    common.add_argument(
+        "-V",
+        "--section-version",
+        dest="section_version",
+        default=pick(None),
+        help="section version (create; a filter for list)",
+    )
     return common
 
 
 def add_command(subparsers: Any) -> None:
     """Add ``wuxing`` and its actions to the ``butterfly`` parser."""
     parser = subparsers.add_parser(
-        "wuxing", help="五行 wuxing: instances of typed config sections (over HTTP)", parents=[_common_options()],
-        description="Create, show, list, update, upgrade and delete wuxing instances on a running server.")
+        "wuxing",
+        help="五行 wuxing: instances of typed config sections (over HTTP)",
+        parents=[_common_options()],
+        description="Create, show, list, update, upgrade and delete wuxing instances on a running server.",
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def action(name: str, handler, help_text: str) -> argparse.ArgumentParser:

@@ -41,11 +41,29 @@ def section_create(req, namespace: str, section_name: str, section_version: str)
 
 
 @api(**WRITE)
-def section_item_add(req, namespace: str, section_name: str, section_version: str, item_name: str,
-                     item_default: Any = None, item_description: str = "", item_type: str | None = None):
+def section_item_add(
+    req,
+    namespace: str,
+    section_name: str,
+    section_version: str,
+    item_name: str,
+    item_default: Any = None,
+    item_description: str = "",
+    item_type: str | None = None,
+):
     """Add a typed item (``item_type`` or the name prefix ``i|f|b|s|t|j``) to a section not yet enabled."""
-    return _reply(req, "section_item_add", namespace, section_name, section_version, item_name, item_default,
-                  item_description, item_type, user=req.user)
+    return _reply(
+        req,
+        "section_item_add",
+        namespace,
+        section_name,
+        section_version,
+        item_name,
+        item_default,
+        item_description,
+        item_type,
+        user=req.user,
+    )
 
 
 @api(**WRITE)
@@ -82,36 +100,64 @@ def section_list(req, namespace: str | None = None, page_index: int = 1, page_si
 
 
 @api(**WRITE)
-def instance_create(req, namespace: str, instance_name: str, section_name: str, section_version: str,
-                    items_data: dict | None = None):
+def instance_create(
+    req, namespace: str, instance_name: str, section_name: str, section_version: str, items_data: dict | None = None
+):
     """Create an instance with all its items (``items_data`` overrides defaults), in one transaction."""
-    return _reply(req, "instance_create", namespace, instance_name, section_name, section_version, items_data,
-                  user=req.user)
+    return _reply(
+        req, "instance_create", namespace, instance_name, section_name, section_version, items_data, user=req.user
+    )
 
 
 @api
-def instance_get(req, namespace: str, instance_name: str, items: str | None = None,
-                 value_format: Literal["simple", "detail"] = "simple"):
+def instance_get(
+    req,
+    namespace: str,
+    instance_name: str,
+    items: str | None = None,
+    value_format: Literal["simple", "detail"] = "simple",
+):
     """An instance's values (``items="a,b"`` to pick some)."""
     return _reply(req, "instance_get", namespace, instance_name, items, value_format)
 
 
 @api
-def instance_list(req, namespace: str, section_name: str, instance_name: str | None = None,
-                  section_version: str | None = None, section_md5: str | None = None,
-                  extra_items: str | None = None, sort: str | None = None, page_index: int = 1,
-                  page_size: int = 10):
+def instance_list(
+    req,
+    namespace: str,
+    section_name: str,
+    instance_name: str | None = None,
+    section_version: str | None = None,
+    section_md5: str | None = None,
+    extra_items: str | None = None,
+    sort: str | None = None,
+    page_index: int = 1,
+    page_size: int = 10,
+):
     """Instances of a section (filters, ``extra_items`` values, sort, pagination)."""
-    return _reply(req, "instance_list", namespace, section_name, instance_name, section_version, section_md5,
-                  extra_items, sort, page_index, page_size)
+    return _reply(
+        req,
+        "instance_list",
+        namespace,
+        section_name,
+        instance_name,
+        section_version,
+        section_md5,
+        extra_items,
+        sort,
+        page_index,
+        page_size,
+    )
 
 
 @api(**WRITE)
-def instance_update_item(req, namespace: str, instance_name: str, item_name: str, item_value: Any,
-                         item_value_old: Any = None):
+def instance_update_item(
+    req, namespace: str, instance_name: str, item_name: str, item_value: Any, item_value_old: Any = None
+):
     """Set an item; with ``item_value_old`` only if it still has that value (compare-and-set)."""
-    return _reply(req, "instance_update_item", namespace, instance_name, item_name, item_value, item_value_old,
-                  user=req.user)
+    return _reply(
+        req, "instance_update_item", namespace, instance_name, item_name, item_value, item_value_old, user=req.user
+    )
 
 
 @api(**WRITE)
@@ -148,17 +194,46 @@ def item_update(req, item_id: int, item_value: Any, item_value_old: Any = None, 
 
 
 @api
-def item_list(req, namespace: str | None = None, section_name: str | None = None, instance_name: str | None = None,
-              item_name: str | None = None, item_value_operator: str | None = None, item_value: Any = None,
-              start_time: str | None = None, end_time: str | None = None, sort: str | None = None,
-              page_index: int = 1, page_size: int = 10):
+def item_list(
+    req,
+    namespace: str | None = None,
+    section_name: str | None = None,
+    instance_name: str | None = None,
+    item_name: str | None = None,
+    item_value_operator: str | None = None,
+    item_value: Any = None,
+    start_time: str | None = None,
+    end_time: str | None = None,
+    sort: str | None = None,
+    page_index: int = 1,
+    page_size: int = 10,
+):
     """Search items by names, value (``item_value_operator``) and ``u_time`` range."""
-    return _reply(req, "item_list", namespace, section_name, instance_name, item_name, item_value_operator,
-                  item_value, start_time, end_time, sort, page_index, page_size)
+    return _reply(
+        req,
+        "item_list",
+        namespace,
+        section_name,
+        instance_name,
+        item_name,
+        item_value_operator,
+        item_value,
+        start_time,
+        end_time,
+        sort,
+        page_index,
+        page_size,
+    )
 
 
 @api
-def item_history_list(req, item_id: int, item_type: str | None = None, page_index: int = 1, page_size: int = 10,
-                      order: Literal["asc", "desc"] = "desc"):
+def item_history_list(
+    req,
+    item_id: int,
+    item_type: str | None = None,
+    page_index: int = 1,
+    page_size: int = 10,
+    order: Literal["asc", "desc"] = "desc",
+):
     """An item's change history: who, when, old and new value."""
     return _reply(req, "item_history_list", item_id, item_type, page_index, page_size, order)

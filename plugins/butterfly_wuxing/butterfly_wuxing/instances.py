@@ -27,8 +27,9 @@ class InstanceOps(SectionOps):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def find_instance(self, namespace: str, instance_name: str, *, for_update: bool = False,
-                      must_be_valid: bool = True) -> Any:
+    def find_instance(
+        self, namespace: str, instance_name: str, *, for_update: bool = False, must_be_valid: bool = True
+    ) -> Any:
         """The instance row.
 
         :param for_update: lock the row (``SELECT ... FOR UPDATE``) until the transaction ends
@@ -40,8 +41,10 @@ class InstanceOps(SectionOps):
         if instance is None:
             raise WuxingError(stats.ERR_INSTANCE_IS_NOT_EXIST, f"no instance {namespace}/{instance_name}")
         if must_be_valid and not instance.is_valid:
-            raise WuxingError(stats.ERR_INSTANCE_IS_NOT_VALID,
-                              f"instance {namespace}/{instance_name} is switched off (instance_set_valid)")
+            raise WuxingError(
+                stats.ERR_INSTANCE_IS_NOT_VALID,
+                f"instance {namespace}/{instance_name} is switched off (instance_set_valid)",
+            )
         return instance
 
     def items_of(self, instance: Any) -> dict[str, Any]:
@@ -63,9 +66,11 @@ class InstanceOps(SectionOps):
         if item_value_old is not None:
             expected = parse_value(item.item_type, item_value_old)
             if expected != current:
-                raise WuxingError(stats.ERR_ITEM_UPDATE_FAILED,
-                                  f"compare-and-set failed: {item.item_name} is no longer {expected!r}",
-                                  {"item_id": item.id, "item_value": current})
+                raise WuxingError(
+                    stats.ERR_ITEM_UPDATE_FAILED,
+                    f"compare-and-set failed: {item.item_name} is no longer {expected!r}",
+                    {"item_id": item.id, "item_value": current},
+                )
         when = self.timestamp()
         self.set_value(item, new, user, when)
         item.instance.u_time = when
@@ -75,8 +80,16 @@ class InstanceOps(SectionOps):
     # -- API ---------------------------------------------------------------------------
 
     @writes(stats.ERR_INSTANCE_IS_EXIST)
-    def instance_create(self, namespace: str, instance_name: str, section_name: str, section_version: str,
-                        items_data: dict[str, Any] | None = None, *, user: str | None = None) -> dict[str, Any]:
+    def instance_create(
+        self,
+        namespace: str,
+        instance_name: str,
+        section_name: str,
+        section_version: str,
+        items_data: dict[str, Any] | None = None,
+        *,
+        user: str | None = None,
+    ) -> dict[str, Any]:
         """Create an instance of an enabled section with all its items, in one transaction.
 
         :param items_data: ``{item_name: value}``; missing or ``None`` values take the default
@@ -99,8 +112,10 @@ class InstanceOps(SectionOps):
         template = self.template_of(section)
         unknown = sorted(set(items_data) - set(template))
         if unknown:
-            raise WuxingError(stats.ERR_ITEM_IS_NOT_EXIST,
-                              f"items not in section {section_name}@{section_version}: {', '.join(unknown)}")
+            raise WuxingError(
+                stats.ERR_ITEM_IS_NOT_EXIST,
+                f"items not in section {section_name}@{section_version}: {', '.join(unknown)}",
+            )
         values = {}
         for name, spec in template.items():
             given = items_data.get(name)
@@ -109,18 +124,27 @@ class InstanceOps(SectionOps):
             except WuxingError as exc:
                 raise WuxingError(exc.stat, f"{name}: {exc.reason}") from None
         when = self.timestamp()
-        instance = self.Instance(namespace=namespace, instance_name=instance_name, section=section,
-                                 section_md5=section.section_md5, user=user, c_time=when, u_time=when)
+        instance = self.Instance(
+            namespace=namespace,
+            instance_name=instance_name,
+            section=section,
+            section_md5=section.section_md5,
+            user=user,
+            c_time=when,
+            u_time=when,
+        )
         for name, spec in template.items():
-            item = self.Item(instance=instance, item_name=name, item_type=spec["item_type"], user=user,
-                             c_time=when, u_time=when)
+            item = self.Item(
+                instance=instance, item_name=name, item_type=spec["item_type"], user=user, c_time=when, u_time=when
+            )
             self.set_value(item, values[name], user, when)
             self.record(item, "create", None, values[name], user, when, missing_old=True)
         return {"items": values}
 
     @reads
-    def instance_get(self, namespace: str, instance_name: str, items: Any = None,
-                     value_format: str = "simple") -> dict[str, Any]:
+    def instance_get(
+        self, namespace: str, instance_name: str, items: Any = None, value_format: str = "simple"
+    ) -> dict[str, Any]:
         """An instance's item values.
 
         :param items: item names (``"a,b"`` or a list); ``None`` = all
@@ -142,16 +166,32 @@ class InstanceOps(SectionOps):
         if value_format == "simple":
             return {name: self.value_of(row) for name, row in rows.items()}
         template = self.template_of(instance.section)
-        return {name: {"item_id": row.id, "item_name": name, "item_type": row.item_type,
-                       "item_description": template.get(name, {}).get("item_description", ""),
-                       "item_value": self.value_of(row), "user": row.user, "u_time": format_time(row.u_time)}
-                for name, row in rows.items()}
+        return {
+            name: {
+                "item_id": row.id,
+                "item_name": name,
+                "item_type": row.item_type,
+                "item_description": template.get(name, {}).get("item_description", ""),
+                "item_value": self.value_of(row),
+                "user": row.user,
+                "u_time": format_time(row.u_time),
+            }
+            for name, row in rows.items()
+        }
 
     @reads
-    def instance_list(self, namespace: str, section_name: str, instance_name: str | None = None,
-                      section_version: str | None = None, section_md5: str | None = None,
-                      extra_items: Any = None, sort: str | None = None, page_index: int = 1,
-                      page_size: int = DEFAULT_PAGE_SIZE) -> dict[str, Any]:
+    def instance_list(
+        self,
+        namespace: str,
+        section_name: str,
+        instance_name: str | None = None,
+        section_version: str | None = None,
+        section_md5: str | None = None,
+        extra_items: Any = None,
+        sort: str | None = None,
+        page_index: int = 1,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> dict[str, Any]:
         """Instances of one section name (any version unless filtered).
 
         :param instance_name: substring filter
@@ -165,10 +205,11 @@ class InstanceOps(SectionOps):
         sort = sort or "instance_name"
         key = sort.lstrip("-")
         if key not in INSTANCE_SORTS or sort.count("-") > 1:
-            raise WuxingError(stats.ERR_SORT_INVALID,
-                              f"sort {sort!r}: use one of {', '.join(sorted(INSTANCE_SORTS))}, '-' prefix = descending")
-        query = select(i for i in self.Instance
-                       if i.namespace == namespace and i.section.section_name == section_name)
+            raise WuxingError(
+                stats.ERR_SORT_INVALID,
+                f"sort {sort!r}: use one of {', '.join(sorted(INSTANCE_SORTS))}, '-' prefix = descending",
+            )
+        query = select(i for i in self.Instance if i.namespace == namespace and i.section.section_name == section_name)
         if instance_name:
             query = query.filter(lambda i: instance_name in i.instance_name)
         if section_version:
@@ -188,9 +229,18 @@ class InstanceOps(SectionOps):
         result = []
         for row in rows:
             entry = {name: values.get((row.id, name)) for name in extra or ()}
-            entry.update({"namespace": row.namespace, "instance_name": row.instance_name,
-                          "section_name": row.section.section_name, "section_version": row.section.section_version,
-                          "section_md5": row.section_md5, "is_valid": row.is_valid, "user": row.user,
-                          "c_time": format_time(row.c_time), "u_time": format_time(row.u_time)})
+            entry.update(
+                {
+                    "namespace": row.namespace,
+                    "instance_name": row.instance_name,
+                    "section_name": row.section.section_name,
+                    "section_version": row.section.section_version,
+                    "section_md5": row.section_md5,
+                    "is_valid": row.is_valid,
+                    "user": row.user,
+                    "c_time": format_time(row.c_time),
+                    "u_time": format_time(row.u_time),
+                }
+            )
             result.append(entry)
         return {"total": total, "list": result}

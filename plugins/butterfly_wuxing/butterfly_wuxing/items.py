@@ -19,9 +19,12 @@ EQUALITY_ONLY = {"text", "json", "bool"}
 #: local variable (named in the raw SQL) holding the comparison value of each type
 VALUE_PARAMS = {t: f"value_{t}" for t in TYPES}
 #: the largest item id (pony's default integer primary key is 32 bits)
-MAX_ID = 2 ** 31 - 1
+MAX_ID = 2**31 - 1
 ITEM_ORDERS = {
-    "instance_name": (lambda i: (i.instance.instance_name, i.id), lambda i: (desc(i.instance.instance_name), desc(i.id))),
+    "instance_name": (
+        lambda i: (i.instance.instance_name, i.id),
+        lambda i: (desc(i.instance.instance_name), desc(i.id)),
+    ),
     "item_name": (lambda i: (i.item_name, i.id), lambda i: (desc(i.item_name), desc(i.id))),
     "u_time": (lambda i: (i.u_time, i.id), lambda i: (desc(i.u_time), desc(i.id))),
     "c_time": (lambda i: (i.c_time, i.id), lambda i: (desc(i.c_time), desc(i.id))),
@@ -34,7 +37,11 @@ class ItemOps(ChangeOps):
 
     def _item_by_id(self, item_id: int, item_type: str | None, *, for_update: bool = False) -> Any:
         # NOTE: ids are 32-bit; pony raises a plain ValueError for anything bigger.
-        item = None if not 0 < item_id <= MAX_ID else (self.Item.get_for_update if for_update else self.Item.get)(id=item_id)
+        item = (
+            None
+            if not 0 < item_id <= MAX_ID
+            else (self.Item.get_for_update if for_update else self.Item.get)(id=item_id)
+        )
         if item is None:
             raise WuxingError(stats.ERR_ITEM_IS_NOT_FOUND, f"no item with id {item_id}")
         self._check_claimed_type(item.item_type, item_type)
@@ -46,18 +53,28 @@ class ItemOps(ChangeOps):
         if claimed is None or claimed == "":
             return
         if claimed not in TYPES:
-            raise WuxingError(stats.ERR_ITEM_TYPE_NOT_FOUND, f"unknown item_type {claimed!r}; use one of {', '.join(TYPES)}")
+            raise WuxingError(
+                stats.ERR_ITEM_TYPE_NOT_FOUND, f"unknown item_type {claimed!r}; use one of {', '.join(TYPES)}"
+            )
         if claimed != actual:
             raise WuxingError(stats.ERR_ITEM_TYPE_MISMATCH, f"the item is of type {actual}, not {claimed}")
 
     def item_row(self, item: Any) -> dict[str, Any]:
         """One item as lists show it."""
         instance = item.instance
-        return {"item_id": item.id, "namespace": instance.namespace,
-                "section_name": instance.section.section_name, "section_version": instance.section.section_version,
-                "instance_name": instance.instance_name, "item_name": item.item_name, "item_type": item.item_type,
-                "item_value": self.value_of(item), "user": item.user,
-                "c_time": format_time(item.c_time), "u_time": format_time(item.u_time)}
+        return {
+            "item_id": item.id,
+            "namespace": instance.namespace,
+            "section_name": instance.section.section_name,
+            "section_version": instance.section.section_version,
+            "instance_name": instance.instance_name,
+            "item_name": item.item_name,
+            "item_type": item.item_type,
+            "item_value": self.value_of(item),
+            "user": item.user,
+            "c_time": format_time(item.c_time),
+            "u_time": format_time(item.u_time),
+        }
 
     @reads
     def item_get(self, item_id: int, item_type: str | None = None) -> dict[str, Any]:
@@ -70,8 +87,15 @@ class ItemOps(ChangeOps):
         return self.item_row(self._item_by_id(item_id, item_type))
 
     @writes(stats.ERR_ITEM_UPDATE_FAILED)
-    def item_update(self, item_id: int, item_value: Any, item_value_old: Any = None, item_type: str | None = None,
-                    *, user: str | None = None) -> dict[str, Any]:
+    def item_update(
+        self,
+        item_id: int,
+        item_value: Any,
+        item_value_old: Any = None,
+        item_type: str | None = None,
+        *,
+        user: str | None = None,
+    ) -> dict[str, Any]:
         """``instance_update_item`` by item id (compare-and-set when ``item_value_old`` is given).
 
         :raises WuxingError: ``ERR_ITEM_IS_NOT_FOUND``, ``ERR_ITEM_TYPE_*``, ``ERR_INSTANCE_IS_NOT_VALID``,
@@ -79,15 +103,26 @@ class ItemOps(ChangeOps):
         """
         item = self._item_by_id(item_id, item_type, for_update=True)
         if not item.instance.is_valid:
-            raise WuxingError(stats.ERR_INSTANCE_IS_NOT_VALID, f"instance {item.instance.instance_name} is switched off")
+            raise WuxingError(
+                stats.ERR_INSTANCE_IS_NOT_VALID, f"instance {item.instance.instance_name} is switched off"
+            )
         return self.update_value(item, item_value, item_value_old, user)
 
     @reads
-    def item_list(self, namespace: str | None = None, section_name: str | None = None,
-                  instance_name: str | None = None, item_name: str | None = None,
-                  item_value_operator: str | None = None, item_value: Any = None, start_time: str | None = None,
-                  end_time: str | None = None, sort: str | None = None, page_index: int = 1,
-                  page_size: int = DEFAULT_PAGE_SIZE) -> dict[str, Any]:
+    def item_list(
+        self,
+        namespace: str | None = None,
+        section_name: str | None = None,
+        instance_name: str | None = None,
+        item_name: str | None = None,
+        item_value_operator: str | None = None,
+        item_value: Any = None,
+        start_time: str | None = None,
+        end_time: str | None = None,
+        sort: str | None = None,
+        page_index: int = 1,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> dict[str, Any]:
         """Search items across instances.
 
         :param item_value_operator: ``=`` (default), ``!=``, ``<``, ``<=``, ``>``, ``>=``;
@@ -107,16 +142,20 @@ class ItemOps(ChangeOps):
         if item_value_operator not in (None, "") or item_value is not None:
             operator = OPERATORS.get(item_value_operator or "=")
             if operator is None:
-                raise WuxingError(stats.ERR_ITEM_VALUE_OPERATOR, f"operator {item_value_operator!r}: use one of "
-                                  f"{', '.join(sorted(set(OPERATORS)))}")
+                raise WuxingError(
+                    stats.ERR_ITEM_VALUE_OPERATOR,
+                    f"operator {item_value_operator!r}: use one of {', '.join(sorted(set(OPERATORS)))}",
+                )
             if item_value is None:
                 raise WuxingError(stats.ERR_ITEM_VALUE_OPERATOR, "item_value_operator needs an item_value")
         start, end = parse_time(start_time, "start_time"), parse_time(end_time, "end_time")
         sort = sort or "item_id"
         key, descending = sort.lstrip("-"), sort.startswith("-")
         if (key not in ITEM_ORDERS and key != "item_value") or sort.count("-") > 1:
-            raise WuxingError(stats.ERR_SORT_INVALID, f"sort {sort!r}: use one of item_value, "
-                              f"{', '.join(sorted(ITEM_ORDERS))}; '-' prefix = descending")
+            raise WuxingError(
+                stats.ERR_SORT_INVALID,
+                f"sort {sort!r}: use one of item_value, {', '.join(sorted(ITEM_ORDERS))}; '-' prefix = descending",
+            )
 
         query = select(i for i in self.Item)
         if namespace:
@@ -147,8 +186,14 @@ class ItemOps(ChangeOps):
         return {"total": total, "list": [self.item_row(item) for item in query.page(page_index, page_size)]}
 
     @reads
-    def item_history_list(self, item_id: int, item_type: str | None = None, page_index: int = 1,
-                          page_size: int = DEFAULT_PAGE_SIZE, order: str = "desc") -> dict[str, Any]:
+    def item_history_list(
+        self,
+        item_id: int,
+        item_type: str | None = None,
+        page_index: int = 1,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        order: str = "desc",
+    ) -> dict[str, Any]:
         """The change history of one item (kept after the item is deleted).
 
         :param item_type: optional; when given it must be the item's type
@@ -187,12 +232,14 @@ class ItemOps(ChangeOps):
             except WuxingError:
                 continue
             # NOTE: only whitelisted names reach the SQL text; the value is a bound parameter.
-            clauses.append(f"(i.item_type = '{item_type}' AND i.{COLUMNS[item_type]} {operator} "
-                           f"${VALUE_PARAMS[item_type]})")
+            clauses.append(
+                f"(i.item_type = '{item_type}' AND i.{COLUMNS[item_type]} {operator} ${VALUE_PARAMS[item_type]})"
+            )
         if types and not clauses:
-            raise WuxingError(stats.ERR_ITEM_VALUE_INVALID,
-                              f"item_value {item_value!r} with operator {operator} fits none of the item types "
-                              f"({', '.join(types)})")
+            raise WuxingError(
+                stats.ERR_ITEM_VALUE_INVALID,
+                f"item_value {item_value!r} with operator {operator} fits none of the item types ({', '.join(types)})",
+            )
         if not clauses:
             return query
         condition = "(" + " OR ".join(clauses) + ")"  # NOTE: pony pastes raw SQL unparenthesised

@@ -14,7 +14,12 @@ from typing import Any
 
 #: Entity names in ``db.entities``.
 SECTION, SECTION_ITEM, INSTANCE, ITEM, HISTORY = (
-    "WuxingSection", "WuxingSectionItem", "WuxingInstance", "WuxingItem", "WuxingHistory")
+    "WuxingSection",
+    "WuxingSectionItem",
+    "WuxingInstance",
+    "WuxingItem",
+    "WuxingHistory",
+)
 
 
 def define_entities(db: Any) -> None:

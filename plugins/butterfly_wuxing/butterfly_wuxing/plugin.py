@@ -15,8 +15,14 @@ SECTION = "wuxing"
 @hookimpl
 def butterfly_add_settings(settings):
     """Declare ``[wuxing]``."""
-    settings.add(SECTION, "max_page_size", int, 100,
-                 "largest page_size any wuxing list accepts (bigger ones get ERR_BAD_PARAMS)", owner="wuxing")
+    settings.add(
+        SECTION,
+        "max_page_size",
+        int,
+        100,
+        "largest page_size any wuxing list accepts (bigger ones get ERR_BAD_PARAMS)",
+        owner="wuxing",
+    )
 
 
 @hookimpl(optionalhook=True)
@@ -48,5 +54,6 @@ def butterfly_configure(kernel):
 
     caller = getattr(kernel.hook, "butterfly_store_define_entities", None)
     if caller is None or caller.spec is None:
-        raise ConfigError("butterfly-wuxing needs butterfly-store (pip install butterfly-store), "
-                          "which is missing or disabled")
+        raise ConfigError(
+            "butterfly-wuxing needs butterfly-store (pip install butterfly-store), which is missing or disabled"
+        )

@@ -31,7 +31,7 @@ PREFIXES = {"i": "int", "f": "float", "b": "bool", "s": "string", "t": "text", "
 ZERO_VALUES: dict[str, Any] = {"int": 0, "float": 0.0, "bool": False, "string": "", "text": "", "json": None}
 STRING_MAX = 128
 TEXT_MAX = 20_000
-INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 _INT_TEXT = re.compile(r"[+-]?\d+")
@@ -82,16 +82,21 @@ def resolve_item_type(item_name: str, item_type: str | None) -> str:
     from_prefix = PREFIXES.get(prefix) if bar else None
     if item_type is None:
         if from_prefix is None:
-            raise WuxingError(stats.ERR_SECTION_ITEM_TYPE_INVALID,
-                              f"give item_type (one of {', '.join(TYPES)}) or prefix the item name with "
-                              f"one of {', '.join(p + '|' for p in PREFIXES)}")
+            raise WuxingError(
+                stats.ERR_SECTION_ITEM_TYPE_INVALID,
+                f"give item_type (one of {', '.join(TYPES)}) or prefix the item name with "
+                f"one of {', '.join(p + '|' for p in PREFIXES)}",
+            )
         return from_prefix
     if item_type not in COLUMNS:
-        raise WuxingError(stats.ERR_SECTION_ITEM_TYPE_INVALID,
-                          f"unknown item_type {item_type!r}; use one of {', '.join(TYPES)}")
+        raise WuxingError(
+            stats.ERR_SECTION_ITEM_TYPE_INVALID, f"unknown item_type {item_type!r}; use one of {', '.join(TYPES)}"
+        )
     if from_prefix is not None and from_prefix != item_type:
-        raise WuxingError(stats.ERR_SECTION_ITEM_TYPE_INVALID,
-                          f"item_type {item_type!r} contradicts the name prefix of {item_name!r} ({from_prefix})")
+        raise WuxingError(
+            stats.ERR_SECTION_ITEM_TYPE_INVALID,
+            f"item_type {item_type!r} contradicts the name prefix of {item_name!r} ({from_prefix})",
+        )
     return item_type
 
 
@@ -144,9 +149,11 @@ def parse_value(item_type: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise _invalid(item_type, value, "a string")
         if len(value) > limit:
-            raise WuxingError(stats.ERR_ITEM_VALUE_INVALID,
-                              f"a {item_type} value holds at most {limit} characters, got {len(value)}"
-                              + ("; use a text item" if item_type == "string" else ""))
+            raise WuxingError(
+                stats.ERR_ITEM_VALUE_INVALID,
+                f"a {item_type} value holds at most {limit} characters, got {len(value)}"
+                + ("; use a text item" if item_type == "string" else ""),
+            )
         return value
     if item_type == "json":
         if isinstance(value, str):
@@ -159,8 +166,10 @@ def parse_value(item_type: str, value: Any) -> Any:
         except (TypeError, ValueError):
             raise _invalid(item_type, value, "a JSON value") from None
         if len(encoded) > TEXT_MAX:
-            raise WuxingError(stats.ERR_ITEM_VALUE_INVALID,
-                              f"a json value encodes to at most {TEXT_MAX} characters, got {len(encoded)}")
+            raise WuxingError(
+                stats.ERR_ITEM_VALUE_INVALID,
+                f"a json value encodes to at most {TEXT_MAX} characters, got {len(encoded)}",
+            )
         return value
     raise WuxingError(stats.ERR_ITEM_TYPE_NOT_FOUND, f"unknown item type {item_type!r}")
 
@@ -202,8 +211,10 @@ def parse_time(value: str | None, param: str) -> datetime.datetime | None:
     except ValueError:
         parsed = None
     if parsed is None:
-        raise WuxingError(stats.ERR_TIME_FORMATE_INVALID,
-                          f"{param} {text[:40]!r} is not YYYYmmddHHMMSS (e.g. 20240501120000) or ISO 8601")
+        raise WuxingError(
+            stats.ERR_TIME_FORMATE_INVALID,
+            f"{param} {text[:40]!r} is not YYYYmmddHHMMSS (e.g. 20240501120000) or ISO 8601",
+        )
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone().replace(tzinfo=None)
     return parsed

@@ -36,9 +36,15 @@ class FakeLogin:
 def wuxing_kernel(make_kernel, database_url, tmp_path):
     """store + router + wuxing (no user handler apps) on ``database_url``."""
     (tmp_path / "no_handlers").mkdir()
-    return make_kernel(plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_wuxing.plugin],
-                       settings={"store.url": database_url, "router.handlers_dir": str(tmp_path / "no_handlers"),
-                                 "router.static_dir": "", "wuxing.max_page_size": 50})
+    return make_kernel(
+        plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_wuxing.plugin],
+        settings={
+            "store.url": database_url,
+            "router.handlers_dir": str(tmp_path / "no_handlers"),
+            "router.static_dir": "",
+            "wuxing.max_page_size": 50,
+        },
+    )
 
 
 @pytest.fixture
@@ -73,9 +79,16 @@ def row_counts(wx):
 
     def counts():
         with db_session:
-            return {name: count(e for e in entity) for name, entity in
-                    (("section", wx.Section), ("section_item", wx.SectionItem), ("instance", wx.Instance),
-                     ("item", wx.Item), ("history", wx.History))}
+            return {
+                name: count(e for e in entity)
+                for name, entity in (
+                    ("section", wx.Section),
+                    ("section_item", wx.SectionItem),
+                    ("instance", wx.Instance),
+                    ("item", wx.Item),
+                    ("history", wx.History),
+                )
+            }
 
     return counts
 

@@ -24,7 +24,8 @@ def test_section_lifecycle(wx, ns):
     assert section["is_enabled"] is False
     assert section["section_template"] == {
         "i|port": {"item_type": "int", "item_default": 3306, "item_description": ""},
-        "engine": {"item_type": "string", "item_default": "innodb", "item_description": "the engine"}}
+        "engine": {"item_type": "string", "item_default": "innodb", "item_description": "the engine"},
+    }
     md5 = wx.section_enable(ns, "db", "1")["section_md5"]
     assert len(md5) == 8 and wx.section_get(ns, "db", "1")["is_enabled"] is True
     assert wx.section_enable(ns, "db", "1")["section_md5"] == md5  # idempotent
@@ -52,13 +53,20 @@ def test_section_refusals(wx, ns):
 
 def test_instance_create_get_list(wx, host_section):
     ns = host_section
-    created = wx.instance_create(ns, "web-1", "host", "1", {"i|cpu": "8", "j|tags": '["a", "b"]', "b|on": "yes"},
-                                 user="bob")
+    created = wx.instance_create(
+        ns, "web-1", "host", "1", {"i|cpu": "8", "j|tags": '["a", "b"]', "b|on": "yes"}, user="bob"
+    )
     assert created["items"]["i|cpu"] == 8 and created["items"]["j|tags"] == ["a", "b"]
     wx.instance_create(ns, "web-2", "host", "1", user="bob")
     wx.instance_create(ns, "db-1", "host", "1", {"region": "sh"})
-    assert wx.instance_get(ns, "web-1") == {"i|cpu": 8, "region": "bj", "f|load": 0.5, "b|on": True,
-                                            "t|notes": "", "j|tags": ["a", "b"]}
+    assert wx.instance_get(ns, "web-1") == {
+        "i|cpu": 8,
+        "region": "bj",
+        "f|load": 0.5,
+        "b|on": True,
+        "t|notes": "",
+        "j|tags": ["a", "b"],
+    }
     assert wx.instance_get(ns, "web-1", items="i|cpu,region") == {"i|cpu": 8, "region": "bj"}
     detail = wx.instance_get(ns, "web-1", value_format="detail")
     assert detail["i|cpu"]["item_description"] == "cores" and detail["i|cpu"]["user"] == "bob"
@@ -67,8 +75,10 @@ def test_instance_create_get_list(wx, host_section):
     refused("ERR_BAD_PARAMS", wx.instance_get, ns, "web-1", value_format="fancy")
     listed = wx.instance_list(ns, "host", instance_name="web", extra_items="i|cpu,region", sort="-instance_name")
     assert listed["total"] == 2
-    assert [(r["instance_name"], r["i|cpu"], r["region"]) for r in listed["list"]] == [("web-2", 4, "bj"),
-                                                                                          ("web-1", 8, "bj")]
+    assert [(r["instance_name"], r["i|cpu"], r["region"]) for r in listed["list"]] == [
+        ("web-2", 4, "bj"),
+        ("web-1", 8, "bj"),
+    ]
     page = wx.instance_list(ns, "host", page_index=2, page_size=2)
     assert page["total"] == 3 and [r["instance_name"] for r in page["list"]] == ["web-2"]
     refused("ERR_SORT_INVALID", wx.instance_list, ns, "host", sort="region")
@@ -100,8 +110,11 @@ def test_update_item_is_typed_compare_and_set_with_history(wx, host_section):
     wx.item_update(item_id, 64, item_value_old=32, user="erin")
     history = wx.item_history_list(item_id, order="asc")["list"]
     assert [(h["cmd"], h["old_value"], h["new_value"], h["user"]) for h in history] == [
-        ("create", None, 4, "bob"), ("update", 4, 16, "carol"), ("update", 16, 32, "dave"),
-        ("update", 32, 64, "erin")]
+        ("create", None, 4, "bob"),
+        ("update", 4, 16, "carol"),
+        ("update", 16, 32, "dave"),
+        ("update", 32, 64, "erin"),
+    ]
     assert all(h["c_time"] for h in history)
 
 
@@ -152,7 +165,13 @@ def test_item_list_filters_by_value_type_time_and_sorts(wx, host_section):
     refused("ERR_ITEM_VALUE_OPERATOR", wx.item_list, namespace=ns, item_value_operator="LIKE", item_value="1")
     refused("ERR_ITEM_VALUE_OPERATOR", wx.item_list, namespace=ns, item_value_operator=">")
     refused("ERR_TIME_FORMATE_INVALID", wx.item_list, namespace=ns, start_time="yesterday")
-    refused("ERR_ITEM_VALUE_INVALID", wx.item_list, namespace=ns, item_name="i|cpu", item_value_operator=">",
-            item_value="many")
+    refused(
+        "ERR_ITEM_VALUE_INVALID",
+        wx.item_list,
+        namespace=ns,
+        item_name="i|cpu",
+        item_value_operator=">",
+        item_value="many",
+    )
     refused("ERR_SORT_INVALID", wx.item_list, namespace=ns, sort="item_value")
     refused("ERR_SORT_INVALID", wx.item_list, namespace=ns, sort="--u_time")

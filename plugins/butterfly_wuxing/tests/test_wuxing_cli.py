@@ -24,12 +24,15 @@ def run_cli(*argv: str) -> int:
 @pytest.fixture
 def server(make_kernel, live_server, tmp_path):
     (tmp_path / "empty").mkdir()
-    kernel = make_kernel(plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_wuxing.plugin],
-                         settings={"store.url": f"sqlite:///{tmp_path}/cli.db",
-                                   "router.handlers_dir": str(tmp_path / "empty")})
+    kernel = make_kernel(
+        plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_wuxing.plugin],
+        settings={"store.url": f"sqlite:///{tmp_path}/cli.db", "router.handlers_dir": str(tmp_path / "empty")},
+    )
     wx = wuxing_of(kernel)
-    for version, items in (("1", {"i|cpu": ("int", 4, "cores"), "region": ("string", "bj", "")}),
-                           ("2", {"i|cpu": ("int", 4, "cores"), "zone": ("string", "a", "")})):
+    for version, items in (
+        ("1", {"i|cpu": ("int", 4, "cores"), "region": ("string", "bj", "")}),
+        ("2", {"i|cpu": ("int", 4, "cores"), "zone": ("string", "a", "")}),
+    ):
         wx.ensure_section("ops", "host", version, items)
     return live_server(kernel)
 
@@ -73,4 +76,8 @@ def test_usage_and_transport_errors_have_their_own_exit_codes(capsys):
 
 def test_format_table_aligns_columns():
     assert format_table(["A", "LONGER"], [["xyz", 1], ["q", {"k": None}]]).splitlines() == [
-        "A    LONGER", "---  -----------", "xyz  1", 'q    {"k": null}']
+        "A    LONGER",
+        "---  -----------",
+        "xyz  1",
+        'q    {"k": null}',
+    ]

@@ -23,18 +23,27 @@ def test_eight_threads_compare_and_set_one_item_without_losing_an_update(wuxing_
                 with lock:
                     if len(done) >= TOTAL:
                         return
-                got = wuxing_kernel.call("/wuxing/instance_get", {"namespace": ns, "instance_name": "counter",
-                                                                   "items": "i|cpu"})
+                got = wuxing_kernel.call(
+                    "/wuxing/instance_get", {"namespace": ns, "instance_name": "counter", "items": "i|cpu"}
+                )
                 current = got.data["data"]["i|cpu"]
-                reply = wuxing_kernel.call("/wuxing/instance_update_item", {
-                    "namespace": ns, "instance_name": "counter", "item_name": "i|cpu",
-                    "item_value": current + 1, "item_value_old": current}, user=f"worker-{index}")
+                reply = wuxing_kernel.call(
+                    "/wuxing/instance_update_item",
+                    {
+                        "namespace": ns,
+                        "instance_name": "counter",
+                        "item_name": "i|cpu",
+                        "item_value": current + 1,
+                        "item_value_old": current,
+                    },
+                    user=f"worker-{index}",
+                )
                 if reply.stat == "OK":
                     with lock:
                         done.append((index, current, current + 1))
                 elif reply.stat != "ERR_ITEM_UPDATE_FAILED":
                     raise AssertionError(f"unexpected reply {reply.status} {reply.data}")
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]

@@ -16,8 +16,10 @@ HANDLERS = Path(__file__).resolve().parents[3] / "handlers"
 
 @pytest.fixture
 def fsm(make_kernel, database_url):
-    kernel = make_kernel(plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_wuxing.plugin],
-                         settings={"store.url": database_url, "router.handlers_dir": str(HANDLERS)})
+    kernel = make_kernel(
+        plugins=[butterfly_store.plugin, butterfly_router.plugin, butterfly_wuxing.plugin],
+        settings={"store.url": database_url, "router.handlers_dir": str(HANDLERS)},
+    )
     return Client(kernel)
 
 
@@ -30,11 +32,17 @@ def test_a_ticket_walks_through_its_states_and_keeps_the_history(fsm, ns):
     assert fsm.get("/demo_fsm/fire", query={"ticket": ticket, "event": "deploy"}).json()["state"] == "deployed"
     refused = fsm.get("/demo_fsm/fire", query={"ticket": ticket, "event": "approve"})
     assert refused.json()["stat"] == "ERR_INVALID_TRANSITION"
-    assert refused.json()["allowed_events"] == ["rollback"] and "not allowed in state deployed" in refused.headers["x-reason"]
+    assert (
+        refused.json()["allowed_events"] == ["rollback"]
+        and "not allowed in state deployed" in refused.headers["x-reason"]
+    )
     got = fsm.get("/demo_fsm/get", query={"ticket": ticket}).json()
     assert got["state"] == "deployed" and got["title"] == "upgrade db"
-    assert [(h["from"], h["to"]) for h in got["history"]] == [(None, "new"), ("new", "approved"),
-                                                              ("approved", "deployed")]
+    assert [(h["from"], h["to"]) for h in got["history"]] == [
+        (None, "new"),
+        ("new", "approved"),
+        ("approved", "deployed"),
+    ]
     assert fsm.get("/demo_fsm/fire", query={"ticket": ticket, "event": "rollback"}).json()["state"] == "rolled_back"
     final = fsm.get("/demo_fsm/get", query={"ticket": ticket}).json()
     assert final["allowed_events"] == [] and len(final["history"]) == 4
@@ -43,10 +51,15 @@ def test_a_ticket_walks_through_its_states_and_keeps_the_history(fsm, ns):
 def test_invalid_events_and_unknown_tickets_change_nothing(fsm, ns):
     ticket = f"CHG-{ns}"
     fsm.get("/demo_fsm/create", query={"ticket": ticket})
-    assert fsm.get("/demo_fsm/fire", query={"ticket": ticket, "event": "deploy"}).json()["stat"] == "ERR_INVALID_TRANSITION"
+    assert (
+        fsm.get("/demo_fsm/fire", query={"ticket": ticket, "event": "deploy"}).json()["stat"]
+        == "ERR_INVALID_TRANSITION"
+    )
     assert fsm.get("/demo_fsm/fire", query={"ticket": ticket, "event": "explode"}).json()["stat"] == "ERR_BAD_PARAMS"
-    assert fsm.get("/demo_fsm/fire", query={"ticket": "nope-" + ns, "event": "approve"}).json()["stat"] == \
-        "ERR_TICKET_NOT_FOUND"
+    assert (
+        fsm.get("/demo_fsm/fire", query={"ticket": "nope-" + ns, "event": "approve"}).json()["stat"]
+        == "ERR_TICKET_NOT_FOUND"
+    )
     assert fsm.get("/demo_fsm/get", query={"ticket": "nope-" + ns}).json()["stat"] == "ERR_TICKET_NOT_FOUND"
     got = fsm.get("/demo_fsm/get", query={"ticket": ticket}).json()
     assert got["state"] == "new" and len(got["history"]) == 1

@@ -30,18 +30,20 @@ def fail_on_history_row(monkeypatch):
     return arm
 
 
-def test_instance_create_failing_midway_over_http_is_rolled_back(client, host_section, row_counts,
-                                                                 fail_on_history_row):
+def test_instance_create_failing_midway_over_http_is_rolled_back(client, host_section, row_counts, fail_on_history_row):
     before = row_counts()
     fail_on_history_row(4)  # after the instance and three of its six items
-    reply = client.post("/wuxing/instance_create", json={"namespace": host_section, "instance_name": "half",
-                                                         "section_name": "host", "section_version": "1"})
+    reply = client.post(
+        "/wuxing/instance_create",
+        json={"namespace": host_section, "instance_name": "half", "section_name": "host", "section_version": "1"},
+    )
     assert reply.status == 500 and reply.json()["stat"] == "ERR_SERVER_EXCEPTION"
     assert row_counts() == before
 
 
-def test_upgrade_and_delete_failing_midway_through_the_api_are_rolled_back(wx, host_section, row_counts,
-                                                                           fail_on_history_row):
+def test_upgrade_and_delete_failing_midway_through_the_api_are_rolled_back(
+    wx, host_section, row_counts, fail_on_history_row
+):
     ns = host_section
     wx.instance_create(ns, "h", "host", "1", {"i|cpu": 8})
     wx.ensure_section(ns, "host", "2", {"region": ("int", 0, ""), "zone": ("string", "a", "")})
