@@ -48,12 +48,16 @@ class ParamSpec:
 def _resolved_hints(func: Callable[..., Any]) -> dict[str, Any]:
     target = inspect.unwrap(func)
     try:
-        return typing.get_type_hints(target)
+        return typing.get_type_hints(target, include_extras=True)
     except Exception as exc:  # noqa: BLE001 - a bad annotation must not hide the handler
-        log.warning("cannot resolve type hints; values pass unconverted",
-                    handler=f"{target.__module__}.{target.__qualname__}", error=str(exc))
-        return {name: hint for name, hint in getattr(target, "__annotations__", {}).items()
-                if not isinstance(hint, str)}
+        log.warning(
+            "cannot resolve type hints; values pass unconverted",
+            handler=f"{target.__module__}.{target.__qualname__}",
+            error=str(exc),
+        )
+        return {
+            name: hint for name, hint in getattr(target, "__annotations__", {}).items() if not isinstance(hint, str)
+        }
 
 
 class Binder:
@@ -81,13 +85,20 @@ class Binder:
             elif parameter.kind is parameter.VAR_POSITIONAL:
                 continue
             elif parameter.kind is parameter.POSITIONAL_ONLY:
-                raise ConfigError(f"handler {name}: positional-only parameter {parameter.name!r} "
-                                  "cannot be bound by name")
+                raise ConfigError(
+                    f"handler {name}: positional-only parameter {parameter.name!r} cannot be bound by name"
+                )
             elif parameter.name not in reserved:
                 hint = hints.get(parameter.name, _MISSING)
-                specs.append(ParamSpec(parameter.name, hint,
-                                       None if hint is _MISSING else converter_for(hint),
-                                       parameter.default is _MISSING, parameter.default))
+                specs.append(
+                    ParamSpec(
+                        parameter.name,
+                        hint,
+                        None if hint is _MISSING else converter_for(hint),
+                        parameter.default is _MISSING,
+                        parameter.default,
+                    )
+                )
         names = {parameter.name for parameter in parameters}
         for needed in reserved:
             if needed not in names:
@@ -136,8 +147,9 @@ class Binder:
             raise BadRequest(_summary(errors), data={"errors": errors})
         return kwargs
 
-    def _extra(self, params: Mapping[str, Any], kwargs: dict[str, Any],
-               errors: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+    def _extra(
+        self, params: Mapping[str, Any], kwargs: dict[str, Any], errors: list[dict[str, str]] | None
+    ) -> list[dict[str, str]] | None:
         for key in params:
             if key in self.names:
                 continue
@@ -153,11 +165,15 @@ class Binder:
 
     def describe(self) -> list[dict[str, Any]]:
         """The parameters for listings: name, type, required, default."""
-        return [{"name": spec.name,
-                 "type": None if spec.hint is _MISSING else describe(spec.hint),
-                 "required": spec.required,
-                 **({} if spec.required else {"default": _jsonable(spec.default)})}
-                for spec in self.specs]
+        return [
+            {
+                "name": spec.name,
+                "type": None if spec.hint is _MISSING else describe(spec.hint),
+                "required": spec.required,
+                **({} if spec.required else {"default": _jsonable(spec.default)}),
+            }
+            for spec in self.specs
+        ]
 
     def usage(self) -> str:
         """A one-line usage: ``a:int b:str=''`` (for ``butterfly call`` and logs)."""

@@ -34,8 +34,9 @@ def parse_stat_adaptor(value: Any) -> dict[str, Any] | None:
         try:
             value = json.loads(value)
         except ValueError:
-            raise ValueError("expected a table or JSON object like "
-                             '{"ok_field": "success", "message_field": "message"}') from None
+            raise ValueError(
+                'expected a table or JSON object like {"ok_field": "success", "message_field": "message"}'
+            ) from None
     if not isinstance(value, dict):
         raise ValueError(f"expected a table, got {value!r}")
     unknown = set(value) - STAT_ADAPTOR_KEYS
@@ -58,20 +59,56 @@ def parse_stat_adaptor(value: Any) -> dict[str, Any] | None:
 def add_settings(settings) -> None:
     """Declare ``[router]`` (called from ``butterfly_add_settings``)."""
     add = settings.add
-    add(SECTION, "handlers_dir", str, "handlers",
+    add(
+        SECTION,
+        "handlers_dir",
+        str,
+        "handlers",
         "directory of the handler apps, relative to the working directory; imported as a package "
-        "named after its basename", owner="router")
-    add(SECTION, "strict", bool, False,
-        "a handler app that fails to import stops start-up (default: logged, the others serve)", owner="router")
-    add(SECTION, "static_dir", str, "static",
-        "directory served under /static/ (empty switches static files off)", owner="router")
-    add(SECTION, "static_max_age", int, 0,
-        "Cache-Control max-age for static files in seconds (0: no-cache, always revalidate)", owner="router")
-    add(SECTION, "download_dir", str, "",
-        "the only directory @download handlers may serve from (default: <data_dir>/downloads)", owner="router")
-    add(SECTION, "stat_adaptor", parse_stat_adaptor, None,
+        "named after its basename",
+        owner="router",
+    )
+    add(
+        SECTION,
+        "strict",
+        bool,
+        False,
+        "a handler app that fails to import stops start-up (default: logged, the others serve)",
+        owner="router",
+    )
+    add(
+        SECTION,
+        "static_dir",
+        str,
+        "static",
+        "directory served under /static/ (empty switches static files off)",
+        owner="router",
+    )
+    add(
+        SECTION,
+        "static_max_age",
+        int,
+        0,
+        "Cache-Control max-age for static files in seconds (0: no-cache, always revalidate)",
+        owner="router",
+    )
+    add(
+        SECTION,
+        "download_dir",
+        str,
+        "",
+        "the only directory @download handlers may serve from (default: <data_dir>/downloads)",
+        owner="router",
+    )
+    add(
+        SECTION,
+        "stat_adaptor",
+        parse_stat_adaptor,
+        None,
         'extra fields derived from stat in every JSON reply, e.g. {ok_field = "success", '
-        'message_field = "message", ok_stats = ["OK"]}', owner="router")
+        'message_field = "message", ok_stats = ["OK"]}',
+        owner="router",
+    )
     add(SECTION, "openapi", bool, True, "serve /_meta/openapi.json", owner="router")
 
 

@@ -16,8 +16,10 @@ import json
 import math
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import annotated_types
 
 from kernel import settings
 
@@ -152,8 +154,13 @@ def to_date(value: Any) -> datetime.date:
 
 
 SIMPLE: dict[Any, Converter] = {
-    int: to_int, float: to_float, bool: to_bool, str: to_str, dict: to_dict,
-    datetime.datetime: to_datetime, datetime.date: to_date,
+    int: to_int,
+    float: to_float,
+    bool: to_bool,
+    str: to_str,
+    dict: to_dict,
+    datetime.datetime: to_datetime,
+    datetime.date: to_date,
 }
 
 
@@ -255,6 +262,77 @@ def unwrap_annotated(hint: Any) -> Any:
     return hint
 
 
+#: The ``annotated_types`` constraints the binder enforces and OpenAPI documents.
+CONSTRAINTS = (
+    annotated_types.Gt,
+    annotated_types.Ge,
+    annotated_types.Lt,
+    annotated_types.Le,
+    annotated_types.MinLen,
+    annotated_types.MaxLen,
+)
+
+
+def constraints_of(hint: Any) -> list[Any]:
+    """The supported ``annotated_types`` constraints of ``Annotated[X, ...]``, flattened.
+
+    ``Interval(ge=1, le=10)`` and ``Len(1, 64)`` count as their parts; other
+    metadata is ignored (it may belong to another tool).
+    """
+    if typing.get_origin(hint) is not typing.Annotated:
+        return []
+    return [item for item in _flatten(typing.get_args(hint)[1:]) if isinstance(item, CONSTRAINTS)]
+
+
+def _flatten(metadata: tuple[Any, ...]) -> Iterator[Any]:
+    for item in metadata:
+        if isinstance(item, annotated_types.GroupedMetadata):
+            yield from item
+        else:
+            yield item
+
+
+def _check(constraint: Any, value: Any) -> str | None:
+    """Why ``value`` breaks ``constraint``, or ``None`` when it holds."""
+    if isinstance(constraint, annotated_types.MinLen):
+        if len(value) < constraint.min_length:
+            return (
+                "must not be empty" if constraint.min_length == 1 else f"needs at least {constraint.min_length} items"
+            )
+    elif isinstance(constraint, annotated_types.MaxLen):
+        if len(value) > constraint.max_length:
+            return f"is longer than {constraint.max_length}"
+    elif isinstance(constraint, annotated_types.Gt):
+        if not value > constraint.gt:
+            return f"must be greater than {constraint.gt}"
+    elif isinstance(constraint, annotated_types.Ge):
+        if not value >= constraint.ge:
+            return f"must be at least {constraint.ge}"
+    elif isinstance(constraint, annotated_types.Lt):
+        if not value < constraint.lt:
+            return f"must be less than {constraint.lt}"
+    elif isinstance(constraint, annotated_types.Le) and not value <= constraint.le:
+        return f"must be at most {constraint.le}"
+    return None
+
+
+def _constrained_converter(inner: Converter | None, constraints: list[Any]) -> Converter:
+    def convert(value: Any) -> Any:
+        result = value if inner is None else inner(value)
+        if result is None:  # an Optional left empty: nothing to check
+            return result
+        for constraint in constraints:
+            try:
+                reason = _check(constraint, result)
+            except TypeError:  # len() or a comparison the value does not support
+                reason = f"does not fit {constraint!r}"
+            if reason is not None:
+                raise ParamError(reason)
+        return result
+
+    return convert
+
+
 def is_optional(hint: Any) -> bool:
     """True when ``None`` is one of the hint's members (``Optional[X]``, ``X | None``)."""
     hint = unwrap_annotated(hint)
@@ -265,9 +343,13 @@ def converter_for(hint: Any) -> Converter | None:
     """The converter for a type hint, or ``None`` when the value passes as given.
 
     :param hint: a resolved annotation (``int``, ``list[int]``, ``Optional[date]`` ...);
-        unknown types, ``Any`` and missing hints pass values through
+        unknown types, ``Any`` and missing hints pass values through;
+        ``Annotated[X, MinLen(1)]`` and the other :data:`CONSTRAINTS` are enforced
     :return: a callable raising :class:`ParamError`, or ``None``
     """
+    constraints = constraints_of(hint)
+    if constraints:
+        return _constrained_converter(converter_for(unwrap_annotated(hint)), constraints)
     hint = unwrap_annotated(hint)
     if hint is None or hint is typing.Any or hint is type(None):
         return None
@@ -283,8 +365,11 @@ def converter_for(hint: Any) -> Converter | None:
         return _literal_converter(args)
     if origin in (typing.Union, types.UnionType):
         members = [arg for arg in args if arg is not type(None)]
-        inner = converter_for(members[0]) if len(members) == 1 else \
-            _union_converter([converter_for(member) for member in members], hint)
+        inner = (
+            converter_for(members[0])
+            if len(members) == 1
+            else _union_converter([converter_for(member) for member in members], hint)
+        )
         return _optional_converter(inner) if len(members) < len(args) else inner
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _enum_converter(hint)

@@ -50,8 +50,9 @@ def _normalize_methods(methods: str | Iterable[str] | None) -> tuple[str, ...] |
 
 
 def _make_decorator(kind: str, default_methods: tuple[str, ...] | None, doc: str):
-    def decorator(func: F | None = None, *, admin: bool = False,
-                  methods: str | Iterable[str] | None = default_methods) -> Any:
+    def decorator(
+        func: F | None = None, *, admin: bool = False, methods: str | Iterable[str] | None = default_methods
+    ) -> Any:
         if func is not None and not callable(func):
             raise TypeError(f"@{decorator.__name__} takes keyword options only, got {func!r}")
         options = RouteOptions(kind, bool(admin), _normalize_methods(methods))
@@ -66,17 +67,24 @@ def _make_decorator(kind: str, default_methods: tuple[str, ...] | None, doc: str
     return decorator
 
 
-api = _make_decorator("json", None, """Serve the function as a JSON API (the default for undecorated handlers).
+api = _make_decorator(
+    "json",
+    None,
+    """Serve the function as a JSON API (the default for undecorated handlers).
 
 The handler returns ``stat``, ``(stat, data)`` or ``(stat, data, headers)``.
 
 :param admin: admin-only route
 :param methods: allowed HTTP methods (e.g. ``("POST",)``), default any
 :return: the same function, marked
-""")
+""",
+)
 api.__name__ = api.__qualname__ = "api"
 
-http = _make_decorator("http", None, """Serve the function as a raw HTTP handler.
+http = _make_decorator(
+    "http",
+    None,
+    """Serve the function as a raw HTTP handler.
 
 The handler returns ``status``, ``(status, body)`` or ``(status, body, headers)``;
 a dict/list body is sent as JSON, str/bytes as ``text/html; charset=utf-8``
@@ -85,10 +93,14 @@ unless the headers set a Content-Type. Returning a :class:`kernel.Response` send
 :param admin: admin-only route
 :param methods: allowed HTTP methods, default any
 :return: the same function, marked
-""")
+""",
+)
 http.__name__ = http.__qualname__ = "http"
 
-download = _make_decorator("file", ("GET", "HEAD"), """Serve a file the handler names.
+download = _make_decorator(
+    "file",
+    ("GET", "HEAD"),
+    """Serve a file the handler names.
 
 The handler returns a path (relative to ``[router] download_dir``, or absolute
 inside it) or ``(path, download_name)``; the file is streamed as an attachment.
@@ -96,10 +108,14 @@ inside it) or ``(path, download_name)``; the file is streamed as an attachment.
 :param admin: admin-only route
 :param methods: allowed HTTP methods, default ``GET``/``HEAD``
 :return: the same function, marked
-""")
+""",
+)
 download.__name__ = download.__qualname__ = "download"
 
-upload = _make_decorator("upload", ("POST", "PUT"), """Serve the function as a raw-body upload with a JSON reply.
+upload = _make_decorator(
+    "upload",
+    ("POST", "PUT"),
+    """Serve the function as a raw-body upload with a JSON reply.
 
 The handler must take a parameter named ``stream``: the request body as a
 file-like object bounded by ``[server] max_body``. Other parameters come from
@@ -108,7 +124,8 @@ the query string. Returns like ``@api``.
 :param admin: admin-only route
 :param methods: allowed HTTP methods, default ``POST``/``PUT``
 :return: the same function, marked
-""")
+""",
+)
 upload.__name__ = upload.__qualname__ = "upload"
 
 

@@ -43,8 +43,11 @@ def handler_functions(module: ModuleType) -> Iterator[tuple[str, Callable[..., A
             parameters = list(inspect.signature(obj).parameters.values())
         except (TypeError, ValueError):
             continue
-        if parameters and parameters[0].name == "req" and parameters[0].kind in (
-                inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        if (
+            parameters
+            and parameters[0].name == "req"
+            and parameters[0].kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ):
             yield name, obj
 
 
@@ -65,17 +68,22 @@ def check_handlers_dir(directory: Path) -> str:
     """
     name = directory.name
     if not name.isidentifier():
-        raise ConfigError(f"[router] handlers_dir {str(directory)!r}: its name {name!r} must be a valid "
-                          "Python package name")
+        raise ConfigError(
+            f"[router] handlers_dir {str(directory)!r}: its name {name!r} must be a valid Python package name"
+        )
     existing = sys.modules.get(name)
     owner = getattr(existing, OWNED_MARK, None) if existing is not None else None
     if existing is not None and owner is None:
         where = getattr(existing, "__file__", None) or list(getattr(existing, "__path__", []))
-        raise ConfigError(f"[router] handlers_dir {str(directory)!r}: package name {name!r} clashes "
-                          f"with the already imported module {name!r} ({where}); rename the directory")
+        raise ConfigError(
+            f"[router] handlers_dir {str(directory)!r}: package name {name!r} clashes "
+            f"with the already imported module {name!r} ({where}); rename the directory"
+        )
     if name in sys.stdlib_module_names:
-        raise ConfigError(f"[router] handlers_dir {str(directory)!r}: {name!r} is a standard library "
-                          "module name; rename the directory")
+        raise ConfigError(
+            f"[router] handlers_dir {str(directory)!r}: {name!r} is a standard library "
+            "module name; rename the directory"
+        )
     if owner is not None and owner != str(directory):
         _purge(name)
     return name
@@ -116,9 +124,14 @@ def import_handlers_package(directory: Path) -> ModuleType:
 
 def app_names(directory: Path) -> list[str]:
     """The app sub-packages of ``directory``: identifiers with an ``__init__.py``, sorted."""
-    return sorted(entry.name for entry in directory.iterdir()
-                  if entry.is_dir() and entry.name.isidentifier() and not entry.name.startswith("_")
-                  and (entry / "__init__.py").is_file())
+    return sorted(
+        entry.name
+        for entry in directory.iterdir()
+        if entry.is_dir()
+        and entry.name.isidentifier()
+        and not entry.name.startswith("_")
+        and (entry / "__init__.py").is_file()
+    )
 
 
 def import_app(package: str, app: str) -> ModuleType:

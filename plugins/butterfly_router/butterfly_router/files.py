@@ -98,8 +98,9 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def file_response(request: Any, path: str, info: os.stat_result, headers: list[tuple[str, str]],
-                  *, status: int = 200) -> Response:
+def file_response(
+    request: Any, path: str, info: os.stat_result, headers: list[tuple[str, str]], *, status: int = 200
+) -> Response:
     """Stream the file at ``path`` (already confined and stat-ed).
 
     ``HEAD`` gets the headers only. Uses the server's ``wsgi.file_wrapper`` when

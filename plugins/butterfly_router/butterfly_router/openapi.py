@@ -16,8 +16,10 @@ import types
 import typing
 from typing import TYPE_CHECKING, Any
 
+import annotated_types
+
 from butterfly_router.binder import Binder, ParamSpec
-from butterfly_router.converters import unwrap_annotated
+from butterfly_router.converters import constraints_of, unwrap_annotated
 
 if TYPE_CHECKING:
     from kernel import Kernel
@@ -25,20 +27,41 @@ if TYPE_CHECKING:
 OPENAPI_VERSION = "3.0.3"
 BODY_METHODS = ("post", "put", "patch", "delete")
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
-COMPONENTS = {"schemas": {
-    "Reply": {"type": "object", "required": ["stat"],
-              "properties": {"stat": {"type": "string", "example": "OK"}},
-              "additionalProperties": True},
-    "Error": {"type": "object", "required": ["stat"],
-              "properties": {"stat": {"type": "string", "example": "ERR_BAD_PARAMS"},
-                             "errors": {"type": "array", "items": {
-                                 "type": "object", "required": ["param", "reason"],
-                                 "properties": {"param": {"type": "string"}, "reason": {"type": "string"}}}}}},
-}}
-_SIMPLE = {int: {"type": "integer"}, float: {"type": "number"}, bool: {"type": "boolean"},
-           str: {"type": "string"}, dict: {"type": "object"}, list: {"type": "array", "items": {}},
-           datetime.datetime: {"type": "string", "format": "date-time"},
-           datetime.date: {"type": "string", "format": "date"}}
+COMPONENTS = {
+    "schemas": {
+        "Reply": {
+            "type": "object",
+            "required": ["stat"],
+            "properties": {"stat": {"type": "string", "example": "OK"}},
+            "additionalProperties": True,
+        },
+        "Error": {
+            "type": "object",
+            "required": ["stat"],
+            "properties": {
+                "stat": {"type": "string", "example": "ERR_BAD_PARAMS"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["param", "reason"],
+                        "properties": {"param": {"type": "string"}, "reason": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    }
+}
+_SIMPLE = {
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    bool: {"type": "boolean"},
+    str: {"type": "string"},
+    dict: {"type": "object"},
+    list: {"type": "array", "items": {}},
+    datetime.datetime: {"type": "string", "format": "date-time"},
+    datetime.date: {"type": "string", "format": "date"},
+}
 
 
 def _literal_schema(values: tuple[Any, ...]) -> dict[str, Any]:
@@ -58,6 +81,9 @@ def schema_for(hint: Any) -> dict[str, Any]:
     :param hint: a resolved annotation, or ``inspect.Parameter.empty``
     :return: a schema dict
     """
+    constraints = constraints_of(hint)
+    if constraints:
+        return _constrained_schema(schema_for(unwrap_annotated(hint)), constraints)
     hint = unwrap_annotated(hint)
     if hint is inspect.Parameter.empty or hint is typing.Any or hint is None:
         return {}
@@ -82,6 +108,30 @@ def schema_for(hint: Any) -> dict[str, Any]:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return _literal_schema(tuple(member.value for member in hint))
     return {}
+
+
+def _constrained_schema(schema: dict[str, Any], constraints: list[Any]) -> dict[str, Any]:
+    """Add ``minLength``/``maximum``/... for the ``annotated_types`` constraints."""
+    kind = schema.get("type")
+    sized = {
+        "string": ("minLength", "maxLength"),
+        "array": ("minItems", "maxItems"),
+        "object": ("minProperties", "maxProperties"),
+    }.get(kind, ("minLength", "maxLength"))
+    for constraint in constraints:
+        if isinstance(constraint, annotated_types.MinLen):
+            schema[sized[0]] = constraint.min_length
+        elif isinstance(constraint, annotated_types.MaxLen):
+            schema[sized[1]] = constraint.max_length
+        elif isinstance(constraint, annotated_types.Ge):
+            schema["minimum"] = constraint.ge
+        elif isinstance(constraint, annotated_types.Le):
+            schema["maximum"] = constraint.le
+        elif isinstance(constraint, annotated_types.Gt):  # OpenAPI 3.0: boolean exclusiveMinimum
+            schema.update(minimum=constraint.gt, exclusiveMinimum=True)
+        elif isinstance(constraint, annotated_types.Lt):
+            schema.update(maximum=constraint.lt, exclusiveMaximum=True)
+    return schema
 
 
 def _jsonable_default(value: Any) -> tuple[bool, Any]:
@@ -109,16 +159,17 @@ def _query_parameters(binder: Binder) -> list[dict[str, Any]]:
         schema = _param_schema(spec)
         parameter = {"name": spec.name, "in": "query", "required": spec.required, "schema": schema}
         if schema.get("type") in ("array", "object"):
-            parameter["style"], parameter["explode"] = ("form", True) if schema["type"] == "array" else \
-                ("form", False)
+            parameter["style"], parameter["explode"] = ("form", True) if schema["type"] == "array" else ("form", False)
         parameters.append(parameter)
     return parameters
 
 
 def _body_schema(binder: Binder) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object",
-                              "properties": {spec.name: _param_schema(spec) for spec in binder.specs},
-                              "additionalProperties": binder.accepts_any}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {spec.name: _param_schema(spec) for spec in binder.specs},
+        "additionalProperties": binder.accepts_any,
+    }
     required = [spec.name for spec in binder.specs if spec.required]
     if required:
         schema["required"] = required
@@ -127,16 +178,22 @@ def _body_schema(binder: Binder) -> dict[str, Any]:
 
 def _responses(kind: str) -> dict[str, Any]:
     if kind == "file":
-        ok = {"description": "the file", "content": {"application/octet-stream": {
-            "schema": {"type": "string", "format": "binary"}}}}
+        ok = {
+            "description": "the file",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
     elif kind in ("json", "upload"):
-        ok = {"description": "reply; stat says how it went", "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Reply"}}}}
+        ok = {
+            "description": "reply; stat says how it went",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Reply"}}},
+        }
     else:
         ok = {"description": "reply"}
-    return {"200": ok,
-            "400": {"description": "bad parameters", "content": {"application/json": {"schema": ERROR_REF}}},
-            "500": {"description": "server exception", "content": {"application/json": {"schema": ERROR_REF}}}}
+    return {
+        "200": ok,
+        "400": {"description": "bad parameters", "content": {"application/json": {"schema": ERROR_REF}}},
+        "500": {"description": "server exception", "content": {"application/json": {"schema": ERROR_REF}}},
+    }
 
 
 def _operation(route: Any, method: str, binder: Binder | None) -> dict[str, Any]:
@@ -158,11 +215,15 @@ def _operation(route: Any, method: str, binder: Binder | None) -> dict[str, Any]
     elif binder is not None:
         if route.kind == "upload":
             operation["parameters"] = _query_parameters(binder)
-            operation["requestBody"] = {"required": True, "content": {"application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"}}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
         elif method in BODY_METHODS:
-            operation["requestBody"] = {"required": binder.has_required, "content": {
-                "application/json": {"schema": _body_schema(binder)}}}
+            operation["requestBody"] = {
+                "required": binder.has_required,
+                "content": {"application/json": {"schema": _body_schema(binder)}},
+            }
         else:
             operation["parameters"] = _query_parameters(binder)
     return operation
@@ -188,5 +249,9 @@ def build_document(kernel: Kernel, title: str = "Butterfly API", version: str = 
         binder = binder if isinstance(binder, Binder) else None
         path = route.path.rstrip("/") + "/{path}" if route.prefix else route.path
         paths[path] = {method: _operation(route, method, binder) for method in _methods(route)}
-    return {"openapi": OPENAPI_VERSION, "info": {"title": title, "version": version},
-            "paths": paths, "components": copy.deepcopy(COMPONENTS)}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": copy.deepcopy(COMPONENTS),
+    }

@@ -48,8 +48,13 @@ def bad_return(request: Request, what: str, value: Any) -> ServerError:
     """
     handler = request.route.name if request.route is not None else "?"
     shown = repr(value)
-    log.error("handler returned an invalid reply", path=request.path, handler=handler,
-              expected=what, got=shown if len(shown) <= 200 else shown[:197] + "...")
+    log.error(
+        "handler returned an invalid reply",
+        path=request.path,
+        handler=handler,
+        expected=what,
+        got=shown if len(shown) <= 200 else shown[:197] + "...",
+    )
     return ServerError(f"invalid reply from handler: {what}")
 
 
@@ -66,8 +71,7 @@ def handler_headers(request: Request, headers: Any, shape: str) -> list[tuple[st
                 raise ValueError(name)
             result.append((name, safe_header_value(value)))
     except (TypeError, ValueError):
-        raise bad_return(request, f"{shape}; headers are a dict or a list of (name, value) pairs",
-                         headers) from None
+        raise bad_return(request, f"{shape}; headers are a dict or a list of (name, value) pairs", headers) from None
     return result
 
 
@@ -100,8 +104,7 @@ def json_reply(request: Request, result: Any) -> Response:
     else:
         raise bad_return(request, JSON_SHAPE + "; data is a dict or None", result)
     request.stat = stat_text
-    return Response(200, handler_headers(request, headers, JSON_SHAPE) if headers else [],
-                    data=body, stat=stat_text)
+    return Response(200, handler_headers(request, headers, JSON_SHAPE) if headers else [], data=body, stat=stat_text)
 
 
 def json_protocol(binder: Binder) -> Protocol:
@@ -161,8 +164,9 @@ def raw_reply(request: Request, result: Any) -> Response:
         try:
             body = body.encode(charset)
         except (LookupError, UnicodeEncodeError):
-            raise bad_return(request, f"a str body encodable in the Content-Type charset {charset}",
-                             content_type) from None
+            raise bad_return(
+                request, f"a str body encodable in the Content-Type charset {charset}", content_type
+            ) from None
         default_type = HTML_TYPE
     elif isinstance(body, bytes | bytearray):
         body, default_type = bytes(body), HTML_TYPE
@@ -198,10 +202,13 @@ def file_protocol(binder: Binder, download_dir: str) -> Protocol:
             raise bad_return(request, FILE_SHAPE, result)
         path, info = resolve_inside(download_dir, result)
         name = name or os.path.basename(path)
-        headers = [("Content-Type", guess_type(name)), ("Content-Disposition", content_disposition(name)),
-                   ("ETag", etag_of(info)), ("Last-Modified", last_modified(info))]
+        headers = [
+            ("Content-Type", guess_type(name)),
+            ("Content-Disposition", content_disposition(name)),
+            ("ETag", etag_of(info)),
+            ("Last-Modified", last_modified(info)),
+        ]
         request.stat = "OK"
         return file_response(request, path, info, headers)
 
     return protocol
-

@@ -53,8 +53,13 @@ def build_route(func: Callable[..., Any], state: RouterState) -> dict[str, Any]:
         binder = Binder(func)
         protocol = {"json": json_protocol, "http": raw_protocol}.get(options.kind)
         protocol = protocol(binder) if protocol is not None else file_protocol(binder, str(state.download_dir))
-    return {"protocol": protocol, "kind": options.kind, "methods": options.methods, "admin": options.admin,
-            "meta": {"binder": binder, "doc": func.__doc__ or ""}}
+    return {
+        "protocol": protocol,
+        "kind": options.kind,
+        "methods": options.methods,
+        "admin": options.admin,
+        "meta": {"binder": binder, "doc": func.__doc__ or ""},
+    }
 
 
 def _collect(module: ModuleType, app: str, state: RouterState, source: str) -> list[tuple[str, Callable, dict]]:
@@ -69,15 +74,16 @@ def _collect(module: ModuleType, app: str, state: RouterState, source: str) -> l
 
 def _app_failed(state: RouterState, app: str, module: str, exc: BaseException) -> None:
     state.broken_apps[app or "/"] = f"{type(exc).__name__}: {exc}"
-    log.error("handler app failed to load", app=app or "/", module=module,
-              error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+    log.error(
+        "handler app failed to load", app=app or "/", module=module, error=f"{type(exc).__name__}: {exc}", exc_info=exc
+    )
     if state.strict:
-        raise ConfigError(f"handler app {app or '/'} ({module}) failed to load: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise ConfigError(f"handler app {app or '/'} ({module}) failed to load: {type(exc).__name__}: {exc}") from exc
 
 
-def _load(state: RouterState, app: str, module_name: str, importer: Callable[[], ModuleType],
-          source: str) -> list[tuple[str, Callable, dict]]:
+def _load(
+    state: RouterState, app: str, module_name: str, importer: Callable[[], ModuleType], source: str
+) -> list[tuple[str, Callable, dict]]:
     """Import one app and collect its routes; a failure is reported, not raised (unless strict)."""
     try:
         module = importer()
@@ -106,8 +112,7 @@ def user_routes(state: RouterState) -> list[tuple[str, Callable, dict]]:
     if "package" not in holder:
         return routes
     for app in app_names(directory):
-        routes += _load(state, app, f"{package_name}.{app}",
-                        lambda app=app: import_app(package_name, app), "handlers")
+        routes += _load(state, app, f"{package_name}.{app}", lambda app=app: import_app(package_name, app), "handlers")
     return routes
 
 
@@ -121,10 +126,13 @@ def plugin_routes(kernel: Kernel, state: RouterState) -> list[tuple[str, Callabl
                 if not isinstance(app, str) or not app or "/" in app or not isinstance(module_name, str):
                     raise ValueError(item)
             except (TypeError, ValueError):
-                raise ConfigError(f"plugin {impl.plugin_name}: butterfly_router_handler_packages must return "
-                                  f"(app_name, 'dotted.module') pairs, got {item!r}") from None
-            routes += _load(state, app, module_name, lambda m=module_name: importlib.import_module(m),
-                            f"plugin:{impl.plugin_name}")
+                raise ConfigError(
+                    f"plugin {impl.plugin_name}: butterfly_router_handler_packages must return "
+                    f"(app_name, 'dotted.module') pairs, got {item!r}"
+                ) from None
+            routes += _load(
+                state, app, module_name, lambda m=module_name: importlib.import_module(m), f"plugin:{impl.plugin_name}"
+            )
     return routes
 
 
@@ -145,7 +153,17 @@ def register_all(register: Callable[..., Any], kernel: Kernel, state: RouterStat
         log.debug("route registered", path=path, kind=spec["kind"], params=spec["meta"]["binder"].usage())
     meta.register_meta_routes(register, state)
     if state.static_dir is not None:
-        register(PREFIX, StaticFiles(state.static_dir, state.static_max_age), kind="static",
-                 methods=("GET", "HEAD"), prefix=True, meta={"doc": f"static files from {state.static_dir}"})
-    log.info("handlers loaded", routes=len(routes), apps=[app for app, _ in state.loaded_apps],
-             broken_apps=sorted(state.broken_apps))
+        register(
+            PREFIX,
+            StaticFiles(state.static_dir, state.static_max_age),
+            kind="static",
+            methods=("GET", "HEAD"),
+            prefix=True,
+            meta={"doc": f"static files from {state.static_dir}"},
+        )
+    log.info(
+        "handlers loaded",
+        routes=len(routes),
+        apps=[app for app, _ in state.loaded_apps],
+        broken_apps=sorted(state.broken_apps),
+    )

@@ -73,7 +73,7 @@ class StaticFiles:
 
     def __call__(self, request: Any) -> Response:
         """Serve one static file (GET/HEAD), 304 when the client's copy is current."""
-        rest = request.path[len(PREFIX):]
+        rest = request.path[len(PREFIX) :]
         raw_uri = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI") or ""
         segments = _segments(rest, raw_uri) if rest else None
         if segments is None:
@@ -89,8 +89,7 @@ class StaticFiles:
         if not os.path.isfile(candidate):
             raise NotFound("file not found")
         etag = etag_of(info)
-        headers = [("ETag", etag), ("Last-Modified", last_modified(info)),
-                   ("Cache-Control", self.cache_control)]
+        headers = [("ETag", etag), ("Last-Modified", last_modified(info)), ("Cache-Control", self.cache_control)]
         if _not_modified(request, etag, info.st_mtime):
             return Response(304, headers, b"")
         headers.insert(0, ("Content-Type", guess_type(candidate)))

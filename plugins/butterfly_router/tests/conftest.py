@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import butterfly_router.plugin
 import pytest
 
+import butterfly_router.plugin
 from kernel import Kernel
 from kernel.testing import Client
 
@@ -56,16 +56,17 @@ def router_app(tmp_path, make_kernel, unique_name):
     """Factory: ``router_app({"demo/__init__.py": src}, settings={...}, plugins=[...])``."""
     added_paths: list[str] = []
 
-    def factory(files: dict[str, str], settings: dict[str, Any] | None = None, plugins=(),
-                **kwargs: Any) -> RouterApp:
+    def factory(files: dict[str, str], settings: dict[str, Any] | None = None, plugins=(), **kwargs: Any) -> RouterApp:
         package = unique_name()
         root = tmp_path / "apps" / package
         write_tree(root, files)
         if str(root.parent) not in sys.path:
             added_paths.append(str(root.parent))
-        kernel = make_kernel(plugins=[butterfly_router.plugin, *plugins],
-                             settings={"router.handlers_dir": str(root), "router.static_dir": "",
-                                       **(settings or {})}, **kwargs)
+        kernel = make_kernel(
+            plugins=[butterfly_router.plugin, *plugins],
+            settings={"router.handlers_dir": str(root), "router.static_dir": "", **(settings or {})},
+            **kwargs,
+        )
         return RouterApp(kernel, Client(kernel), package, root)
 
     yield factory

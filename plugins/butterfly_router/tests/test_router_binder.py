@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime
 
 import pytest
+
 from butterfly_router import check_params
 from butterfly_router.binder import Binder
 from butterfly_router.converters import ParamError, converter_for
-
 from kernel import BadRequest, ConfigError, NotFound
 
-TYPED = {"t/__init__.py": '''
+TYPED = {
+    "t/__init__.py": """
     import datetime
     import enum
     from typing import Annotated, Any, Literal, Optional
@@ -70,7 +71,15 @@ TYPED = {"t/__init__.py": '''
 
     def union(req, v: int | str):
         return "OK", {"v": v, "type": type(v).__name__}
-''', "fut/__init__.py": '''
+
+    from annotated_types import Ge, Gt, Interval, Le, Len, Lt, MaxLen, MinLen
+
+    def bounded(req, key: Annotated[str, MinLen(1), MaxLen(8)], n: Annotated[int, Interval(ge=1, le=1000)] = 1,
+                tags: Annotated[list[str], Len(1, 2)] = ("x",), ratio: Annotated[float, Gt(0), Lt(1)] = 0.5,
+                limit: Annotated[int | None, Ge(0), Le(5)] = None):
+        return "OK", {"key": key, "n": n, "tags": list(tags), "ratio": ratio, "limit": limit}
+""",
+    "fut/__init__.py": """
     from __future__ import annotations
 
     def later(req, n: int, tags: list[str] | None = None):
@@ -78,7 +87,8 @@ TYPED = {"t/__init__.py": '''
 
     def unresolvable(req, n: NoSuchType):  # noqa: F821
         return "OK", {"n": n}
-'''}
+""",
+}
 
 
 @pytest.fixture
@@ -97,8 +107,12 @@ def errors_of(reply):
 
 def test_all_problems_are_listed_at_once(app):
     errors = errors_of(app.client.get("/t/need", query={"b": "1", "zz": "1", "yy": "2", "req": "x"}))
-    assert errors == {"a": "required parameter is missing", "zz": "unknown parameter", "yy": "unknown parameter",
-                      "req": "reserved: cannot be sent by the client"}
+    assert errors == {
+        "a": "required parameter is missing",
+        "zz": "unknown parameter",
+        "yy": "unknown parameter",
+        "req": "reserved: cannot be sent by the client",
+    }
 
 
 def test_required_and_defaults(app):
@@ -160,9 +174,23 @@ def test_float_rejects_non_finite_and_junk(app, sent):
     assert "x" in errors_of(app.client.post("/t/floats", json={"x": sent}))
 
 
-@pytest.mark.parametrize("sent, expected", [
-    ("true", True), ("FALSE", False), ("1", True), ("0", False), ("yes", True), ("no", False),
-    ("on", True), ("off", False), (True, True), (False, False), (1, True), (0, False)])
+@pytest.mark.parametrize(
+    "sent, expected",
+    [
+        ("true", True),
+        ("FALSE", False),
+        ("1", True),
+        ("0", False),
+        ("yes", True),
+        ("no", False),
+        ("on", True),
+        ("off", False),
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+    ],
+)
 def test_bool(app, sent, expected):
     assert app.client.post("/t/bools", json={"flag": sent}).json()["flag"] is expected
 
@@ -238,6 +266,39 @@ def test_enum_annotated_and_union(app):
     assert "v" in errors_of(client.post("/t/union", json={"v": None}))
 
 
+def test_annotated_types_constraints_are_enforced_before_the_handler_runs(app):
+    client = app.client
+    assert client.get("/t/bounded?key=k&n=1000&tags=a&tags=b&ratio=0.9&limit=").json() == {
+        "stat": "OK",
+        "key": "k",
+        "n": 1000,
+        "tags": ["a", "b"],
+        "ratio": 0.9,
+        "limit": None,
+    }
+    assert errors_of(client.get("/t/bounded?key=")) == {"key": "must not be empty"}
+    assert errors_of(client.get("/t/bounded?key=123456789")) == {"key": "is longer than 8"}
+    assert errors_of(client.get("/t/bounded?key=k&n=0&ratio=1&limit=6")) == {
+        "n": "must be at least 1",
+        "ratio": "must be less than 1",
+        "limit": "must be at most 5",
+    }
+    assert errors_of(client.get("/t/bounded?key=k&n=1001&ratio=0"))["n"] == "must be at most 1000"
+    assert (
+        errors_of(client.post("/t/bounded", json={"key": "k", "tags": ["a", "b", "c"]}))["tags"] == "is longer than 2"
+    )
+    assert errors_of(client.post("/t/bounded", json={"key": "k", "n": "many"}))["n"].startswith("expected an integer")
+
+
+def test_annotated_types_constraints_are_in_the_openapi_schema(app):
+    operation = app.client.get("/_meta/openapi.json").json()["paths"]["/t/bounded"]["get"]
+    schemas = {param["name"]: param["schema"] for param in operation["parameters"]}
+    assert schemas["key"] == {"type": "string", "minLength": 1, "maxLength": 8}
+    assert (schemas["n"]["minimum"], schemas["n"]["maximum"]) == (1, 1000)
+    assert (schemas["tags"]["minItems"], schemas["tags"]["maxItems"]) == (1, 2)
+    assert schemas["ratio"]["exclusiveMinimum"] is True and schemas["ratio"]["exclusiveMaximum"] is True
+
+
 def test_string_annotations_are_resolved_and_unresolvable_ones_pass_through(captured_logs, router_app):
     client = router_app(TYPED).client
     assert client.get("/fut/later?n=2&tags=a&tags=b").json() == {"stat": "OK", "n": 2, "tags": ["a", "b"]}
@@ -254,8 +315,7 @@ def test_in_process_calls_bind_json_values(app):
 
 
 def test_check_params(app):
-    assert check_params(app.kernel, "/t/when", {"at": "2024-01-01T00:00:00"}) == {
-        "at": datetime.datetime(2024, 1, 1)}
+    assert check_params(app.kernel, "/t/when", {"at": "2024-01-01T00:00:00"}) == {"at": datetime.datetime(2024, 1, 1)}
     with pytest.raises(NotFound):
         check_params(app.kernel, "/t/nope", {})
     with pytest.raises(BadRequest) as info:

@@ -5,27 +5,27 @@ from __future__ import annotations
 import inspect
 import sys
 
-import butterfly_router.plugin
 import pytest
+
+import butterfly_router.plugin
 from butterfly_router import api, download, http, upload
 from butterfly_router.decorators import MARK, RouteOptions, options_of
-
 from kernel import ConfigError, hookimpl
 from kernel.testing import Client
 
 DEMO = {
-    "__init__.py": '''
+    "__init__.py": """
         def ping(req):
             return "OK", {"where": "root"}
 
         def not_a_handler(request):
             return "OK"
-    ''',
-    "demo/helpers.py": '''
+    """,
+    "demo/helpers.py": """
         def shared(req):
             return "OK", {"from": "helpers"}
-    ''',
-    "demo/__init__.py": '''
+    """,
+    "demo/__init__.py": """
         from os.path import join
         from butterfly_router import api, http, retstat
         from .helpers import shared
@@ -48,7 +48,7 @@ DEMO = {
                 return "OK"
 
         CONSTANT = 3
-    ''',
+    """,
     "notapp/readme.txt": "not a package\n",
     "plain_module.py": "def plain(req):\n    return 'OK'\n",
 }
@@ -62,9 +62,20 @@ def test_public_req_functions_of_each_app_are_routes(router_app):
     assert app.client.get("/demo/hello", query={"name": "bee"}).json() == {"stat": "OK", "hello": "bee"}
 
 
-@pytest.mark.parametrize("path", ["/demo/_private", "/demo/no_req", "/demo/join", "/demo/shared",
-                                  "/demo/Thing", "/demo/CONSTANT", "/not_a_handler", "/plain_module/plain",
-                                  "/notapp/readme"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/demo/_private",
+        "/demo/no_req",
+        "/demo/join",
+        "/demo/shared",
+        "/demo/Thing",
+        "/demo/CONSTANT",
+        "/not_a_handler",
+        "/plain_module/plain",
+        "/notapp/readme",
+    ],
+)
 def test_private_imported_and_non_req_functions_are_not_routes(router_app, path):
     reply = router_app(DEMO).client.get(path)
     assert reply.status == 404
@@ -83,11 +94,13 @@ def test_decorator_options_reach_the_route(router_app):
 
 
 def test_broken_app_is_logged_and_the_others_serve(router_app, captured_logs):
-    app = router_app({
-        "good/__init__.py": "def ok(req):\n    return 'OK'\n",
-        "broken/__init__.py": "import no_such_module_xyz\n\ndef never(req):\n    return 'OK'\n",
-        "raising/__init__.py": "raise RuntimeError('boom at import')\n",
-    })
+    app = router_app(
+        {
+            "good/__init__.py": "def ok(req):\n    return 'OK'\n",
+            "broken/__init__.py": "import no_such_module_xyz\n\ndef never(req):\n    return 'OK'\n",
+            "raising/__init__.py": "raise RuntimeError('boom at import')\n",
+        }
+    )
     assert app.client.get("/good/ok").json() == {"stat": "OK"}
     assert app.client.get("/broken/never").status == 404
     failures = {e["app"]: e for e in captured_logs if e["event"] == "handler app failed to load"}
@@ -107,21 +120,28 @@ def test_strict_mode_makes_a_broken_app_a_startup_error(router_app):
 
 
 def test_broken_root_package_is_reported_and_apps_skipped(router_app, captured_logs):
-    app = router_app({"__init__.py": "raise ImportError('root broken')\n",
-                      "demo/__init__.py": "def ok(req):\n    return 'OK'\n"})
+    app = router_app(
+        {"__init__.py": "raise ImportError('root broken')\n", "demo/__init__.py": "def ok(req):\n    return 'OK'\n"}
+    )
     assert app.client.get("/demo/ok").status == 404
     assert any(e["event"] == "handler app failed to load" and e["app"] == "/" for e in captured_logs)
 
 
 def test_missing_handlers_dir_serves_nothing_but_meta(make_kernel, tmp_path):
-    kernel = make_kernel(plugins=[butterfly_router.plugin],
-                         settings={"router.handlers_dir": str(tmp_path / "nope"), "router.static_dir": ""})
+    kernel = make_kernel(
+        plugins=[butterfly_router.plugin],
+        settings={"router.handlers_dir": str(tmp_path / "nope"), "router.static_dir": ""},
+    )
     assert {route.path for route in kernel.routes} == {"/_meta/health", "/_meta/routes", "/_meta/openapi.json"}
 
 
 def test_bad_signature_counts_as_a_broken_app(router_app):
-    app = router_app({"pos/__init__.py": "def f(req, a, /, b):\n    return 'OK'\n",
-                      "ok/__init__.py": "def g(req):\n    return 'OK'\n"})
+    app = router_app(
+        {
+            "pos/__init__.py": "def f(req, a, /, b):\n    return 'OK'\n",
+            "ok/__init__.py": "def g(req):\n    return 'OK'\n",
+        }
+    )
     assert "pos" in app.kernel.extensions["router"].broken_apps
     assert app.client.get("/ok/g").status == 200
 
@@ -153,8 +173,12 @@ def _plugin_module(tmp_path, unique_name, source):
 
 
 def test_plugin_handler_packages_are_served(router_app, tmp_path, unique_name):
-    module = _plugin_module(tmp_path, unique_name, "from os import getcwd\n\ndef info(req, n: int = 1):\n"
-                            "    return 'OK', {'n': n}\n\ndef _hidden(req):\n    return 'OK'\n")
+    module = _plugin_module(
+        tmp_path,
+        unique_name,
+        "from os import getcwd\n\ndef info(req, n: int = 1):\n"
+        "    return 'OK', {'n': n}\n\ndef _hidden(req):\n    return 'OK'\n",
+    )
     try:
         app = router_app({}, plugins=[PackagePlugin([("plug", module)])])
         assert app.client.get("/plug/info", query={"n": "4"}).json() == {"stat": "OK", "n": 4}
@@ -169,8 +193,9 @@ def test_duplicate_paths_are_a_startup_error(router_app, tmp_path, unique_name):
     module = _plugin_module(tmp_path, unique_name, "def hello(req):\n    return 'OK'\n")
     try:
         with pytest.raises(ConfigError, match="duplicate route /demo/hello"):
-            router_app({"demo/__init__.py": "def hello(req):\n    return 'OK'\n"},
-                       plugins=[PackagePlugin([("demo", module)])])
+            router_app(
+                {"demo/__init__.py": "def hello(req):\n    return 'OK'\n"}, plugins=[PackagePlugin([("demo", module)])]
+            )
     finally:
         sys.path.remove(str(tmp_path))
 
@@ -207,6 +232,7 @@ def test_undecorated_handlers_are_json(router_app):
 
 def test_two_kernels_on_the_same_dir_and_a_namespace_package(router_app, make_kernel):
     app = router_app({"demo/__init__.py": "def f(req):\n    return 'OK'\n"})  # no handlers/__init__.py
-    again = make_kernel(plugins=[butterfly_router.plugin],
-                        settings={"router.handlers_dir": str(app.root), "router.static_dir": ""})
+    again = make_kernel(
+        plugins=[butterfly_router.plugin], settings={"router.handlers_dir": str(app.root), "router.static_dir": ""}
+    )
     assert Client(again).get("/demo/f").json() == {"stat": "OK"}

@@ -10,7 +10,8 @@ import pytest
 
 from kernel.testing import Client
 
-FILES = {"f/__init__.py": '''
+FILES = {
+    "f/__init__.py": """
     import hashlib
     from butterfly_router import download, upload, retstat
 
@@ -29,7 +30,8 @@ FILES = {"f/__init__.py": '''
             digest.update(chunk)
             size += len(chunk)
         return retstat.OK, {"size": size, "sha256": digest.hexdigest(), "label": label}
-'''}
+"""
+}
 
 
 @pytest.fixture
@@ -55,9 +57,14 @@ def dirs(tmp_path):
 
 @pytest.fixture
 def app(router_app, dirs):
-    return router_app(FILES, settings={"router.static_dir": str(dirs["static"]),
-                                       "router.download_dir": str(dirs["downloads"]),
-                                       "server.max_body": 2_000_000})
+    return router_app(
+        FILES,
+        settings={
+            "router.static_dir": str(dirs["static"]),
+            "router.download_dir": str(dirs["downloads"]),
+            "server.max_body": 2_000_000,
+        },
+    )
 
 
 def test_static_file_with_type_length_and_validators(app, dirs):
@@ -89,12 +96,26 @@ def test_static_conditional_requests_and_head(app):
     assert app.client.post("/static/app.js").status == 405
 
 
-ESCAPES = ["/static/../outside/secret.txt", "/static/%2e%2e/outside/secret.txt", "/static/..%2foutside%2fsecret.txt",
-           "/static/css/..%2F..%2Foutside/secret.txt", "/static/%2E%2E%5Coutside%5Csecret.txt",
-           "/static/..\\outside\\secret.txt", "/static//etc/passwd", "/static/" + os.sep + "etc/passwd",
-           "/static/link_out/secret.txt", "/static/secret_link.txt", "/static/css", "/static/css/",
-           "/static/", "/static/.env", "/static/app.js%00.png", "/static/nope.js", "/static/./app.js",
-           "/static/%252e%252e/outside/secret.txt"]
+ESCAPES = [
+    "/static/../outside/secret.txt",
+    "/static/%2e%2e/outside/secret.txt",
+    "/static/..%2foutside%2fsecret.txt",
+    "/static/css/..%2F..%2Foutside/secret.txt",
+    "/static/%2E%2E%5Coutside%5Csecret.txt",
+    "/static/..\\outside\\secret.txt",
+    "/static//etc/passwd",
+    "/static/" + os.sep + "etc/passwd",
+    "/static/link_out/secret.txt",
+    "/static/secret_link.txt",
+    "/static/css",
+    "/static/css/",
+    "/static/",
+    "/static/.env",
+    "/static/app.js%00.png",
+    "/static/nope.js",
+    "/static/./app.js",
+    "/static/%252e%252e/outside/secret.txt",
+]
 
 
 @pytest.mark.parametrize("path", ESCAPES)
@@ -117,8 +138,11 @@ def test_static_escapes_through_real_waitress(app, live_server):
             assert b"SECRET" not in body, path
         connection.request("GET", "/static/blob.bin")
         reply = connection.getresponse()
-        assert reply.status == 200 and hashlib.sha256(reply.read()).hexdigest() == hashlib.sha256(
-            (app.kernel.extensions["router"].static_dir / "blob.bin").read_bytes()).hexdigest()
+        assert (
+            reply.status == 200
+            and hashlib.sha256(reply.read()).hexdigest()
+            == hashlib.sha256((app.kernel.extensions["router"].static_dir / "blob.bin").read_bytes()).hexdigest()
+        )
         connection.request("GET", "/f/get?name=report.csv")
         reply = connection.getresponse()
         assert reply.status == 200 and reply.read() == b"a,b\n1,2\n"
@@ -144,8 +168,9 @@ def test_download_streams_with_headers(app):
 def test_download_name_is_rfc5987_encoded(app):
     reply = app.client.get("/f/get", query={"name": "report.csv", "as_name": 'rapport "été".csv'})
     disposition = reply.headers["content-disposition"]
-    assert disposition == ("attachment; filename=\"rapport __t__.csv\"; "
-                           "filename*=UTF-8''rapport%20%22%C3%A9t%C3%A9%22.csv")
+    assert disposition == (
+        "attachment; filename=\"rapport __t__.csv\"; filename*=UTF-8''rapport%20%22%C3%A9t%C3%A9%22.csv"
+    )
 
 
 def test_download_absolute_path_inside_is_allowed(app, dirs):
@@ -153,8 +178,17 @@ def test_download_absolute_path_inside_is_allowed(app, dirs):
     assert reply.status == 200
 
 
-@pytest.mark.parametrize("name, status", [("../outside/secret.txt", 403), ("leak.txt", 403), ("/etc/passwd", 403),
-                                          ("missing.csv", 404), ("sub", 404), ("a\x00b", 404)])
+@pytest.mark.parametrize(
+    "name, status",
+    [
+        ("../outside/secret.txt", 403),
+        ("leak.txt", 403),
+        ("/etc/passwd", 403),
+        ("missing.csv", 404),
+        ("sub", 404),
+        ("a\x00b", 404),
+    ],
+)
 def test_download_refuses_escapes_and_non_files(app, name, status):
     reply = app.kernel.call("/f/get", {"name": name})
     assert reply.status == status and reply.data["stat"] in ("ERR_FORBIDDEN", "ERR_NOT_FOUND")
@@ -174,11 +208,16 @@ def test_download_file_is_closed_after_streaming(app):
 
 def test_upload_receives_the_body_as_a_stream(app):
     payload = os.urandom(1_500_000)
-    reply = app.client.post("/f/put", query={"label": "x"}, body=payload,
-                            headers={"Content-Type": "application/octet-stream"})
+    reply = app.client.post(
+        "/f/put", query={"label": "x"}, body=payload, headers={"Content-Type": "application/octet-stream"}
+    )
     assert reply.status == 200
-    assert reply.json() == {"stat": "OK", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
-                            "label": "x"}
+    assert reply.json() == {
+        "stat": "OK",
+        "size": len(payload),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "label": "x",
+    }
 
 
 def test_upload_json_body_is_not_parsed_as_params(app):
@@ -196,8 +235,9 @@ def test_upload_limits_and_reserved_params(app):
 
 
 def test_upload_handler_without_stream_is_a_broken_app(router_app):
-    app = router_app({"u/__init__.py": "from butterfly_router import upload\n\n@upload\ndef f(req):\n"
-                                       "    return 'OK'\n"})
+    app = router_app(
+        {"u/__init__.py": "from butterfly_router import upload\n\n@upload\ndef f(req):\n    return 'OK'\n"}
+    )
     assert "u" in app.kernel.extensions["router"].broken_apps
 
 

@@ -8,14 +8,15 @@ import textwrap
 import uuid
 from urllib.parse import urlencode
 
-import butterfly_router.plugin
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import butterfly_router.plugin
 from kernel.testing import Client, build_kernel
 
-FUZZ_APP = {"z/__init__.py": '''
+FUZZ_APP = {
+    "z/__init__.py": """
     import datetime
     from typing import Literal, Optional
 
@@ -26,18 +27,29 @@ FUZZ_APP = {"z/__init__.py": '''
 
     def anything(req, x: list[str] | None = None, **rest):
         return "OK", {"x": x, "rest": rest}
-'''}
+"""
+}
 NAMES = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "k", "req", "x", "stat"]
-FUZZ = settings(max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 keys = st.sampled_from(NAMES) | st.text(max_size=10)
-query_pairs = st.lists(st.tuples(keys, st.text(max_size=30) | st.sampled_from(
-    ["1", "-2", "1.5", "true", "no", "", "[1,2]", '{"k":1}', "2024-01-01T00:00:00Z", "2024-02-30", "x", "3"])),
-    max_size=8)
+query_pairs = st.lists(
+    st.tuples(
+        keys,
+        st.text(max_size=30)
+        | st.sampled_from(
+            ["1", "-2", "1.5", "true", "no", "", "[1,2]", '{"k":1}', "2024-01-01T00:00:00Z", "2024-02-30", "x", "3"]
+        ),
+    ),
+    max_size=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +60,9 @@ def fuzz_client(tmp_path_factory):
     for relative, source in FUZZ_APP.items():
         (base / package / relative).parent.mkdir(parents=True, exist_ok=True)
         (base / package / relative).write_text(textwrap.dedent(source))
-    kernel = build_kernel(base, [butterfly_router.plugin],
-                          {"router.handlers_dir": str(base / package), "router.static_dir": ""})
+    kernel = build_kernel(
+        base, [butterfly_router.plugin], {"router.handlers_dir": str(base / package), "router.static_dir": ""}
+    )
     yield Client(kernel)
     for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
         del sys.modules[name]
@@ -63,8 +76,10 @@ def check_reply(reply):
     body = json.loads(reply.body)
     if reply.status == 400:
         assert body["stat"] == "ERR_BAD_PARAMS" and reply.headers["x-reason"]
-        assert body["errors"] and all(set(error) == {"param", "reason"} and isinstance(error["param"], str)
-                                      and isinstance(error["reason"], str) for error in body["errors"])
+        assert body["errors"] and all(
+            set(error) == {"param", "reason"} and isinstance(error["param"], str) and isinstance(error["reason"], str)
+            for error in body["errors"]
+        )
     else:
         assert body["stat"] == "OK"
     return body
@@ -81,8 +96,9 @@ def test_fuzz_json_bodies(fuzz_client, params, path):
 def test_fuzz_query_and_form(fuzz_client, pairs, path, form):
     encoded = urlencode(pairs)
     if form:
-        reply = fuzz_client.post(path, body=encoded.encode(),
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        reply = fuzz_client.post(
+            path, body=encoded.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
     else:
         reply = fuzz_client.get(path, query=encoded)
     body = check_reply(reply)

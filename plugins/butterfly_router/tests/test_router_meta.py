@@ -8,7 +8,8 @@ import pytest
 
 from kernel import hookimpl
 
-APPS = {"m/__init__.py": '''
+APPS = {
+    "m/__init__.py": '''
     import datetime
     from typing import Literal, Optional
     from butterfly_router import api, download, http, upload
@@ -36,7 +37,8 @@ APPS = {"m/__init__.py": '''
     @http
     def page(req):
         return 200, "<p>x</p>"
-'''}
+'''
+}
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import pytest
 
 from kernel import ConfigError
 
-HANDLERS = {"p/__init__.py": '''
+HANDLERS = {
+    "p/__init__.py": """
     from butterfly_router import api, http, retstat
     from kernel import Response
 
@@ -93,7 +94,8 @@ HANDLERS = {"p/__init__.py": '''
     @http
     def redirect(req):
         return 303, "", [("Location", "/p/just_stat")]
-'''}
+"""
+}
 
 
 @pytest.fixture
@@ -115,6 +117,7 @@ def test_stat_comes_first_and_wins_and_the_handlers_dict_is_untouched(app):
     assert reply.body.startswith(b'{"stat":"OK"') and reply.json() == {"stat": "OK", "v": 1}
     app.client.get("/p/shared")
     import sys
+
     assert sys.modules[f"{app.package}.p"].SHARED == {"k": 1}
 
 
@@ -130,8 +133,9 @@ def test_int_stat_is_kept(app):
     assert app.client.get("/p/int_stat").json() == {"stat": 401, "message": "login"}
 
 
-@pytest.mark.parametrize("path", ["/p/returns_none", "/p/four", "/p/data_list", "/p/bad_headers",
-                                  "/p/bad_status", "/p/bad_body"])
+@pytest.mark.parametrize(
+    "path", ["/p/returns_none", "/p/four", "/p/data_list", "/p/bad_headers", "/p/bad_status", "/p/bad_body"]
+)
 def test_bad_return_shapes_are_logged_500s(app, captured_logs, path):
     reply = app.client.get(path)
     assert reply.status == 500 and reply.json() == {"stat": "ERR_SERVER_EXCEPTION"}
@@ -205,20 +209,26 @@ def test_stat_adaptor_adds_fields_to_every_json_reply(router_app):
     assert client.get("/p/business_error").json()["success"] is False
     assert client.get("/p/int_stat").json() == {"stat": 401, "message": "login", "success": False}
     missing = client.get("/p/nope")
-    assert missing.status == 404 and missing.json() == {"stat": "ERR_NOT_FOUND", "success": False,
-                                                        "message": "ERR_NOT_FOUND"}
+    assert missing.status == 404 and missing.json() == {
+        "stat": "ERR_NOT_FOUND",
+        "success": False,
+        "message": "ERR_NOT_FOUND",
+    }
     assert client.get("/p/raw_dict").json()["success"] is False
     assert client.get("/p/raw_list").json() == [1, "a"]
 
 
 def test_stat_adaptor_from_environment_json_and_ok_stats(router_app):
-    app = router_app(HANDLERS, environ={
-        "BUTTERFLY_ROUTER_STAT_ADAPTOR": '{"ok_field": "ok", "ok_stats": ["OK", "ERR_USER_NOT_FOUND"]}'})
+    app = router_app(
+        HANDLERS,
+        environ={"BUTTERFLY_ROUTER_STAT_ADAPTOR": '{"ok_field": "ok", "ok_stats": ["OK", "ERR_USER_NOT_FOUND"]}'},
+    )
     assert app.client.get("/p/business_error").json() == {"stat": "ERR_USER_NOT_FOUND", "user": "bob", "ok": True}
 
 
-@pytest.mark.parametrize("bad", [{"message_field": "m"}, {"ok_field": "s", "extra": 1}, "not json",
-                                 {"ok_field": "s", "ok_stats": [1]}, [1]])
+@pytest.mark.parametrize(
+    "bad", [{"message_field": "m"}, {"ok_field": "s", "extra": 1}, "not json", {"ok_field": "s", "ok_stats": [1]}, [1]]
+)
 def test_stat_adaptor_bad_config_is_a_config_error(router_app, bad):
     with pytest.raises(ConfigError, match="stat_adaptor"):
         router_app(HANDLERS, settings={"router.stat_adaptor": bad})
