@@ -39,7 +39,7 @@ def add_job(req, n: Count, delay: Annotated[float, Interval(ge=0, le=86_400)] = 
     :return: ``(stat, data)``
     """
     try:
-        msg_id = enqueue("/demo_async_job/work", {"n": n}, delay=delay or None)
+        msg_id = enqueue("/demo_async_job/work", {"n": n}, delay=delay or None, kernel=req.kernel)
     except MQError as exc:
         return "ERR_MQ_UNAVAILABLE", {"reason": str(exc)}
     return retstat.OK, {"msg_id": msg_id}
@@ -54,7 +54,7 @@ def job_status(req, msg_id: Annotated[str, MinLen(1), MaxLen(128)]):
     :return: ``(stat, data)``; ``ERR_NOT_FOUND`` for an unknown id
     """
     try:
-        message = get_message(msg_id, topic="/demo_async_job/work")
+        message = get_message(msg_id, topic="/demo_async_job/work", kernel=req.kernel)
     except MQError as exc:
         return "ERR_MQ_UNAVAILABLE", {"reason": str(exc)}
     if message is None:

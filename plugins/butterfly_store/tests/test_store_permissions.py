@@ -38,13 +38,3 @@ def test_an_existing_shared_file_is_left_alone_with_a_warning(make_kernel, probe
     warnings = [event for event in captured_logs if event["log_level"] == "warning"]
     assert [(event["path"], event["mode"]) for event in warnings] == [(str(database), "0o644")]
     assert "chmod 600" in warnings[0]["event"]
-
-
-def test_the_kernel_creates_its_data_dir_private(make_kernel):
-    kernel = make_kernel()
-    old_umask = os.umask(0o022)
-    try:
-        path = kernel.ensure_data_dir()
-    finally:
-        os.umask(old_umask)
-    assert path == kernel.data_dir and mode_of(path) == 0o700
