@@ -2,6 +2,8 @@
 
 Registered first by the factory, so every installed plugin's implementation of a
 firstresult hook is asked before the fallbacks here (they are also ``trylast``).
+:func:`caller_is_admin` asks the installed policy whether a request's caller is an
+admin, for handlers that show admins more on a route anyone may call.
 """
 
 from __future__ import annotations
