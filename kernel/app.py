@@ -120,8 +120,12 @@ class Kernel:
     # -- lifecycle --------------------------------------------------------------------
 
     def ensure_data_dir(self) -> Path:
-        """Create ``[server] data_dir`` if needed and return it."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create ``[server] data_dir`` if needed and return it.
+
+        Created with mode 0700: it holds the database, the JWT secret and the initial
+        admin password. An existing directory keeps its mode.
+        """
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.data_dir
 
     def startup(self) -> None:

@@ -2,6 +2,8 @@
 
 Registered first by the factory, so every installed plugin's implementation of a
 firstresult hook is asked before the fallbacks here (they are also ``trylast``).
+:func:`caller_is_admin` asks the installed policy whether a request's caller is an
+admin, for handlers that show admins more on a route anyone may call.
 """
 
 from __future__ import annotations
@@ -10,9 +12,21 @@ import ipaddress
 
 from kernel.errors import Forbidden
 from kernel.markers import hookimpl
+from kernel.routes import Route
 
 #: Headers that show a request came through a proxy, even from a loopback peer.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED")
+#: ``request.ctx`` key caching :func:`caller_is_admin`.
+CTX_IS_ADMIN = "kernel.is_admin"
+
+
+def _admin_probe(request):
+    """The endpoint of :data:`ADMIN_PROBE`; never called."""
+    raise NotImplementedError
+
+
+#: A stand-in admin route: what the authorize hooks say about it is whether a caller is an admin.
+ADMIN_PROBE = Route("/", _admin_probe, kind="probe", methods=frozenset({"GET", "HEAD"}), admin=True)
 
 
 @hookimpl
@@ -79,6 +93,27 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def caller_is_admin(request) -> bool:
+    """Would the caller of ``request`` be let into an admin route?
+
+    For handlers that show more to admins (unmasked secrets) on a route anyone may
+    call. The installed policy decides, as for a real admin route: the admin role
+    with butterfly-auth, a loopback peer without it. In-process calls (MQ, ruqi, CLI)
+    are trusted code. The answer is cached on ``request.ctx``.
+
+    :param request: the current request
+    :return: the verdict
+    """
+    if request.source != "http":
+        return True
+    verdict = request.ctx.get(CTX_IS_ADMIN)
+    if verdict is None:
+        decision = request.kernel.hook.butterfly_authorize(request=request, route=ADMIN_PROBE)
+        verdict = decision is None or decision is True
+        request.ctx[CTX_IS_ADMIN] = verdict
+    return verdict
 
 
 @hookimpl(trylast=True)

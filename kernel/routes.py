@@ -3,6 +3,9 @@
 Plugins add routes through ``butterfly_register_routes(register, kernel)``; the
 ``register`` callback is :meth:`RouteTable.register`. A duplicate path is an error
 that names both owners.
+
+A state change never runs on a safe method: an admin route registered without
+``methods`` accepts ``POST`` only; admin reads pass ``methods=("GET", "HEAD")``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ if TYPE_CHECKING:
     from kernel.response import Response
 
 Protocol = Callable[["Request", "Route"], "Response"]
+#: Methods that must never change state (RFC 9110 §9.2.1); the CSRF check skips them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: What an admin route accepts when it names no methods.
+ADMIN_DEFAULT_METHODS = frozenset({"POST"})
 
 
 def call_endpoint(request: Request, route: Route) -> Response:
@@ -40,7 +47,7 @@ class Route:
     :param endpoint: the user's function (or a plain ``request -> Response`` callable)
     :param protocol: ``(request, route) -> Response``; calls ``endpoint`` its way
     :param kind: short protocol name for listings (``json``, ``http``, ``file``, ...)
-    :param methods: allowed HTTP methods, ``None`` for any
+    :param methods: allowed HTTP methods, ``None`` for any (an admin route always has a set)
     :param admin: only admins may call it (loopback only without the auth plugin)
     :param plugin: the plugin that registered it
     :param prefix: match every path under ``path`` (used for static files)
@@ -56,6 +63,11 @@ class Route:
     plugin: str = ""
     prefix: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepts_safe_method(self) -> bool:
+        """True when a GET, HEAD or OPTIONS request reaches the endpoint."""
+        return self.methods is None or not self.methods.isdisjoint(SAFE_METHODS)
 
     @property
     def name(self) -> str:
@@ -86,17 +98,22 @@ class RouteTable:
     ) -> Route:
         """Add a route; see :class:`Route` for the parameters.
 
+        An admin route without ``methods`` accepts ``POST`` only.
+
         :raises ConfigError: when ``path`` is not absolute or is already taken
         """
         if not path.startswith("/"):
             raise ConfigError(f"route path must start with '/': {path!r}")
         key = path if prefix else normalize_path(path)
+        allowed = frozenset(m.upper() for m in methods) if methods else None
+        if admin and allowed is None:
+            allowed = ADMIN_DEFAULT_METHODS
         route = Route(
             key,
             endpoint,
             protocol or call_endpoint,
             kind,
-            frozenset(m.upper() for m in methods) if methods else None,
+            allowed,
             admin,
             plugin,
             prefix,

@@ -27,7 +27,7 @@ class Recorder:
         register("/t/ok", lambda request: Response.json({"stat": "OK", "n": 1}))
         register("/t/boom", self.boom)
         register("/t/bad", self.bad)
-        register("/t/admin", lambda request: Response.json({"stat": "OK"}), admin=True)
+        register("/t/admin", lambda request: Response.json({"stat": "OK"}), methods=("GET",), admin=True)
         register("/t/post", lambda request: Response.json({"stat": "OK"}), methods=["POST"])
 
     def boom(self, request):

@@ -24,8 +24,15 @@ DEMO_RELATIVE = "demo/butterfly-demo.html"
 
 
 def _download_dir(kernel) -> Path:
-    """The router's resolved ``[router] download_dir`` (an absolute path)."""
-    return Path(kernel.extensions["router"].download_dir)
+    """The router's resolved ``[router] download_dir`` (an absolute path).
+
+    The default lies inside ``[server] data_dir``; the kernel creates that one
+    (private, mode 0700) before anything is written below it.
+    """
+    directory = Path(kernel.extensions["router"].download_dir)
+    if directory.is_relative_to(kernel.data_dir) and not kernel.data_dir.exists():
+        kernel.ensure_data_dir()
+    return directory
 
 
 def _ensure_demo_file(download_dir: Path) -> None:

@@ -6,18 +6,28 @@
                         |                    |
                         +-----rollback-------+--> rolled_back
 
-``/demo_fsm/create?ticket=CHG-1&title=...`` → ``/demo_fsm/fire?ticket=CHG-1&event=approve``
-→ ``/demo_fsm/get?ticket=CHG-1`` (state, allowed events and every transition with
-who and when, from the wuxing history). An event the current state does not allow
-answers ``ERR_INVALID_TRANSITION`` and changes nothing. The namespace, section and
-ticket instances are created through the in-process wuxing API on first use.
-Writes (``create``, ``fire``) are admin routes: loopback only without butterfly-auth.
+``POST /demo_fsm/create ticket=CHG-1 title=...`` → ``POST /demo_fsm/fire ticket=CHG-1
+event=approve`` → ``GET /demo_fsm/get?ticket=CHG-1`` (state, allowed events and every
+transition with who and when, from the wuxing history). An event the current state
+does not allow answers ``ERR_INVALID_TRANSITION`` and changes nothing. The namespace,
+section and ticket instances are created through the in-process wuxing API on the
+first ``create``. Writes (``create``, ``fire``) are admin routes and POST only, so a
+link or an image cannot fire them; without butterfly-auth they answer loopback
+clients only.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import MaxLen, MinLen
 
 from butterfly_router import api, retstat
 from butterfly_wuxing import WuxingError, wuxing_of
+
+#: A ticket name: a wuxing instance name (1–64 characters).
+Ticket = Annotated[str, MinLen(1), MaxLen(64)]
+#: A title: a wuxing ``string`` item (at most 128 characters).
+Title = Annotated[str, MaxLen(128)]
+WRITE = {"admin": True, "methods": ("POST",)}
 
 NAMESPACE, SECTION, VERSION = "demo_fsm", "change_ticket", "1"
 STATE_ITEM, TITLE_ITEM = "state", "title"
@@ -40,6 +50,7 @@ STAT_MAP = {
 
 
 def _wuxing(req):
+    """The wuxing API, with the demo's section created on first use (writes only)."""
     wuxing = wuxing_of(req.kernel)
     wuxing.ensure_section(
         NAMESPACE,
@@ -67,8 +78,8 @@ def allowed_events(state: str) -> list[str]:
     return sorted(event for event, moves in TRANSITIONS.items() if state in moves)
 
 
-@api(admin=True)
-def create(req, ticket: str, title: str = ""):
+@api(**WRITE)
+def create(req, ticket: Ticket, title: Title = ""):
     """Open a ticket in state ``new``.
 
     :param ticket: the ticket name (1–64 characters)
@@ -82,8 +93,8 @@ def create(req, ticket: str, title: str = ""):
     return retstat.OK, {"ticket": ticket, "state": "new", "allowed_events": allowed_events("new")}
 
 
-@api(admin=True)
-def fire(req, ticket: str, event: Literal["approve", "deploy", "rollback"]):
+@api(**WRITE)
+def fire(req, ticket: Ticket, event: Literal["approve", "deploy", "rollback"]):
     """Apply ``event`` to the ticket.
 
     The state is written with compare-and-set against the state just read, so two
@@ -109,13 +120,17 @@ def fire(req, ticket: str, event: Literal["approve", "deploy", "rollback"]):
     return retstat.OK, {"ticket": ticket, "from": state, "state": target, "allowed_events": allowed_events(target)}
 
 
-def get(req, ticket: str):
+@api(methods=("GET", "HEAD"))
+def get(req, ticket: Ticket):
     """The ticket's state, allowed events and transition history (oldest first).
+
+    A read: it never creates the demo's section (a ticket that was never created
+    is ``ERR_TICKET_NOT_FOUND``).
 
     :return: ``{"stat": "OK", "ticket", "title", "state", "allowed_events",
         "history": [{"from", "to", "user", "time"}]}``; ``ERR_TICKET_NOT_FOUND``
     """
-    wuxing = _wuxing(req)
+    wuxing = wuxing_of(req.kernel)
     try:
         detail = wuxing.instance_get(NAMESPACE, ticket, value_format="detail")
         state = detail[STATE_ITEM]["item_value"]

@@ -4,13 +4,15 @@ The level itself belongs to the trace plugin, which serves it admin-only at
 ``/_trace/loglevel``. These handlers go through that very route in-process
 (``req.kernel.call``), so the level logic and its audit line live in one place;
 the inner call's access-log line carries this request's reqid as its parent.
-Both handlers are admin routes, like the trace endpoint they front.
+Both handlers are admin routes, like the trace endpoint they front: ``loglevel_get``
+is a read (GET), ``loglevel_set`` a write (POST only).
 """
 
 import logging
-from typing import Literal
+from typing import Annotated, Literal
 
 import structlog
+from annotated_types import MaxLen
 
 from butterfly_router import api, retstat
 
@@ -27,7 +29,7 @@ def _trace_loglevel(req, params):
     return data.pop("stat", retstat.ERR), data
 
 
-@api(admin=True)
+@api(admin=True, methods=("GET", "HEAD"))
 def loglevel_get(req):
     """``/demo_log/loglevel_get`` → ``{"stat": "OK", "level": "INFO"}`` (the root logger's level).
 
@@ -51,7 +53,7 @@ def loglevel_set(req, level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITI
     return _trace_loglevel(req, {"level": level})
 
 
-def emit(req, message: str = "hello from demo_log"):
+def emit(req, message: Annotated[str, MaxLen(200)] = "hello from demo_log"):
     """``/demo_log/emit?message=x``: log ``message`` at DEBUG, INFO and WARNING.
 
     Look in ``logs/app.log``: after ``loglevel_set level=DEBUG`` the DEBUG line
@@ -61,8 +63,6 @@ def emit(req, message: str = "hello from demo_log"):
     :param message: the text to log (at most 200 characters)
     :return: ``(stat, data)`` with ``enabled``: the level names that were written
     """
-    if len(message) > 200:
-        return retstat.ERR_BAD_PARAMS, {"errors": [{"param": "message", "reason": "at most 200 characters"}]}
     root = logging.getLogger()
     enabled = [name for name in ("DEBUG", "INFO", "WARNING") if root.isEnabledFor(getattr(logging, name))]
     log.debug(message, demo="debug")

@@ -72,7 +72,7 @@ def render(report) -> str:
     )
 
 
-@http(admin=True)
+@http(admin=True, methods=("GET", "HEAD"))
 def log(req, days: int = 30):
     """``/demo_template/log?days=30`` → the access-log report (HTML).
 

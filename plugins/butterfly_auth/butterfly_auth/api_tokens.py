@@ -4,6 +4,9 @@ A token looks like ``bf_<43 url-safe characters>`` (256 random bits); the ``bf_`
 prefix tells it apart from a JWT in ``Authorization: Bearer``. SHA-256 (no salt,
 no stretching) is enough for secrets with this much entropy, and lets the token
 be found by its hash.
+
+A token records its user's ``token_version`` when it is made: a password change or
+disabling the user (both bump the version) voids it, and deleting the user deletes it.
 """
 
 from __future__ import annotations
@@ -39,11 +42,15 @@ class TokenInfo:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    #: False once a password change or disabling the user voided the token.
+    current: bool = True
 
     @property
     def usable(self) -> bool:
-        """Not revoked and not expired."""
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > models.utcnow())
+        """Not revoked, not expired and not voided by a password change or a disabled user."""
+        return (
+            self.current and self.revoked_at is None and (self.expires_at is None or self.expires_at > models.utcnow())
+        )
 
 
 def hash_token(token: str) -> str:
@@ -72,6 +79,7 @@ def _token_info(row) -> TokenInfo:
         row.expires_at,
         row.revoked_at,
         row.last_used_at,
+        row.user.active and row.user_version == row.user.token_version,
     )
 
 
@@ -102,6 +110,7 @@ def create_token(
             prefix=token[:SHOWN_PREFIX_LENGTH],
             label=label or "",
             user=user,
+            user_version=user.token_version,
             expires_at=expires_at,
         )
         row.flush()
@@ -146,7 +155,9 @@ def resolve_token(kernel: Kernel, token: str) -> UserInfo | None:
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
         now = models.utcnow()
-        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now) or not row.user.active:
+        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            return None
+        if not row.user.active or row.user_version != row.user.token_version:
             return None
         # PERF: write last_used_at at most once a minute per token.
         if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):

@@ -57,7 +57,7 @@ def stage_private_file(path: Path, text: str) -> Path:
     :param text: the content
     :return: the temporary file; :func:`os.replace` it onto ``path``, or unlink it
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "w", encoding="ascii") as handle:

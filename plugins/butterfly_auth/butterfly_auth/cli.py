@@ -25,14 +25,26 @@ def add_commands(subparsers) -> None:
 
     add = commands.add_parser("add-user", help="create a user")
     add.add_argument("name")
-    add.add_argument("--password", help="the password (prompted when omitted)")
+    _password_options(add)
     add.add_argument("--role", action="append", default=[], help="a role to grant (repeatable), e.g. admin")
     add.set_defaults(run=cmd_add_user)
 
-    passwd = commands.add_parser("set-password", help="change a password (ends the user's sessions)")
+    passwd = commands.add_parser("set-password", help="change a password (ends the user's sessions and API tokens)")
     passwd.add_argument("name")
-    passwd.add_argument("--password", help="the new password (prompted when omitted)")
+    _password_options(passwd)
     passwd.set_defaults(run=cmd_set_password)
+
+    delete = commands.add_parser("delete-user", help="delete a user, their API tokens and sessions")
+    delete.add_argument("name")
+    delete.set_defaults(run=cmd_delete_user)
+
+    disable = commands.add_parser("disable-user", help="refuse a user's logins; ends their sessions and API tokens")
+    disable.add_argument("name")
+    disable.set_defaults(run=lambda args: cmd_set_active(args, False))
+
+    enable = commands.add_parser("enable-user", help="let a disabled user log in again (old sessions stay ended)")
+    enable.add_argument("name")
+    enable.set_defaults(run=lambda args: cmd_set_active(args, True))
 
     roles = commands.add_parser("set-roles", help="replace a user's roles")
     roles.add_argument("name")
@@ -63,11 +75,32 @@ def _kernel(args: argparse.Namespace):
     return load_kernel(args)
 
 
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument(
+        "--password", help="the password (visible to other local users in the process list; prefer the prompt)"
+    )
+    given.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of standard input"
+    )
+
+
 def _password(args: argparse.Namespace) -> str:
+    """The password from ``--password-stdin``, ``--password``, or asked twice on a terminal.
+
+    :raises users.AuthError: nothing on stdin, no terminal to ask on, or the two entries differ
+    """
+    if args.password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise users.AuthError("--password-stdin: standard input held no password")
+        return line
     if args.password is not None:
         return args.password
+    if not sys.stdin.isatty():
+        raise users.AuthError("no password given: pass --password-stdin, or run on a terminal to be asked")
     first = getpass.getpass("Password: ")
-    if sys.stdin.isatty() and getpass.getpass("Repeat password: ") != first:
+    if getpass.getpass("Repeat password: ") != first:
         raise users.AuthError("the passwords do not match")
     return first
 
@@ -94,7 +127,30 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         user = users.set_password(_kernel(args), args.name, _password(args))
     except users.AuthError as exc:
         return _fail(exc)
-    print(f"password changed for {user.name}; their sessions have ended")
+    print(f"password changed for {user.name}; their sessions and API tokens have ended")
+    return 0
+
+
+def cmd_delete_user(args: argparse.Namespace) -> int:
+    """``butterfly auth delete-user NAME``: the user, their API tokens and every session end."""
+    try:
+        user = users.delete_user(_kernel(args), args.name)
+    except users.AuthError as exc:
+        return _fail(exc)
+    print(f"deleted user {user.name}; their sessions and API tokens have ended")
+    return 0
+
+
+def cmd_set_active(args: argparse.Namespace, active: bool) -> int:
+    """``butterfly auth disable-user NAME`` / ``enable-user NAME``."""
+    try:
+        user = users.set_active(_kernel(args), args.name, active)
+    except users.AuthError as exc:
+        return _fail(exc)
+    if active:
+        print(f"enabled user {user.name}; they can log in again")
+    else:
+        print(f"disabled user {user.name}; their sessions and API tokens have ended")
     return 0
 
 
@@ -137,7 +193,9 @@ def cmd_list_tokens(args: argparse.Namespace) -> int:
     rows = api_tokens.list_tokens(_kernel(args), args.name)
     print(f"{'ID':>5} {'USER':<20} {'PREFIX':<12} {'STATE':<8} {'EXPIRES':<17} LABEL")
     for info in rows:
-        state = "revoked" if info.revoked_at else ("active" if info.usable else "expired")
+        state = (
+            "revoked" if info.revoked_at else "ended" if not info.current else "active" if info.usable else "expired"
+        )
         expires = f"{info.expires_at:%Y-%m-%d %H:%M}" if info.expires_at else "-"
         print(f"{info.id:>5} {info.user:<20} {info.prefix + '…':<12} {state:<8} {expires:<17} {info.label}")
     return 0

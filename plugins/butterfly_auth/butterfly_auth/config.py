@@ -222,7 +222,7 @@ def load_or_create_secret(path: Path) -> str:
     :return: the secret
     :raises ConfigError: when the file exists but is unusable
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         # NOTE: write a private temp file, then link it into place: link() fails when
         # another process won the race, and nobody ever reads a half-written key.

@@ -1,7 +1,7 @@
 """CSRF defence for cookie-authenticated writes.
 
-A state-changing request (POST, PUT, PATCH, DELETE) that is authenticated by the
-session cookie passes when either
+Every cookie-authenticated request whose method is not GET, HEAD or OPTIONS (POST,
+PUT, PATCH, DELETE and any other, ``PROPFIND`` included) passes only when either
 
 * its ``Origin`` (or, without one, its ``Referer``) names the request's own
   ``Host`` or one of ``[auth] trusted_origins``, or
@@ -9,6 +9,8 @@ session cookie passes when either
   value is in the readable ``<cookie_name>_csrf`` cookie and the login reply).
 
 Bearer-authenticated requests are exempt: a browser never adds that header by itself.
+Safe methods are exempt because no route changes state on them (admin routes without
+``methods`` accept POST only; see :mod:`kernel.routes`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from urllib.parse import urlsplit
 
 from butterfly_auth.config import state_of
 from butterfly_auth.sessions import csrf_token_for
+from kernel.routes import SAFE_METHODS
 
 if TYPE_CHECKING:
     from butterfly_auth.identity import Identity
     from kernel import Request
 
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TOKEN_HEADER = "X-CSRF-Token"
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 
@@ -76,7 +78,7 @@ def check(request: Request, identity: Identity, method: str | None = None) -> st
         passes the original request's method)
     """
     method = (method or request.method).upper()
-    if identity.via != "cookie" or method not in UNSAFE_METHODS:
+    if identity.via != "cookie" or method in SAFE_METHODS:
         return ""
     sent = request.header(TOKEN_HEADER)
     if sent and identity.claims is not None:

@@ -66,11 +66,11 @@ def resolve_session(kernel: Kernel, token: str) -> tuple[users.UserInfo | None, 
     claims = sessions.decode(kernel, token)
     if claims is None:
         return None, None, "invalid or expired token"
-    user = users.get_user(kernel, claims["sub"])
+    user = users.get_user_by_uid(kernel, claims["sub"])
     if user is None or not user.active:
         return None, None, "unknown or disabled user"
     if user.token_version != claims["ver"]:
-        return None, None, "session ended by a password change"
+        return None, None, "session ended by a password change or a disabled account"
     if sessions.is_revoked(kernel, claims["jti"]):
         return None, None, "session logged out"
     return user, claims, ""

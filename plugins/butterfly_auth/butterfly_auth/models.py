@@ -6,6 +6,7 @@ Entity names carry an ``Auth`` prefix because every plugin shares one pony
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 from pony.orm import Optional, PrimaryKey, Required, Set
@@ -21,6 +22,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def new_user_uid() -> str:
+    """A fresh user id: 128 random bits in hex, so no id is ever handed out twice."""
+    return secrets.token_hex(16)
+
+
 def define_entities(db) -> None:
     """Declare the auth entities on the shared pony ``db``.
 
@@ -33,10 +39,15 @@ def define_entities(db) -> None:
 
         _table_ = "auth_user"
         id = PrimaryKey(int, auto=True)
+        #: What sessions name (JWT ``sub``): random and immutable. Not the name (a user
+        #: deleted and re-created under it is someone else) and not ``id`` (SQLite and
+        #: older MySQL hand a deleted row's id out again).
+        uid = Required(str, 32, unique=True, default=new_user_uid)
         name = Required(str, 64, unique=True)
         password_hash = Required(str, 255)
         active = Required(bool, default=True)
-        #: Bumped by a password change: every session token issued before is void.
+        #: Bumped by a password change and by disabling or enabling the user: every
+        #: session JWT and API token issued before carries an older value and is void.
         token_version = Required(int, default=0)
         created_at = Required(datetime, default=utcnow)
         roles = Set("AuthRole", table="auth_user_role")
@@ -60,6 +71,8 @@ def define_entities(db) -> None:
         prefix = Required(str, 16)
         label = Optional(str, 100)
         user = Required(AuthUser)
+        #: The user's ``token_version`` when the token was made; a later bump voids it.
+        user_version = Required(int, default=0)
         created_at = Required(datetime, default=utcnow)
         expires_at = Optional(datetime)
         revoked_at = Optional(datetime)

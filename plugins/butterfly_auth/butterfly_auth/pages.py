@@ -85,6 +85,21 @@ def safe_next(value: Any, default: str = "/") -> str:
     return value
 
 
+#: Characters a ``Location`` path keeps as they are: the URL delimiters and ``%`` (so
+#: an already percent-encoded path is not encoded twice).
+LOCATION_SAFE = "/?#&=+,;:@!$'()*[]%~"
+
+
+def location_of(path: str) -> str:
+    """``path`` (from :func:`safe_next`) as a ``Location`` value: ASCII, percent-encoded.
+
+    Header values must be Latin-1; ``/中文`` becomes ``/%E4%B8%AD%E6%96%87``, which
+    the browser shows as the same path. Encoding never adds a ``/`` or ``\\``, so a
+    same-site path stays same-site.
+    """
+    return quote(path, safe=LOCATION_SAFE)
+
+
 def current_target(request: Request) -> str:
     """The path and query of ``request``, for ``?next=``."""
     query = request.environ.get("QUERY_STRING", "")

@@ -52,5 +52,5 @@ def butterfly_authorize(request, route):
 
 @hookimpl
 def butterfly_add_commands(subparsers):
-    """``butterfly auth add-user|set-password|set-roles|list-users|add-token|list-tokens|revoke-token``."""
+    """``butterfly auth add-user|set-password|delete-user|disable-user|enable-user|set-roles|list-users|...``."""
     cli.add_commands(subparsers)

@@ -1,10 +1,13 @@
 """Session tokens: HS256 JWTs issued at login, revocable server-side.
 
-A JWT carries ``sub`` (user name), ``jti`` (random id), ``iat``/``exp`` and ``ver``
-(the user's token version). It is accepted only when the signature checks with
-the configured secret under HS256 exactly (``alg: none`` and every other algorithm
-are refused), it has not expired, its ``jti`` is not on the logout denylist, and
-``ver`` still matches the user (a password change voids older sessions).
+A JWT carries ``sub`` (the user's immutable, never reused ``uid`` — not the name),
+``name`` (for display only), ``jti`` (random id), ``iat``/``exp`` and ``ver`` (the
+user's token version). It is accepted only when the signature checks with the
+configured secret under HS256 exactly (``alg: none`` and every other algorithm are
+refused), it has not expired, its ``jti`` is not on the logout denylist, the user
+with that ``uid`` still exists and is active, and ``ver`` still matches theirs (a
+password change, or disabling the user, voids older sessions; deleting the user, or
+re-creating one under the same name, leaves no user with that ``uid``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from butterfly_auth import models
 from butterfly_auth.config import state_of
 
 if TYPE_CHECKING:
+    from butterfly_auth.users import UserInfo
     from kernel import Kernel
 
 ALGORITHM = "HS256"
@@ -52,17 +56,17 @@ def csrf_token_for(kernel: Kernel, jti: str) -> str:
     return hmac.new(secret, b"csrf:" + jti.encode(), hashlib.sha256).hexdigest()
 
 
-def issue(kernel: Kernel, user_name: str, token_version: int, *, ttl: int | None = None) -> Session:
-    """Sign a session JWT for ``user_name``.
+def issue(kernel: Kernel, user: UserInfo, *, ttl: int | None = None) -> Session:
+    """Sign a session JWT for ``user`` (bound to its ``uid`` and current token version).
 
-    :param token_version: the user's current token version
+    :param user: the user, as :mod:`butterfly_auth.users` returns it
     :param ttl: lifetime in seconds (default ``[auth] token_ttl``)
     """
     state = state_of(kernel)
     now = int(time.time())
     expires_at = now + (ttl if ttl is not None else state.config.token_ttl)
     jti = uuid.uuid4().hex
-    claims = {"sub": user_name, "jti": jti, "iat": now, "exp": expires_at, "ver": token_version}
+    claims = {"sub": user.uid, "name": user.name, "jti": jti, "iat": now, "exp": expires_at, "ver": user.token_version}
     token = jwt.encode(claims, state.secret, algorithm=ALGORITHM)
     return Session(token, jti, expires_at, csrf_token_for(kernel, jti))
 

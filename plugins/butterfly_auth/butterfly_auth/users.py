@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from kernel import Kernel
 
 ADMIN_ROLE = "admin"
+#: The longest password accepted; a longer one fails a login without being hashed.
+MAX_PASSWORD_LENGTH = 1024
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 ROLE_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
@@ -35,13 +37,22 @@ class AuthError(ButterflyError):
 
 @dataclass(frozen=True)
 class UserInfo:
-    """A user as the rest of the plugin sees it."""
+    """A user as the rest of the plugin sees it.
+
+    :param name: the login name (may be given to another user after a delete)
+    :param roles: role names, sorted
+    :param active: a disabled user cannot log in and their credentials stop working
+    :param token_version: sessions and API tokens carrying another value are void
+    :param created_at: naive UTC
+    :param uid: the immutable, never reused id that sessions are bound to
+    """
 
     name: str
     roles: tuple[str, ...]
     active: bool
     token_version: int
     created_at: datetime
+    uid: str = ""
 
     def has_role(self, role: str) -> bool:
         """True when the user holds ``role``; the admin role holds every role."""
@@ -62,7 +73,12 @@ def _db(kernel: Kernel):
 def user_info(user) -> UserInfo:
     """A pony ``AuthUser`` as a plain :class:`UserInfo` (inside a db_session)."""
     return UserInfo(
-        user.name, tuple(sorted(role.name for role in user.roles)), user.active, user.token_version, user.created_at
+        user.name,
+        tuple(sorted(role.name for role in user.roles)),
+        user.active,
+        user.token_version,
+        user.created_at,
+        user.uid,
     )
 
 
@@ -78,8 +94,8 @@ def check_password(kernel: Kernel, password: str) -> str:
     minimum = state_of(kernel).config.min_password_length
     if not isinstance(password, str) or len(password) < minimum:
         raise AuthError(f"password too short: at least {minimum} characters")
-    if len(password) > 1024:
-        raise AuthError("password too long: at most 1024 characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AuthError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
     return password
 
 
@@ -154,7 +170,7 @@ def has_users(kernel: Kernel) -> bool:
 
 
 def set_password(kernel: Kernel, name: str, password: str) -> UserInfo:
-    """Change a password and end every session the user had (token version bump).
+    """Change a password and end every session and API token the user had (version bump).
 
     :raises AuthError: unknown user or bad password
     """
@@ -181,12 +197,37 @@ def set_roles(kernel: Kernel, name: str, roles: Iterable[str]) -> UserInfo:
 
 
 def set_active(kernel: Kernel, name: str, active: bool) -> UserInfo:
-    """Enable or disable a user; a disabled user's sessions and API tokens stop working."""
+    """Enable or disable a user.
+
+    Disabling ends every session and API token the user had, for good: the version
+    bump means enabling the user again does not bring them back.
+
+    :raises AuthError: unknown user
+    """
     db = _db(kernel)
     with db_session:
         user = _get(db, name)
-        user.active = bool(active)
+        if user.active != bool(active):
+            user.active = bool(active)
+            user.token_version += 1
         return user_info(user)
+
+
+def delete_user(kernel: Kernel, name: str) -> UserInfo:
+    """Delete a user with their API tokens and role grants.
+
+    Their sessions end: a JWT names the user's random ``uid``, which no later user
+    (not even one re-created under the same name) ever gets.
+
+    :return: the deleted user as it was
+    :raises AuthError: unknown user
+    """
+    db = _db(kernel)
+    with db_session:
+        user = _get(db, name)
+        info = user_info(user)
+        user.delete()  # NOTE: pony cascades to the user's AuthApiToken rows (a Required reverse)
+        return info
 
 
 def list_users(kernel: Kernel) -> list[UserInfo]:
@@ -200,7 +241,17 @@ def get_user(kernel: Kernel, name: str) -> UserInfo | None:
     """The user called ``name``, or ``None``."""
     db = _db(kernel)
     with db_session:
-        user = db.entities[models.USER].get(name=name) if isinstance(name, str) else None
+        user = db.entities[models.USER].get(name=name) if isinstance(name, str) and USER_NAME.match(name) else None
+        return user_info(user) if user is not None else None
+
+
+def get_user_by_uid(kernel: Kernel, uid: str) -> UserInfo | None:
+    """The user whose immutable id is ``uid``, or ``None`` (deleted, or never existed)."""
+    if not isinstance(uid, str) or not 1 <= len(uid) <= 32:
+        return None
+    db = _db(kernel)
+    with db_session:
+        user = db.entities[models.USER].get(uid=uid)
         return user_info(user) if user is not None else None
 
 
@@ -208,8 +259,11 @@ def verify_credentials(kernel: Kernel, name: str, password: str) -> UserInfo | N
     """The active user whose password matches, else ``None``.
 
     Unknown users cost one argon2 verification too, so timing does not tell
-    which user names exist.
+    which user names exist. A password longer than any that can be set fails at
+    once (hashing a megabyte would only cost the server).
     """
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
+        return None
     db = _db(kernel)
     ph, dummy_hash = state_of(kernel).password_hasher()
     with db_session:

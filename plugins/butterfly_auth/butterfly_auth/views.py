@@ -6,13 +6,14 @@ with the same decorators user handlers use, so the policy treats them alike.
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from butterfly_auth import api_tokens, csrf, sessions, users
 from butterfly_auth.config import state_of
 from butterfly_auth.decorators import login_required
 from butterfly_auth.identity import identify
-from butterfly_auth.pages import LOGIN_PATH, accepts_html, render_page, safe_next
+from butterfly_auth.pages import LOGIN_PATH, accepts_html, location_of, render_page, safe_next
 from butterfly_auth.policy import unauthenticated
 from kernel import BadRequest, Forbidden, Response, TooManyRequests, Unauthorized
 from kernel.request import FORM_TYPE
@@ -21,6 +22,45 @@ if TYPE_CHECKING:
     from kernel import Request
 
 GENERIC_FAILURE = "invalid user name or password"
+#: The longest API token lifetime ``POST /auth/tokens`` accepts (ten years).
+MAX_TOKEN_SECONDS = 10 * 366 * 86400
+#: Ids of the auth tables are 32-bit (pony's default integer primary key).
+MAX_ID = 2**31 - 1
+
+
+def name_fingerprint(kernel, name: str) -> str:
+    """A short keyed digest of a submitted user name, for logs (``#3f9a0c1b2d4e``).
+
+    Equal names give equal fingerprints, so repeated tries show up, but the name
+    itself (often a password typed into the wrong field) is never written down, and
+    without the server's secret a guess cannot be checked against it.
+    """
+    digest = hmac.new(state_of(kernel).secret.encode(), b"login-name:" + name.encode("utf-8", "replace"), "sha256")
+    return "#" + digest.hexdigest()[:12]
+
+
+def limit_key(kernel, name: str) -> str:
+    """The rate-limit key of a submitted user name (a fingerprint when it cannot be a user name)."""
+    if users.USER_NAME.match(name):
+        return "user:" + name.lower()
+    # NOTE: a megabyte of "name" must not become a megabyte of limiter key.
+    return "user:" + name_fingerprint(kernel, name)
+
+
+def note_failed_login(request: Request, name: str) -> None:
+    """Record a failed login for the access log without writing down an unknown name.
+
+    A name that belongs to a user is logged as is; any other is replaced, in the
+    ``res`` note and in the logged parameters, by :func:`name_fingerprint`.
+    """
+    shown = name[:64] if name and users.get_user(request.kernel, name) is not None else None
+    if shown is None:
+        shown = name_fingerprint(request.kernel, name) if name else "-"
+        params = request.parsed_params()
+        if params is not None and "username" in params:
+            # NOTE: the access log writes the parsed parameters when the request ends.
+            params["username"] = shown
+    request.res.append(f"login failed: {shown}")
 
 
 def _json(data: dict[str, Any], status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -41,19 +81,26 @@ def _text_param(params: dict[str, Any], name: str, errors: list[dict[str, str]],
     return value
 
 
-def _int_param(params: dict[str, Any], name: str) -> int | None:
+def _int_param(params: dict[str, Any], name: str, low: int = 1, high: int = MAX_ID) -> int | None:
     value = params.get(name)
     if value in (None, ""):
         return None
     try:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, str) and len(value) > 20):
             raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise BadRequest(
             f"{name} must be an integer",
-            data={"errors": [{"param": name, "reason": f"expected an integer, got {value!r}"}]},
+            data={"errors": [{"param": name, "reason": f"expected an integer, got {shown}"}]},
         ) from None
+    if not low <= number <= high:
+        raise BadRequest(
+            f"{name} out of range",
+            data={"errors": [{"param": name, "reason": f"must be between {low} and {high}"}]},
+        )
+    return number
 
 
 def _cookie(name: str, value: str, max_age: int, *, http_only: bool, request: Request) -> tuple[str, str]:
@@ -116,10 +163,12 @@ def login(request: Request) -> Response:
     next_path = safe_next(params.get("next"))
     if errors and not browser:
         raise BadRequest("username and password are required", data={"errors": errors})
-    limiter = state_of(request.kernel).limiter
-    keys = (f"user:{name.lower()}", f"ip:{request.client_ip}")
-    wait = limiter.retry_after(*keys)
-    if wait:
+    kernel = request.kernel
+    limiter = state_of(kernel).limiter
+    keys = (limit_key(kernel, name), f"ip:{request.client_ip}")
+    # NOTE: reserve the attempt before the slow hash; see butterfly_auth.ratelimit.
+    reservation, wait = limiter.reserve(*keys)
+    if reservation is None:
         if browser:
             return render_page(
                 "login.html",
@@ -131,21 +180,20 @@ def login(request: Request) -> Response:
                 error=f"Too many failed logins. Try again in {wait} s.",
             )
         raise TooManyRequests("too many failed logins", headers=[("Retry-After", str(wait))])
-    user = users.verify_credentials(request.kernel, name, password) if not errors else None
+    user = users.verify_credentials(kernel, name, password) if not errors else None
     if user is None:
-        limiter.record_failure(*keys)
-        request.res.append(f"login failed: {name[:64]}")
+        note_failed_login(request, name)  # the reservation stays counted as the failure
         if browser:
             return render_page(
                 "login.html", 401, user=None, next=next_path, username=name, error="Invalid user name or password."
             )
         raise Unauthorized(GENERIC_FAILURE)
-    limiter.reset(keys[0])
-    session = sessions.issue(request.kernel, user.name, user.token_version)
+    limiter.succeeded(reservation, forget=(keys[0],))
+    session = sessions.issue(kernel, user)
     request.user = user.name
     cookies = session_cookies(request, session)
     if browser:
-        return Response(303, [("Location", next_path), ("Cache-Control", "no-store"), *cookies])
+        return Response(303, [("Location", location_of(next_path)), ("Cache-Control", "no-store"), *cookies])
     return _json(
         {
             "token": session.token,
@@ -247,7 +295,10 @@ def tokens(request: Request) -> Response:
         raise BadRequest("bad label", data={"errors": errors})
     try:
         token, info = api_tokens.create_token(
-            request.kernel, identity.name, label=label, expires_in=_int_param(params, "expires_in")
+            request.kernel,
+            identity.name,
+            label=label,
+            expires_in=_int_param(params, "expires_in", 1, MAX_TOKEN_SECONDS),
         )
     except users.AuthError as exc:
         raise users.http_error(exc) from None

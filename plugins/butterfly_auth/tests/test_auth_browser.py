@@ -23,7 +23,7 @@ class Dashboard:
 
     @hookimpl
     def butterfly_register_routes(self, register):
-        register("/t/dashboard", dashboard, kind="html", admin=True)
+        register("/t/dashboard", dashboard, kind="html", methods=("GET", "HEAD"), admin=True)
 
 
 @pytest.mark.slow

@@ -43,8 +43,9 @@ class DemoRoutes:
         register("/t/whoami", whoami, kind="json")
         register("/t/ops", ops_only, kind="json")
         register("/t/open", open_to_all, kind="json")
-        register("/t/admin", admin_console, kind="html", admin=True)
-        register("/t/admin_ops", admin_and_ops, kind="json", admin=True)
+        register("/t/admin", admin_console, kind="html", methods=("GET", "HEAD", "POST"), admin=True)
+        register("/t/admin_ops", admin_and_ops, kind="json", methods=("GET",), admin=True)
+        register("/t/admin_write", admin_console, kind="json", admin=True)  # no methods: POST only
 
 
 @pytest.fixture
@@ -76,6 +77,15 @@ def test_marks_and_admin_routes(setup, auth_header):
     assert reply["user"] == names["ops"] and reply["roles"] == ["ops"]
     denied = client.get("/t/whoami")
     assert denied.json()["stat"] == "ERR_UNAUTHORIZED" and denied.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_an_admin_route_without_methods_is_post_only(setup, auth_header):
+    kernel, client, _, tokens = setup
+    admin = auth_header(tokens["admin"])
+    assert kernel.routes.lookup("/t/admin_write").methods == {"POST"}
+    refused = client.get("/t/admin_write", headers=admin)
+    assert refused.status == 405 and refused.headers["allow"] == "POST"
+    assert client.post("/t/admin_write", headers=admin).status == 200
 
 
 def test_admin_routes_need_the_role_from_loopback_too(setup, auth_header):
@@ -156,6 +166,12 @@ def test_csrf_cookie_writes_need_same_origin_or_token(setup):
     assert client.post("/t/whoami", headers={**cookie, "Origin": same}).status == 200
     assert client.post("/t/whoami", headers={**cookie, "Referer": same + "/canghai/"}).status == 200
     assert client.request("DELETE", "/t/whoami", headers={**cookie, "X-CSRF-Token": csrf_token}).status == 200
+    # every method but GET/HEAD/OPTIONS is checked, not just the four usual writes
+    for method in ("PROPFIND", "MKCOL", "LOCK", "PURGE"):
+        assert client.request(method, "/t/whoami", headers={**cookie, "Origin": "https://evil.example"}).status == 403
+        assert client.request(method, "/t/whoami", headers={**cookie, "X-CSRF-Token": csrf_token}).status == 200
+    for method in ("GET", "HEAD", "OPTIONS"):
+        assert client.request(method, "/t/whoami", headers={**cookie, "Origin": "https://evil.example"}).status == 200
     # the same token as Bearer needs no CSRF defence: browsers never add that header themselves
     assert (
         client.post("/t/whoami", headers={"Authorization": f"Bearer {token}", "Origin": "https://evil.example"}).status

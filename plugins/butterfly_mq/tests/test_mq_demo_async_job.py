@@ -34,7 +34,7 @@ def demo_kernel(make_kernel, redis_url, prefix):
 
 def test_add_job_then_status(demo_kernel, mq):
     client = Client(demo_kernel)
-    reply = client.get("/demo_async_job/add_job", query={"n": 10}).json()
+    reply = client.post("/demo_async_job/add_job", data={"n": 10}).json()
     assert reply["stat"] == "OK"
     msg_id = reply["msg_id"]
 
@@ -50,8 +50,9 @@ def test_add_job_then_status(demo_kernel, mq):
 
 def test_bad_input_is_refused_before_queueing(demo_kernel, mq):
     client = Client(demo_kernel)
-    assert client.get("/demo_async_job/add_job", query={"n": "many"}).json()["stat"] == "ERR_BAD_PARAMS"
-    assert client.get("/demo_async_job/add_job", query={"n": -1}).json()["stat"] == "ERR_BAD_PARAMS"
+    assert client.post("/demo_async_job/add_job", data={"n": "many"}).json()["stat"] == "ERR_BAD_PARAMS"
+    assert client.post("/demo_async_job/add_job", data={"n": -1}).json()["stat"] == "ERR_BAD_PARAMS"
+    assert client.get("/demo_async_job/add_job", query={"n": 1}).status == 405  # a write: never on GET
     # the router's signature check runs at enqueue time for topics this kernel serves
     with pytest.raises(BadRequest) as caught:
         enqueue("/demo_async_job/work", {"n": "x", "extra": 1}, kernel=demo_kernel)

@@ -4,6 +4,11 @@ They only *mark* a function (the ``__butterfly_route__`` attribute) and return t
 very same function, so its signature, docstring and identity stay intact and it
 can still be called directly in tests. Each works bare (``@api``) or with options
 (``@api(admin=True, methods=("POST",))``).
+
+A state change never runs on a safe method: an admin route that does not name its
+methods accepts ``POST`` only (``@api(admin=True)``, ``@http(admin=True)``); an admin
+route that only reads declares ``methods=("GET",)``. ``@download`` keeps ``GET``/``HEAD``
+and ``@upload`` ``POST``/``PUT`` either way.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ class RouteOptions:
     :param kind: ``json`` (``@api``), ``http`` (``@http``), ``file`` (``@download``)
         or ``upload`` (``@upload``)
     :param admin: admin-only route (loopback only without the auth plugin)
-    :param methods: allowed HTTP methods, ``None`` for any
+    :param methods: allowed HTTP methods, ``None`` for any (never ``None`` on an admin route)
     """
 
     kind: str = "json"
@@ -36,6 +41,8 @@ class RouteOptions:
 
 #: What an undecorated ``req``-first function gets.
 DEFAULT_OPTIONS = RouteOptions()
+#: The methods of an admin route that names none (a write, so never a safe method).
+ADMIN_DEFAULT_METHODS = ("POST",)
 
 
 def _normalize_methods(methods: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -55,6 +62,10 @@ def _make_decorator(kind: str, default_methods: tuple[str, ...] | None, doc: str
     ) -> Any:
         if func is not None and not callable(func):
             raise TypeError(f"@{decorator.__name__} takes keyword options only, got {func!r}")
+        if admin and methods is None:
+            # NOTE: an admin route reached by GET is a CSRF hole (a link or an <img> carries
+            # the SameSite=Lax cookie); admin reads say methods=("GET",) explicitly.
+            methods = ADMIN_DEFAULT_METHODS
         options = RouteOptions(kind, bool(admin), _normalize_methods(methods))
 
         def mark(target: F) -> F:
@@ -75,7 +86,8 @@ api = _make_decorator(
 The handler returns ``stat``, ``(stat, data)`` or ``(stat, data, headers)``.
 
 :param admin: admin-only route
-:param methods: allowed HTTP methods (e.g. ``("POST",)``), default any
+:param methods: allowed HTTP methods (e.g. ``("GET",)``); default any, or ``POST``
+    only for an admin route
 :return: the same function, marked
 """,
 )
@@ -91,7 +103,7 @@ a dict/list body is sent as JSON, str/bytes as ``text/html; charset=utf-8``
 unless the headers set a Content-Type. Returning a :class:`kernel.Response` sends it as is.
 
 :param admin: admin-only route
-:param methods: allowed HTTP methods, default any
+:param methods: allowed HTTP methods; default any, or ``POST`` only for an admin route
 :return: the same function, marked
 """,
 )

@@ -6,14 +6,26 @@ open (secret-looking values in payloads, headers and env are masked). Replies ar
 
 ``payload`` and ``options`` take a JSON object (in a JSON body) or its JSON text
 (in a query string or form).
+
+Key parameters are checked by the router before the store sees them: an empty
+``job_id`` is a 400 naming it, and no text is longer than its column.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Interval, MaxLen, MinLen
 
 from butterfly_router import api, retstat
 from butterfly_ruqi import service
+
+#: A job id as ``ruqi_job.job_id`` holds it (the pattern is checked by ``add_job``).
+JobId = Annotated[str, MinLen(1), MaxLen(64)]
+#: An optional filter on a column of ``size`` characters.
+Filter = Annotated[str | None, MaxLen(128)]
+Page = Annotated[int | None, Interval(ge=1, le=service.MAX_PAGE_INDEX)]
+PageSize = Annotated[int | None, Interval(ge=1, le=1000)]
 
 
 def _state(req) -> service.RuqiState:
@@ -23,15 +35,15 @@ def _state(req) -> service.RuqiState:
 @api(admin=True, methods=("POST",))
 def add_job(
     req,
-    job_id: str,
-    job_trigger: str,
-    rule: str,
-    job_type: str,
-    target: str,
-    job_name: str | None = None,
+    job_id: JobId,
+    job_trigger: Annotated[str, MinLen(1), MaxLen(16)],
+    rule: Annotated[str, MinLen(1), MaxLen(128)],
+    job_type: Annotated[str, MinLen(1), MaxLen(32)],
+    target: Annotated[str, MinLen(1), MaxLen(1024)],
+    job_name: Annotated[str | None, MaxLen(128)] = None,
     payload: Any = None,
     options: Any = None,
-    timezone: str | None = None,
+    timezone: Annotated[str | None, MaxLen(64)] = None,
     timeout: float | None = None,
     misfire_grace: float | None = None,
     coalesce: bool | None = None,
@@ -59,15 +71,15 @@ def add_job(
 @api(admin=True, methods=("POST",))
 def modify_job(
     req,
-    job_id: str,
-    job_trigger: str | None = None,
-    rule: str | None = None,
-    job_type: str | None = None,
-    target: str | None = None,
-    job_name: str | None = None,
+    job_id: JobId,
+    job_trigger: Annotated[str | None, MaxLen(16)] = None,
+    rule: Annotated[str | None, MaxLen(128)] = None,
+    job_type: Annotated[str | None, MaxLen(32)] = None,
+    target: Annotated[str | None, MaxLen(1024)] = None,
+    job_name: Annotated[str | None, MaxLen(128)] = None,
     payload: Any = None,
     options: Any = None,
-    timezone: str | None = None,
+    timezone: Annotated[str | None, MaxLen(64)] = None,
     timeout: float | None = None,
     misfire_grace: float | None = None,
     coalesce: bool | None = None,
@@ -93,32 +105,32 @@ def modify_job(
 
 
 @api(admin=True, methods=("POST",))
-def remove_job(req, job_id: str):
+def remove_job(req, job_id: JobId):
     """Delete a job (its history stays)."""
     service.remove_job(_state(req), job_id)
     return retstat.OK
 
 
 @api(admin=True, methods=("POST",))
-def pause_job(req, job_id: str):
+def pause_job(req, job_id: JobId):
     """Stop firing a job until resumed."""
     return retstat.OK, {"data": service.pause_job(_state(req), job_id)}
 
 
 @api(admin=True, methods=("POST",))
-def resume_job(req, job_id: str):
+def resume_job(req, job_id: JobId):
     """Fire a paused job again, from now on."""
     return retstat.OK, {"data": service.resume_job(_state(req), job_id)}
 
 
 @api(admin=True, methods=("POST",))
-def run_job(req, job_id: str):
+def run_job(req, job_id: JobId):
     """Run a job now on this instance; returns its ``fire_id`` (see ``get_history``)."""
     return retstat.OK, {"data": service.run_job(_state(req), job_id)}
 
 
 @api
-def get_job(req, job_id: str):
+def get_job(req, job_id: JobId):
     """One job, its next five run times and its last run."""
     return retstat.OK, {"data": service.get_job(_state(req), job_id)}
 
@@ -126,10 +138,10 @@ def get_job(req, job_id: str):
 @api
 def get_jobs(
     req,
-    job_id: str | None = None,
-    job_name: str | None = None,
-    page_index: int | None = None,
-    page_size: int | None = None,
+    job_id: Filter = None,
+    job_name: Filter = None,
+    page_index: Page = None,
+    page_size: PageSize = None,
 ):
     """Jobs, newest first: ``{"total", "list", "page_index", "page_size"}``."""
     return retstat.OK, {"data": service.get_jobs(_state(req), job_id, job_name, page_index, page_size)}
@@ -138,10 +150,10 @@ def get_jobs(
 @api
 def get_history(
     req,
-    job_id: str | None = None,
-    status: str | None = None,
-    page_index: int | None = None,
-    page_size: int | None = None,
+    job_id: Filter = None,
+    status: Annotated[str | None, MaxLen(24)] = None,
+    page_index: Page = None,
+    page_size: PageSize = None,
 ):
     """Runs (claims) newest first: scheduled time, status, instance, duration, output."""
     return retstat.OK, {"data": service.get_history(_state(req), job_id, status, page_index, page_size)}

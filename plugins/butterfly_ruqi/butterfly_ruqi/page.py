@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from butterfly_ruqi import service
-from kernel import Response
+from kernel import BadRequest, Response
 
 REFRESH_SECONDS = 10
 RECENT_RUNS = 50
@@ -55,6 +55,8 @@ def ruqi_page(request) -> Response:
     job_id = request.query.get("job_id")
     if isinstance(job_id, list):
         job_id = job_id[0] if job_id else None
+    if job_id is not None and len(job_id) > 64:
+        raise BadRequest("job_id too long", data={"errors": [{"param": "job_id", "reason": "is longer than 64"}]})
     html = render_page(state, job_id=job_id)
     return Response(
         200, [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")], html.encode("utf-8")

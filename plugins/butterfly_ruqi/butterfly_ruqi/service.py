@@ -7,7 +7,6 @@ values, and raises :class:`kernel.HTTPError` subclasses for bad input: 400
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +20,10 @@ from butterfly_ruqi.models import RUN_STATES, entities
 from butterfly_ruqi.rules import build_trigger, format_ms, upcoming
 from butterfly_ruqi.scheduler import now_ms
 from kernel import ConfigError, HTTPError, NotFound, ServiceUnavailable
+from kernel.redaction import mask_secrets
 
-SECRET_NAME = re.compile(r"pass|secret|token|authorization|cookie|api[-_]?key|credential", re.IGNORECASE)
-MASK = "********"
+#: The highest page a listing serves (a larger offset overflows some databases).
+MAX_PAGE_INDEX = 1_000_000
 
 
 class JobExists(HTTPError):
@@ -74,15 +74,12 @@ class RuqiState:
 
 
 def redact(value: Any) -> Any:
-    """Mask values whose key looks secret (headers, env, payload fields)."""
-    if isinstance(value, dict):
-        return {
-            k: MASK if isinstance(k, str) and SECRET_NAME.search(k) and v not in (None, "") else redact(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value
+    """Mask values whose key looks secret (headers, env, payload fields), at any depth.
+
+    The word list is the kernel's (:mod:`kernel.redaction`), shared with the access
+    log and wuxing.
+    """
+    return mask_secrets(value)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -134,8 +131,8 @@ def _page(page_index: Any, page_size: Any, max_size: int) -> tuple[int, int]:
         size = int(page_size if page_size not in (None, "") else 15)
     except (TypeError, ValueError):
         raise bad_param("page_index", "page_index and page_size must be integers") from None
-    if index < 1:
-        raise bad_param("page_index", "must be 1 or more")
+    if not 1 <= index <= MAX_PAGE_INDEX:
+        raise bad_param("page_index", f"must be between 1 and {MAX_PAGE_INDEX}")
     if not 1 <= size <= max_size:
         raise bad_param("page_size", f"must be between 1 and {max_size}")
     return index, size

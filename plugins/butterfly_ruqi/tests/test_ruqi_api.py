@@ -194,3 +194,24 @@ def test_http_job_sends_fire_headers_and_checks_the_status(ruqi_kernel, tmp_path
     assert ok["fire_id"] == fire["fire_id"]
     bad = poll(lambda: finished("web404"))[0]
     assert bad["status"] == "failed" and bad["output"].startswith("HTTP 404")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "param"),
+    [
+        ("GET", "/ruqi/get_job", {"job_id": ""}, "job_id"),
+        ("GET", "/ruqi/get_job", {"job_id": "j" * 1_000_000}, "job_id"),
+        ("GET", "/ruqi/get_jobs", {"job_name": "n" * 129}, "job_name"),
+        ("GET", "/ruqi/get_history", {"page_index": 10**30}, "page_index"),
+        ("GET", "/ruqi/get_history", {"page_index": "9" * 5000}, "page_index"),
+        ("POST", "/ruqi/remove_job", {"job_id": ""}, "job_id"),
+        ("POST", "/ruqi/pause_job", {"job_id": "x" * 65}, "job_id"),
+        ("POST", "/ruqi/add_job", job("big", target="/" + "t" * 1_000_000), "target"),
+        ("POST", "/ruqi/modify_job", {"job_id": "nightly", "timezone": "Z" * 1000}, "timezone"),
+    ],
+)
+def test_empty_and_oversized_key_params_are_a_400_naming_them(api, method, path, params, param):
+    _, client = api
+    reply = client.request(method, path, json=params) if method == "POST" else client.get(path, query=params)
+    assert reply.status == 400, reply.text[:300]
+    assert param in {error["param"] for error in reply.json()["errors"]}

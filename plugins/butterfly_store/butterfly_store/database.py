@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from butterfly_store.permissions import secure_database_file
 from butterfly_store.urls import StoreTarget
 from kernel import ConfigError
 
@@ -48,7 +49,7 @@ def get_db(kernel: Kernel) -> Database:
 
 
 def prepare_sqlite_file(path: str) -> None:
-    """Create the parent directory and switch the file to WAL journal mode.
+    """Create the parent directory (0700) and the file (0600), and switch it to WAL journal mode.
 
     WAL lets readers go on while one writer commits; it is a property of the file,
     so it is set once here rather than per connection.
@@ -56,7 +57,7 @@ def prepare_sqlite_file(path: str) -> None:
     :param path: absolute path of the database file
     :raises OSError: when the directory or file cannot be created
     """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    secure_database_file(Path(path))
     connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     try:
         mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]

@@ -12,26 +12,13 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernel.redaction import SECRET_WORDS
+
 REDACTED = "***"
 #: Words whose presence in a parameter name hides its value (normalised: lower-case,
-#: no ``-``/``_``). ``[trace] redact_keys`` adds more.
-DEFAULT_SECRET_WORDS = (
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "secret",
-    "token",
-    "authorization",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "credential",
-    "cookie",
-    "session",
-    "signature",
-    "jwt",
-)
+#: no ``-``/``_``). ``[trace] redact_keys`` adds more. The list is the kernel's, shared
+#: with ruqi and wuxing (:mod:`kernel.redaction`).
+DEFAULT_SECRET_WORDS = SECRET_WORDS
 MAX_VALUE_CHARS = 256
 MAX_ITEMS = 32
 MAX_DEPTH = 4

@@ -3,21 +3,48 @@
 
 Names, parameters and stats follow the original wuxing; replies are
 ``{"stat": "OK", "data": ...}`` or ``{"stat": "ERR_...", "reason": "..."}`` (also in
-``x-reason``). Reads are open; writes are admin routes (loopback only without
-butterfly-auth) and POST-only, so a browser cannot be tricked into one by a link.
-The user recorded in the history is ``req.user`` — the authenticated identity.
+``x-reason``). Writes are admin routes (loopback only without butterfly-auth) and
+POST-only, so a browser cannot be tricked into one by a link. With butterfly-auth
+installed, reads need a signed-in user unless ``[wuxing] public_read = true``;
+without it they are open, as in the original. Readers without the admin role see
+the values of secret-looking items masked (:mod:`butterfly_wuxing.masking`). The
+user recorded in the history is ``req.user`` — the authenticated identity.
+
+Key parameters are checked by the router before the store sees them: an empty or
+over-long name is a 400 ``ERR_BAD_PARAMS`` naming the parameter.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Interval, MaxLen, MinLen
 
 from butterfly_router import api
-from butterfly_wuxing import stats
-from butterfly_wuxing.api import wuxing_of
+from butterfly_wuxing import masking, stats
+from butterfly_wuxing.api import SETTINGS_SECTION, wuxing_of
+from butterfly_wuxing.base import split_names
 from butterfly_wuxing.errors import WuxingError
+from butterfly_wuxing.items import MAX_ID
+from kernel import Unauthorized
+from kernel.defaults import caller_is_admin
 
 WRITE = {"admin": True, "methods": ("POST",)}
+
+# The column sizes of butterfly_wuxing.models: a longer value is refused before any query.
+Namespace = Annotated[str, MinLen(1), MaxLen(16)]
+SectionName = Annotated[str, MinLen(1), MaxLen(64)]
+SectionVersion = Annotated[str, MinLen(1), MaxLen(16)]
+InstanceName = Annotated[str, MinLen(1), MaxLen(64)]
+ItemName = Annotated[str, MinLen(1), MaxLen(64)]
+ItemId = Annotated[int, Interval(ge=1, le=MAX_ID)]
+ItemType = Annotated[str | None, MaxLen(8)]
+Names = Annotated[str | None, MaxLen(10_000)]
+Sort = Annotated[str | None, MaxLen(32)]
+Page = Annotated[int, Interval(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Interval(ge=1, le=10_000)]
+#: the authentication challenge of the auth plugin's 401s
+CHALLENGE = ("WWW-Authenticate", 'Bearer realm="butterfly"')
 
 
 def _reply(req, method: str, *args: Any, **kwargs: Any):
@@ -31,11 +58,42 @@ def _reply(req, method: str, *args: Any, **kwargs: Any):
     return stats.OK, {"data": data}
 
 
+def _write(req, item_name: Any, method: str, *args: Any, **kwargs: Any):
+    """:func:`_reply` for a write, keeping secret values of ``item_name`` out of the access log."""
+    try:
+        return _reply(req, method, *args, **kwargs)
+    finally:
+        masking.hide_params(req, item_name)
+
+
+def _reader_sees_secrets(req) -> bool:
+    """Let the caller read, or raise 401; tell whether they may see secret values.
+
+    :raises Unauthorized: butterfly-auth is installed, ``[wuxing] public_read`` is
+        off and nobody signed in
+    """
+    if req.source != "http":
+        return True  # NOTE: in-process calls (MQ, ruqi, CLI) are trusted code
+    auth_installed = req.kernel.extensions.get("auth") is not None
+    if auth_installed and req.user is None and not req.kernel.settings.get(SETTINGS_SECTION, "public_read"):
+        raise Unauthorized("wuxing reads need a signed-in user ([wuxing] public_read = false)", headers=[CHALLENGE])
+    return caller_is_admin(req)
+
+
+def _read(req, method: str, mask, *args: Any, **kwargs: Any):
+    """:func:`_reply` for a read; ``mask(data)`` hides secret values from non-admins."""
+    sees_secrets = _reader_sees_secrets(req)
+    reply = _reply(req, method, *args, **kwargs)
+    if sees_secrets or reply[0] != stats.OK:
+        return reply
+    return stats.OK, {"data": mask(reply[1]["data"])}
+
+
 # -- sections -------------------------------------------------------------------------------
 
 
 @api(**WRITE)
-def section_create(req, namespace: str, section_name: str, section_version: str):
+def section_create(req, namespace: Namespace, section_name: SectionName, section_version: SectionVersion):
     """Create an empty section template (enable it after adding items)."""
     return _reply(req, "section_create", namespace, section_name, section_version, user=req.user)
 
@@ -43,17 +101,18 @@ def section_create(req, namespace: str, section_name: str, section_version: str)
 @api(**WRITE)
 def section_item_add(
     req,
-    namespace: str,
-    section_name: str,
-    section_version: str,
-    item_name: str,
+    namespace: Namespace,
+    section_name: SectionName,
+    section_version: SectionVersion,
+    item_name: ItemName,
     item_default: Any = None,
-    item_description: str = "",
-    item_type: str | None = None,
+    item_description: Annotated[str, MaxLen(512)] = "",
+    item_type: ItemType = None,
 ):
     """Add a typed item (``item_type`` or the name prefix ``i|f|b|s|t|j``) to a section not yet enabled."""
-    return _reply(
+    return _write(
         req,
+        item_name,
         "section_item_add",
         namespace,
         section_name,
@@ -67,32 +126,37 @@ def section_item_add(
 
 
 @api(**WRITE)
-def section_item_delete(req, namespace: str, section_name: str, section_version: str, item_name: str):
+def section_item_delete(
+    req, namespace: Namespace, section_name: SectionName, section_version: SectionVersion, item_name: ItemName
+):
     """Remove an item from a section not yet enabled."""
     return _reply(req, "section_item_delete", namespace, section_name, section_version, item_name, user=req.user)
 
 
 @api
-def section_get(req, namespace: str, section_name: str, section_version: str):
+def section_get(req, namespace: Namespace, section_name: SectionName, section_version: SectionVersion):
     """A section's template (``{item: {item_type, item_default, item_description}}``) and state."""
-    return _reply(req, "section_get", namespace, section_name, section_version)
+    return _read(req, "section_get", masking.section, namespace, section_name, section_version)
 
 
 @api(**WRITE)
-def section_enable(req, namespace: str, section_name: str, section_version: str):
+def section_enable(req, namespace: Namespace, section_name: SectionName, section_version: SectionVersion):
     """Freeze a section's template and allow instances of it."""
     return _reply(req, "section_enable", namespace, section_name, section_version, user=req.user)
 
 
 @api(**WRITE)
-def section_delete(req, namespace: str, section_name: str, section_version: str):
+def section_delete(req, namespace: Namespace, section_name: SectionName, section_version: SectionVersion):
     """Delete a section no instance uses."""
     return _reply(req, "section_delete", namespace, section_name, section_version, user=req.user)
 
 
 @api
-def section_list(req, namespace: str | None = None, page_index: int = 1, page_size: int = 10):
+def section_list(
+    req, namespace: Annotated[str | None, MaxLen(16)] = None, page_index: Page = 1, page_size: PageSize = 10
+):
     """Sections, newest change first."""
+    _reader_sees_secrets(req)  # NOTE: no values in this list; only the sign-in check applies
     return _reply(req, "section_list", namespace, page_index, page_size)
 
 
@@ -101,43 +165,57 @@ def section_list(req, namespace: str | None = None, page_index: int = 1, page_si
 
 @api(**WRITE)
 def instance_create(
-    req, namespace: str, instance_name: str, section_name: str, section_version: str, items_data: dict | None = None
+    req,
+    namespace: Namespace,
+    instance_name: InstanceName,
+    section_name: SectionName,
+    section_version: SectionVersion,
+    items_data: dict | None = None,
 ):
     """Create an instance with all its items (``items_data`` overrides defaults), in one transaction."""
-    return _reply(
-        req, "instance_create", namespace, instance_name, section_name, section_version, items_data, user=req.user
+    return _write(
+        req, None, "instance_create", namespace, instance_name, section_name, section_version, items_data, user=req.user
     )
 
 
 @api
 def instance_get(
     req,
-    namespace: str,
-    instance_name: str,
-    items: str | None = None,
+    namespace: Namespace,
+    instance_name: InstanceName,
+    items: Names = None,
     value_format: Literal["simple", "detail"] = "simple",
 ):
     """An instance's values (``items="a,b"`` to pick some)."""
-    return _reply(req, "instance_get", namespace, instance_name, items, value_format)
+    return _read(
+        req,
+        "instance_get",
+        lambda data: masking.instance_values(data, value_format),
+        namespace,
+        instance_name,
+        items,
+        value_format,
+    )
 
 
 @api
 def instance_list(
     req,
-    namespace: str,
-    section_name: str,
-    instance_name: str | None = None,
-    section_version: str | None = None,
-    section_md5: str | None = None,
-    extra_items: str | None = None,
-    sort: str | None = None,
-    page_index: int = 1,
-    page_size: int = 10,
+    namespace: Namespace,
+    section_name: SectionName,
+    instance_name: Annotated[str | None, MaxLen(64)] = None,
+    section_version: Annotated[str | None, MaxLen(16)] = None,
+    section_md5: Annotated[str | None, MaxLen(8)] = None,
+    extra_items: Names = None,
+    sort: Sort = None,
+    page_index: Page = 1,
+    page_size: PageSize = 10,
 ):
     """Instances of a section (filters, ``extra_items`` values, sort, pagination)."""
-    return _reply(
+    return _read(
         req,
         "instance_list",
+        lambda data: masking.instance_list(data, split_names(extra_items) or []),
         namespace,
         section_name,
         instance_name,
@@ -152,28 +230,41 @@ def instance_list(
 
 @api(**WRITE)
 def instance_update_item(
-    req, namespace: str, instance_name: str, item_name: str, item_value: Any, item_value_old: Any = None
+    req,
+    namespace: Namespace,
+    instance_name: InstanceName,
+    item_name: ItemName,
+    item_value: Any,
+    item_value_old: Any = None,
 ):
     """Set an item; with ``item_value_old`` only if it still has that value (compare-and-set)."""
-    return _reply(
-        req, "instance_update_item", namespace, instance_name, item_name, item_value, item_value_old, user=req.user
+    return _write(
+        req,
+        item_name,
+        "instance_update_item",
+        namespace,
+        instance_name,
+        item_name,
+        item_value,
+        item_value_old,
+        user=req.user,
     )
 
 
 @api(**WRITE)
-def instance_update_section(req, namespace: str, instance_name: str, section_version: str):
+def instance_update_section(req, namespace: Namespace, instance_name: InstanceName, section_version: SectionVersion):
     """Move an instance to another enabled version of its section."""
     return _reply(req, "instance_update_section", namespace, instance_name, section_version, user=req.user)
 
 
 @api(**WRITE)
-def instance_set_valid(req, namespace: str, instance_name: str, is_valid: bool):
+def instance_set_valid(req, namespace: Namespace, instance_name: InstanceName, is_valid: bool):
     """Switch an instance off (reads and updates refused with ERR_INSTANCE_IS_NOT_VALID) or on."""
     return _reply(req, "instance_set_valid", namespace, instance_name, is_valid, user=req.user)
 
 
 @api(**WRITE)
-def instance_delete(req, namespace: str, instance_name: str):
+def instance_delete(req, namespace: Namespace, instance_name: InstanceName):
     """Delete an instance and its items (their history stays)."""
     return _reply(req, "instance_delete", namespace, instance_name, user=req.user)
 
@@ -182,34 +273,43 @@ def instance_delete(req, namespace: str, instance_name: str):
 
 
 @api
-def item_get(req, item_id: int, item_type: str | None = None):
+def item_get(req, item_id: ItemId, item_type: ItemType = None):
     """One item by id (``item_type``, if sent, must match)."""
-    return _reply(req, "item_get", item_id, item_type)
+    return _read(req, "item_get", masking.item_row, item_id, item_type)
 
 
 @api(**WRITE)
-def item_update(req, item_id: int, item_value: Any, item_value_old: Any = None, item_type: str | None = None):
+def item_update(req, item_id: ItemId, item_value: Any, item_value_old: Any = None, item_type: ItemType = None):
     """Set an item by id (compare-and-set with ``item_value_old``)."""
-    return _reply(req, "item_update", item_id, item_value, item_value_old, item_type, user=req.user)
+    try:
+        item_name = wuxing_of(req.kernel).item_get(item_id)["item_name"]
+    except WuxingError:
+        item_name = None  # NOTE: no such item: the write below refuses it and logs no value
+    return _write(req, item_name, "item_update", item_id, item_value, item_value_old, item_type, user=req.user)
 
 
 @api
 def item_list(
     req,
-    namespace: str | None = None,
-    section_name: str | None = None,
-    instance_name: str | None = None,
-    item_name: str | None = None,
-    item_value_operator: str | None = None,
+    namespace: Annotated[str | None, MaxLen(16)] = None,
+    section_name: Annotated[str | None, MaxLen(64)] = None,
+    instance_name: Annotated[str | None, MaxLen(64)] = None,
+    item_name: Annotated[str | None, MaxLen(64)] = None,
+    item_value_operator: Annotated[str | None, MaxLen(2)] = None,
     item_value: Any = None,
-    start_time: str | None = None,
-    end_time: str | None = None,
-    sort: str | None = None,
-    page_index: int = 1,
-    page_size: int = 10,
+    start_time: Annotated[str | None, MaxLen(40)] = None,
+    end_time: Annotated[str | None, MaxLen(40)] = None,
+    sort: Sort = None,
+    page_index: Page = 1,
+    page_size: PageSize = 10,
 ):
-    """Search items by names, value (``item_value_operator``) and ``u_time`` range."""
-    return _reply(
+    """Search items by names, value (``item_value_operator``) and ``u_time`` range.
+
+    Readers without the admin role see secret-looking items with masked values, and
+    their value filters and value sorts leave those items out.
+    """
+    sees_secrets = _reader_sees_secrets(req)
+    reply = _reply(
         req,
         "item_list",
         namespace,
@@ -223,17 +323,30 @@ def item_list(
         sort,
         page_index,
         page_size,
+        values_of_secrets=sees_secrets,
     )
+    if sees_secrets or reply[0] != stats.OK:
+        return reply
+    return stats.OK, {"data": masking.rows(reply[1]["data"], masking.item_row)}
 
 
 @api
 def item_history_list(
     req,
-    item_id: int,
-    item_type: str | None = None,
-    page_index: int = 1,
-    page_size: int = 10,
+    item_id: ItemId,
+    item_type: ItemType = None,
+    page_index: Page = 1,
+    page_size: PageSize = 10,
     order: Literal["asc", "desc"] = "desc",
 ):
     """An item's change history: who, when, old and new value."""
-    return _reply(req, "item_history_list", item_id, item_type, page_index, page_size, order)
+    return _read(
+        req,
+        "item_history_list",
+        lambda data: masking.rows(data, masking.history_row),
+        item_id,
+        item_type,
+        page_index,
+        page_size,
+        order,
+    )

@@ -11,6 +11,7 @@ from butterfly_wuxing.base import DEFAULT_PAGE_SIZE, bad_param, reads, writes
 from butterfly_wuxing.changes import ChangeOps
 from butterfly_wuxing.errors import WuxingError
 from butterfly_wuxing.values import COLUMNS, TYPES, format_time, parse_time, parse_value, to_column
+from kernel.redaction import is_secret_name
 
 #: client operator → SQL operator (a whitelist: only these strings reach the SQL text)
 OPERATORS = {"=": "=", "==": "=", "!=": "<>", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -122,6 +123,8 @@ class ItemOps(ChangeOps):
         sort: str | None = None,
         page_index: int = 1,
         page_size: int = DEFAULT_PAGE_SIZE,
+        *,
+        values_of_secrets: bool = True,
     ) -> dict[str, Any]:
         """Search items across instances.
 
@@ -132,6 +135,9 @@ class ItemOps(ChangeOps):
         :param end_time: ``u_time <=`` this
         :param sort: ``item_value`` (needs one ``item_name`` of one type), ``instance_name``,
             ``item_name``, ``u_time``, ``c_time``, ``item_id``; ``-`` prefix = descending
+        :param values_of_secrets: ``False`` for readers who may not see secret values: a
+            value filter or a sort by value then leaves secret-looking items out, so
+            neither can be used to guess a secret one comparison at a time
         :return: ``{"total", "list": [{item_id, namespace, section_name, section_version,
             instance_name, item_name, item_type, item_value, user, c_time, u_time}]}``
         :raises WuxingError: ``ERR_ITEM_VALUE_OPERATOR``, ``ERR_TIME_FORMATE_INVALID``,
@@ -170,6 +176,10 @@ class ItemOps(ChangeOps):
             query = query.filter(lambda i: i.u_time >= start)
         if end is not None:
             query = query.filter(lambda i: i.u_time <= end)
+        if not values_of_secrets and (operator is not None or key == "item_value"):
+            hidden = [name for name in select(i.item_name for i in self.Item).distinct() if is_secret_name(name)]
+            if hidden:
+                query = query.filter(lambda i: i.item_name not in hidden)
         types: list[str] = []
         if operator is not None or key == "item_value":
             types = sorted(set(select(i.item_type for i in query)))

@@ -23,6 +23,15 @@ def butterfly_add_settings(settings):
         "largest page_size any wuxing list accepts (bigger ones get ERR_BAD_PARAMS)",
         owner="wuxing",
     )
+    settings.add(
+        SECTION,
+        "public_read",
+        bool,
+        False,
+        "let anonymous clients read when butterfly-auth is installed (without it reads are always open); "
+        "secret-looking item values stay masked for everyone but admins either way",
+        owner="wuxing",
+    )
 
 
 @hookimpl(optionalhook=True)
