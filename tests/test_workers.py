@@ -204,6 +204,21 @@ def test_sigterm_drains_in_flight_requests_of_every_worker(cli):
 
 
 @pytest.mark.slow
+def test_workers_drain_and_exit_when_the_supervisor_is_killed(cli):
+    port = free_port()
+    process = cli.popen("run", "--port", str(port), "--workers", "2")
+    cli.started.append(process.pid)
+    workers = wait_for(lambda: (pids := child_pids(process.pid)) and len(pids) == 2 and pids, what="two workers")
+    assert answering_pids(port, set(workers)) == set(workers)
+    process.kill()
+    process.wait()
+    for pid in workers:
+        wait_for(lambda pid=pid: not is_server_alive(pid), what=f"worker {pid} to exit")
+    assert not port_accepts(port)
+    assert (cli.cwd / "proc.log").read_text().count('"event": "supervisor gone; draining"') == 2
+
+
+@pytest.mark.slow
 def test_a_config_error_stops_the_supervisor_at_once(cli):
     (cli.cwd / "butterfly.toml").write_text("[server]\nthreads_typo = 4\n")
     result = cli.run("run", "--port", str(free_port()), "--workers", "3", timeout=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -156,6 +157,9 @@ def test_concurrent_requests_never_open_more_than_max_connections(make_kernel, l
     # 8 threads wanted 8 connections; the server saw at most 3 (and the load did reach it)
     assert 2 <= watcher.peak <= 3
     assert kernel.extensions["store.budget"].peak <= 3
+    [health] = [result for result in kernel.hook.butterfly_health(kernel=kernel) if result and "store" in result]
+    ok, detail = health["store"]
+    assert ok and re.search(r"SELECT 1 ok \([0-3] of max_connections 3 open\)$", detail), detail
 
 
 def test_without_pressure_a_thread_keeps_its_connection(make_kernel, live_server, scratch):
