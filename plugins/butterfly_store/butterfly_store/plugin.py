@@ -141,9 +141,12 @@ def butterfly_health(kernel):
     return {"store": (ok, detail)}
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def butterfly_shutdown(kernel):
-    """Close this thread's connection (pony keeps one per thread); waiters for a connection give up."""
+    """Close this thread's connection (pony keeps one per thread); waiters for a connection give up.
+
+    ``trylast``: other plugins' shutdown (ruqi marking its runs) may still need the database.
+    """
     budget = kernel.extensions.get(BUDGET_EXTENSION)
     if budget is not None:
         budget.close()
