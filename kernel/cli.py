@@ -80,36 +80,56 @@ def load_kernel(args: argparse.Namespace, **overrides: Any) -> Kernel:
 def cmd_run(args: argparse.Namespace) -> int:
     """``butterfly run``: serve in the foreground until SIGTERM/SIGINT, then drain.
 
+    With ``--workers N`` (or ``[server] workers``) above 1 this process becomes the
+    supervisor of N worker processes (:mod:`kernel.workers`); a worker is this same
+    command with ``--worker-slot``.
+
     :param args: the parsed command line
     :return: the exit code
     """
+    from kernel import workers
     from kernel.server import Server
 
+    overrides = {
+        "server.host": args.host,
+        "server.port": args.port,
+        "server.log_format": "console" if args.dev else None,
+    }
+    slot = args.worker_slot
+    if slot is None:
+        server_settings = workers.server_settings(args, overrides)
+        count = args.workers or server_settings.workers
+        if count > 1:
+            return workers.supervise(args, server_settings, count)
+    else:
+        logs.PROCESS_FIELDS.update(worker=slot, pid=os.getpid())
     logs.configure("INFO", "console" if args.dev else "json")
-    kernel = load_kernel(
-        args,
-        **{"server.host": args.host, "server.port": args.port, "server.log_format": "console" if args.dev else None},
-    )
+    kernel = load_kernel(args, **overrides)
     # NOTE: plugins start before the socket listens, so a port that accepts means
     # a server that is ready (`butterfly start` relies on it).
     kernel.startup()
     # NOTE: the pid file exists before the port accepts, so whoever sees the port
     # open (tests, `butterfly start`) also finds the pid file.
-    pid_file = Path(args.pid_file).absolute() if args.pid_file else None
+    pid_file = Path(args.pid_file).absolute() if args.pid_file and slot is None else None
     if pid_file is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n")
+    server_settings = kernel.settings.section("server")
     try:
         try:
-            server = Server(kernel)
+            if slot is None:
+                server = Server(kernel)
+            else:
+                server = Server(kernel, sockets=[workers.bind_shared_port(server_settings.host, server_settings.port)])
         except OSError as exc:
             kernel.shutdown()
-            server_settings = kernel.settings.section("server")
             raise ButterflyError(f"cannot listen on {server_settings.host}:{server_settings.port}: {exc}") from None
         except BaseException:
             kernel.shutdown()
             raise
         server.install_signal_handlers()
+        if args.supervisor_fd is not None:
+            workers.connect_to_supervisor(args.supervisor_fd, server.stop)
         server.run()
     finally:
         if pid_file is not None:
@@ -117,6 +137,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             remove_pid_file(pid_file, os.getpid())
     return 0
+
+
+def positive_count(text: str) -> int:
+    """argparse type: an integer ``>= 1``."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {number}")
+    return number
 
 
 # -- routes, plugins, config ------------------------------------------------------------------
@@ -283,7 +314,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="run the server in the foreground",
         description="Serve HTTP until SIGTERM/SIGINT, then drain gracefully: stop "
         "accepting, finish in-flight work, run plugin shutdown "
-        "(at most [server] shutdown_timeout seconds).",
+        "(at most [server] shutdown_timeout seconds). With --workers N, N supervised "
+        "processes share the port; a dead one is restarted.",
     )
     run.add_argument("--host", help="listen address (default [server] host = 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default [server] port = 8585)")
@@ -291,6 +323,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument(
         "--pid-file", metavar="FILE", help="write the process id to FILE while serving (removed on exit; used by start)"
     )
+    run.add_argument(
+        "--workers",
+        type=positive_count,
+        metavar="N",
+        help="serve with N processes sharing the port (SO_REUSEPORT), supervised (default [server] workers = 1)",
+    )
+    # internal: how the supervisor starts a worker (kernel.workers)
+    run.add_argument("--worker-slot", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
     run.set_defaults(run=cmd_run)
 
     add_daemon_commands(subparsers, [common])

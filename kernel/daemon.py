@@ -1,11 +1,13 @@
 """Daemon mode: ``butterfly start | stop | restart | status``.
 
-``start`` spawns ``python -m kernel run`` detached (a new session, no shell), its
+``start`` spawns ``python -m kernel run`` detached (a new session, no shell; with
+``--workers N`` that process supervises N workers, see :mod:`kernel.workers`), its
 stdout/stderr appended to ``<log_dir>/stdout.log``, records the pid in
 ``<data_dir>/butterfly.pid`` and waits until the port accepts connections or the
-child dies. ``stop`` sends SIGTERM (graceful drain), waits, then SIGKILLs the
-process group. A pid file whose process is gone, or is not a Butterfly server
-(the pid was reused), is stale: reported and removed.
+child dies. ``stop`` sends SIGTERM (graceful drain; a supervisor forwards it to its
+workers), waits, then SIGKILLs the process group (workers included). A pid file
+whose process is gone, or is not a Butterfly server (the pid was reused), is stale:
+reported and removed.
 
 ``stop`` and ``status`` read only ``[server] data_dir`` from the config (no plugin
 is imported), so a broken config or plugin cannot keep you from stopping a server.
@@ -99,6 +101,24 @@ def looks_like_server(argv: Sequence[str]) -> bool:
     """
     launcher = "kernel" in argv or any(Path(arg).name == "butterfly" for arg in argv)
     return launcher and "run" in argv
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live Butterfly servers whose parent is ``pid`` (``run --workers`` workers).
+
+    :param pid: the supervisor's process id
+    :return: the workers' pids, sorted; ``[]`` without ``/proc``
+    """
+    children = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # NOTE: field 2 (the name) is in parentheses and may hold spaces; fields after it are plain.
+            fields = entry.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid) and is_server_alive(int(entry.parent.name)):
+            children.append(int(entry.parent.name))
+    return sorted(children)
 
 
 def is_server_alive(pid: int) -> bool:
@@ -228,6 +248,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     for assignment in getattr(args, "set", None) or []:
         argv += ["--set", assignment]
     argv += ["run", "--host", host, "--port", str(port), "--pid-file", str(pid_file)]
+    if getattr(args, "workers", None):
+        argv += ["--workers", str(args.workers)]
     with log_path.open("ab") as log:
         log.write(f"{START_MARK} {datetime.now().isoformat(timespec='seconds')} ---\n".encode())
         log.flush()
@@ -337,8 +359,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     _, pid = _running_server(args)
     if pid is None:
         return EXIT_NOT_RUNNING
-    print(f"butterfly is running: pid {pid}, {_url_of(process_argv(pid), '(address unknown)')}")
+    workers = child_pids(pid)
+    suffix = f", {len(workers)} workers (pids {', '.join(map(str, workers))})" if workers else ""
+    print(f"butterfly is running: pid {pid}, {_url_of(process_argv(pid), '(address unknown)')}{suffix}")
     return 0
+
+
+def _positive_count(text: str) -> int:
+    from kernel.cli import positive_count
+
+    return positive_count(text)
 
 
 def add_daemon_commands(subparsers, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -371,6 +401,12 @@ def add_daemon_commands(subparsers, parents: Sequence[argparse.ArgumentParser] =
             default=30.0,
             metavar="S",
             help="seconds to wait for stop and for the port to accept (default 30)",
+        )
+        parser.add_argument(
+            "--workers",
+            type=_positive_count,
+            metavar="N",
+            help="N server processes sharing the port, supervised (default [server] workers)",
         )
     start.set_defaults(run=cmd_start)
     restart.set_defaults(run=cmd_restart)

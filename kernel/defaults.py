@@ -13,6 +13,7 @@ import ipaddress
 from kernel.errors import Forbidden
 from kernel.markers import hookimpl
 from kernel.routes import Route
+from kernel.settings import as_int
 
 #: Headers that show a request came through a proxy, even from a loopback peer.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED")
@@ -29,6 +30,14 @@ def _admin_probe(request):
 ADMIN_PROBE = Route("/", _admin_probe, kind="probe", methods=frozenset({"GET", "HEAD"}), admin=True)
 
 
+def positive_int(value) -> int:
+    """Setting converter: an integer ``>= 1``."""
+    number = as_int(value)
+    if number < 1:
+        raise ValueError(f"expected an integer >= 1, got {number}")
+    return number
+
+
 @hookimpl
 def butterfly_add_settings(settings):
     """Declare ``[server]``."""
@@ -36,6 +45,14 @@ def butterfly_add_settings(settings):
     add("server", "host", str, "127.0.0.1", "listen address (--host)", owner="kernel")
     add("server", "port", int, 8585, "listen port (--port)", owner="kernel")
     add("server", "threads", int, 16, "waitress worker threads", owner="kernel")
+    add(
+        "server",
+        "workers",
+        positive_int,
+        1,
+        "server processes sharing the port (SO_REUSEPORT), supervised; run --workers",
+        owner="kernel",
+    )
     add("server", "max_body", int, 10 * 1024 * 1024, "request body limit in bytes (413 past it)", owner="kernel")
     add(
         "server",

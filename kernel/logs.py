@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import IO
+from typing import IO, Any
 
 import structlog
 
@@ -17,8 +17,23 @@ import structlog
 #: that moment; ``kernel.testing`` turns this off so ``capture_logs`` keeps working.
 CACHE_LOGGERS = True
 
+#: Fields every line of this process carries; empty in a single-process server.
+#: ``run --workers N`` sets ``worker`` (the slot index, or ``"supervisor"``) and ``pid``
+#: in each process before logging is configured, so lines say which process wrote them.
+PROCESS_FIELDS: dict[str, Any] = {}
+
+
+def add_process_fields(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: add :data:`PROCESS_FIELDS` (an event's own values win)."""
+    if PROCESS_FIELDS:  # PERF: one truth test per line in the common single-process case
+        for key, value in PROCESS_FIELDS.items():
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
 SHARED_PROCESSORS = [
     structlog.contextvars.merge_contextvars,
+    add_process_fields,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=False),

@@ -9,6 +9,7 @@ scheduler stop) finish, and only then close the connections.
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -29,18 +30,33 @@ class Server:
     :param kernel: the configured kernel
     :param host: default ``[server] host``
     :param port: default ``[server] port``; ``0`` picks a free port
+    :param sockets: listen on these bound sockets instead of ``host``/``port``
+        (``run --workers``: each worker's own ``SO_REUSEPORT`` socket, see
+        :func:`kernel.workers.bind_shared_port`)
     """
 
-    def __init__(self, kernel: Kernel, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        sockets: list[socket.socket] | None = None,
+    ) -> None:
         server = kernel.settings.section("server")
         self.kernel = kernel
         self.shutdown_timeout = server.shutdown_timeout
         self._stop = threading.Event()
         self.stopped = threading.Event()
+        # NOTE: waitress refuses host/port together with sockets (its public `sockets` adjustment).
+        where = (
+            {"sockets": sockets}
+            if sockets
+            else {"host": host if host is not None else server.host, "port": port if port is not None else server.port}
+        )
         self._waitress = create_server(
             kernel,
-            host=host if host is not None else server.host,
-            port=port if port is not None else server.port,
+            **where,
             threads=server.threads,
             # NOTE: waitress refuses a body >= its limit; ours is "past max_body".
             max_request_body_size=kernel.max_body + 1,

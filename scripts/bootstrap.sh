@@ -17,6 +17,7 @@ if [[ $want_system == 1 ]]; then
   command -v nutcracker >/dev/null || missing+=(nutcracker)
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   command -v wrk >/dev/null || missing+=(wrk)
+  [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx)   # tests/test_deploy_nginx.py
   # a CJK font, so 沧海 / 如期 render in the Chromium screenshots
   [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || missing+=(fonts-wqy-microhei)
   if ((${#missing[@]})); then

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from butterfly_store.budget import ConnectionBudget, mysql_connect_callback, psycopg2_connection_class
 from butterfly_store.permissions import secure_database_file
 from butterfly_store.urls import StoreTarget
 from kernel import ConfigError
@@ -75,17 +76,30 @@ def _sqlite_connection_pragmas(db: Database, connection: Any) -> None:
     cursor.execute("PRAGMA synchronous = NORMAL")
 
 
-def _bind_and_map(target: StoreTarget, define_entities: Callable[[Database], None]) -> Database:
+def _bind_and_map(
+    target: StoreTarget, define_entities: Callable[[Database], None], budget: ConnectionBudget | None
+) -> Database:
     from pony.orm import Database
 
     db = Database()
+    options = dict(target.options)
+    if budget is not None:
+        # NOTE: the slot is taken before a connection opens; see butterfly_store.budget.
+        if target.provider == "postgres":
+            options["connection_factory"] = psycopg2_connection_class(budget)
+        elif target.provider == "mysql":
+            options["defer_connect"] = True
+            db.on_connect(provider="mysql")(mysql_connect_callback(budget))  # registered first: runs first
     define_entities(db)
     if target.provider == "sqlite":
         db.on_connect(provider="sqlite")(_sqlite_connection_pragmas)
         if target.sqlite_path is not None:
             prepare_sqlite_file(target.sqlite_path)
-    db.bind(provider=target.provider, **target.options)
+    db.bind(provider=target.provider, **options)
     db.generate_mapping(create_tables=True)
+    if budget is not None:
+        # NOTE: the start-up thread never queries again; its connection would hold a slot for good.
+        budget.release_thread_connection(db)
     return db
 
 
@@ -96,6 +110,7 @@ def open_database(
     retries: int = 3,
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    budget: ConnectionBudget | None = None,
 ) -> Database:
     """Define, bind and map a new database, retrying while the server is unreachable.
 
@@ -105,6 +120,7 @@ def open_database(
     :param retries: extra attempts after the first failure
     :param backoff: seconds before the first retry; doubled for each next one
     :param sleep: the wait function (tests pass a fake clock)
+    :param budget: bound the connections (``[store] max_connections``); MySQL/PostgreSQL only
     :return: the bound, mapped :class:`pony.orm.Database`
     :raises ConfigError: naming the password-masked URL when every attempt failed,
         or at once for errors a retry cannot fix (bad entity definitions, a file
@@ -116,7 +132,7 @@ def open_database(
     last_error = ""
     for attempt in range(1, attempts + 1):
         try:
-            db = _bind_and_map(target, define_entities)
+            db = _bind_and_map(target, define_entities, budget)
         except OSError as exc:
             raise ConfigError(f"cannot open the database {target.display}: {exc}") from None
         except DBException as exc:

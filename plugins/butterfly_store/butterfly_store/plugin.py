@@ -11,6 +11,21 @@ from butterfly_store.database import EXTENSION
 from kernel import ConfigError, hookimpl
 
 SECTION = "store"
+#: The default 16 waitress threads plus a few background threads (ruqi) without ever
+#: reconnecting; three instances (60) fit PostgreSQL's default max_connections = 100.
+DEFAULT_MAX_CONNECTIONS = 20
+#: ``kernel.extensions`` key of the :class:`~butterfly_store.budget.ConnectionBudget`.
+BUDGET_EXTENSION = "store.budget"
+
+
+def connection_limit(value) -> int:
+    """Setting converter for ``[store] max_connections``: 0 (no limit) or at least 2."""
+    from kernel.settings import as_int
+
+    number = as_int(value)
+    if number < 0 or number == 1:
+        raise ValueError(f"expected 0 (no limit) or at least 2, got {number}")
+    return number
 
 
 @hookimpl
@@ -58,6 +73,23 @@ def butterfly_add_settings(settings):
         "seconds one MySQL/PostgreSQL connection attempt may take",
         owner="store",
     )
+    add(
+        SECTION,
+        "max_connections",
+        connection_limit,
+        DEFAULT_MAX_CONNECTIONS,
+        "most MySQL/PostgreSQL connections this process opens (0: no limit); budget: "
+        "instances x workers x max_connections <= the server's max_connections - reserve",
+        owner="store",
+    )
+    add(
+        SECTION,
+        "pool_timeout",
+        float,
+        10.0,
+        "seconds a request waits for a free connection before a 503 (ERR_DATABASE_BUSY)",
+        owner="store",
+    )
 
 
 @hookimpl(trylast=True)
@@ -67,6 +99,7 @@ def butterfly_configure(kernel):
     ``trylast``: every other plugin's configure has run (and may have registered
     more plugins) before the entities are collected.
     """
+    from butterfly_store.budget import ConnectionBudget
     from butterfly_store.database import open_database
     from butterfly_store.sessions import RequestSessions
     from butterfly_store.urls import parse_store_url
@@ -77,13 +110,20 @@ def butterfly_configure(kernel):
         target = parse_store_url(url, connect_timeout=settings.connect_timeout)
     except ValueError as exc:
         raise ConfigError(f"bad value for [store] url: {exc}") from None
-    kernel.extensions[EXTENSION] = open_database(
+    budget = None
+    if target.provider != "sqlite" and settings.max_connections:
+        budget = ConnectionBudget(settings.max_connections, settings.pool_timeout)
+        kernel.extensions[BUDGET_EXTENSION] = budget
+    db = kernel.extensions[EXTENSION] = open_database(
         target,
         lambda db: kernel.hook.butterfly_store_define_entities(db=db),
         retries=settings.connect_retries,
         backoff=settings.connect_backoff,
+        budget=budget,
     )
-    kernel.pm.register(RequestSessions(), name="store.sessions")
+    if budget is not None:
+        budget.retry_in_background = True
+    kernel.pm.register(RequestSessions(db, budget), name="store.sessions")
 
 
 @hookimpl
@@ -94,12 +134,22 @@ def butterfly_health(kernel):
     db = kernel.extensions.get(EXTENSION)
     if db is None:
         return {"store": (False, "not configured")}
-    return {"store": check_connection(db)}
+    ok, detail = check_connection(db)
+    budget = kernel.extensions.get(BUDGET_EXTENSION)
+    if budget is not None:
+        detail += f" ({budget.in_use()} of max_connections {budget.limit} open)"
+    return {"store": (ok, detail)}
 
 
-@hookimpl
+@hookimpl(trylast=True)
 def butterfly_shutdown(kernel):
-    """Close this thread's connection (pony keeps one per thread)."""
+    """Close this thread's connection (pony keeps one per thread); waiters for a connection give up.
+
+    ``trylast``: other plugins' shutdown (ruqi marking its runs) may still need the database.
+    """
+    budget = kernel.extensions.get(BUDGET_EXTENSION)
+    if budget is not None:
+        budget.close()
     db = kernel.extensions.get(EXTENSION)
     if db is not None:
         db.disconnect()

@@ -8,14 +8,25 @@ client sees, instead of an ``OK`` for data that was never saved) and closes in
 
 Nested-safe: ``kernel.call`` from inside a request enters a nested session (pony
 counts them); only the outermost commits, rolls back or closes.
+
+With a connection budget (``[store] max_connections``, MySQL/PostgreSQL) the
+outermost session also tells the budget when it starts and ends, which is where a
+thread gives its connection back when others wait (:mod:`butterfly_store.budget`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import structlog
 from pony.orm import commit, db_session, rollback
 
 from kernel import hookimpl
+
+if TYPE_CHECKING:
+    from pony.orm import Database
+
+    from butterfly_store.budget import ConnectionBudget
 
 log = structlog.get_logger("butterfly.store")
 
@@ -30,12 +41,22 @@ def _is_outermost() -> bool:
 
 
 class RequestSessions:
-    """The request hooks that wrap every request in a ``db_session``."""
+    """The request hooks that wrap every request in a ``db_session``.
+
+    :param db: the store's database (used with ``budget``)
+    :param budget: the connection budget, or ``None`` (SQLite, or no limit)
+    """
+
+    def __init__(self, db: Database | None = None, budget: ConnectionBudget | None = None) -> None:
+        self.db = db
+        self.budget = budget
 
     @hookimpl(tryfirst=True)
     def butterfly_request_started(self, request):
         """Enter a ``db_session`` (nested when a request is already in one)."""
         outermost = _is_outermost()
+        if outermost and self.budget is not None:
+            self.budget.enter_request(request.source, self.db)
         db_session.__enter__()
         request.ctx[CTX_KEY] = outermost
 
@@ -70,3 +91,6 @@ class RequestSessions:
                 reqid=request.reqid,
                 error=f"{type(exc).__name__}: {exc}"[:300],
             )
+        finally:
+            if outermost and self.budget is not None:
+                self.budget.leave_request(self.db)
