@@ -29,6 +29,7 @@ COLOURS = {
 NODE_W, NODE_H = 150, 46
 GAP_ALONG, GAP_ACROSS = 56, 14
 MARGIN, LEGEND_H = 16, 30
+MIN_WIDTH = 520
 SWEEPS = 4
 
 
@@ -104,7 +105,9 @@ def render_svg(tasks: list[dict[str, Any]], *, title: str = "", direction: str =
     along_size = len(layers) * along_step - GAP_ALONG if layers else 0
     width = (along_size if direction == "LR" else across_size) + 2 * MARGIN
     height = (across_size if direction == "LR" else along_size) + 2 * MARGIN + LEGEND_H
-    width = max(width, 520)
+    shift = max(0.0, (MIN_WIDTH - width) / 2)  # NOTE: room for the legend; the drawing stays centred
+    width = max(width, MIN_WIDTH)
+    position = {index: (x + shift, y) for index, (x, y) in position.items()}
     by_index = {task["task_index"]: task for task in tasks}
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '

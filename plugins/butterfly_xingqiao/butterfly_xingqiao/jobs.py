@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from pony.orm import commit, count, db_session, desc, select
-from pony.orm.core import TransactionIntegrityError
+from pony.orm import commit, count, db_session, desc, rollback, select
+from pony.orm.core import CommitException, TransactionIntegrityError
 
 from butterfly_xingqiao.definition import encode_params
 from butterfly_xingqiao.dispatch import mq_service, withdraw
@@ -129,8 +129,14 @@ def create_job(
             sends = [machine.promote(job, task) for task in tasks if task.waiting_on == 0]
             job_id = job.job_id
             commit()
-    except TransactionIntegrityError:
-        raise JobExists(f"a job named {name!r} exists") from None
+    except (TransactionIntegrityError, CommitException):
+        rollback()
+        with db_session:
+            taken = select(j.job_id for j in Job if j.job_name == name).first()
+        if taken is None:
+            raise
+        # NOTE: another instance created a job of that name between our check and our insert
+        raise JobExists(f"a job named {name!r} exists", data={"job_id": taken}) from None
     state.send([dispatch for dispatch in sends if dispatch is not None])
     return {"job_id": job_id, "job_name": name, "tasks": len(flow.tasks)}
 

@@ -109,8 +109,8 @@ def repair(state: Any, task_id: int, route: str, msg_id: str) -> str | None:
             state, msg_id, kind, message.get("stat") or "", message.get("result"), error, message.get("cost_ms")
         )
         outcome = "reported" if changed else None
-    with db_session:
-        task = machine.Task.get(task_id=task_id)
+    with db_session(optimistic=False):
+        task = machine.Task.get_for_update(task_id=task_id)
         if task is not None and task.msg_id == msg_id and task.task_status in ACTIVE_TASK_STATES:
             task.check_ms = now_ms() + int(state.settings.repair_after * 1000)
         commit()

@@ -146,3 +146,71 @@ def xq():
     import types
 
     return types.SimpleNamespace(wait_for=wait_for, wait_job=wait_job, transitions=transitions)
+
+
+NUTCRACKER = "/usr/sbin/nutcracker"
+
+
+class Twemproxy:
+    """``nutcracker`` in front of two private redis-servers (``hash_tag: "{}"``), as the MQ supports."""
+
+    def __init__(self) -> None:
+        from kernel.testing import RedisServer, free_port
+
+        self.backends = [RedisServer().start(), RedisServer().start()]
+        self.port = free_port()
+        self.stats_port = free_port()
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        """The proxy's ``redis://`` URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, work_dir: Path) -> Twemproxy:
+        """Write its yml, start it, wait until a PING goes through."""
+        import subprocess
+
+        from butterfly_mq.connection import connect
+
+        servers = "\n".join(f"    - 127.0.0.1:{backend.port}:1" for backend in self.backends)
+        config = work_dir / "nutcracker.yml"
+        config.write_text(
+            f'xq:\n  listen: 127.0.0.1:{self.port}\n  hash: fnv1a_64\n  hash_tag: "{{}}"\n'
+            f"  distribution: ketama\n  auto_eject_hosts: false\n  redis: true\n  servers:\n{servers}\n"
+        )
+        self.process = subprocess.Popen(
+            [NUTCRACKER, "-c", str(config), "-s", str(self.stats_port), "-o", str(work_dir / "nutcracker.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = connect(self.url, socket_timeout=1)
+        wait_for(lambda: _pings(client), timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Stop the proxy and its servers."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+        for backend in self.backends:
+            backend.stop()
+
+
+def _pings(client) -> bool:
+    import redis
+
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def twemproxy(tmp_path):
+    """A Twemproxy with two Redis servers behind it, for one test."""
+    if not Path(NUTCRACKER).exists():
+        pytest.fail("nutcracker is missing: apt-get install nutcracker")
+    proxy = Twemproxy().start(tmp_path)
+    yield proxy
+    proxy.stop()

@@ -23,7 +23,8 @@ def _redis() -> redis.Redis:
 
 
 def work(req, key: str, tag: str, value: int = 1, seconds: float = 0.0):
-    """Count a run of ``tag``, optionally sleep, answer ``value``."""
+    """Count a run of ``tag`` when it begins (``<key>:begun``) and ends, optionally sleep, answer ``value``."""
+    _redis().hincrby(f"{key}:begun", tag, 1)
     if seconds:
         time.sleep(seconds)
     _redis().hincrby(key, tag, 1)
@@ -48,6 +49,16 @@ def explode(req, key: str):
     """Raises: the MQ records ERR_SERVER_EXCEPTION."""
     _redis().hincrby(key, "explode", 1)
     raise RuntimeError("boom")
+
+
+def hold(req, key: str, tag: str, limit: float = 30.0):
+    """Runs until ``<key>:release`` exists (at most ``limit`` seconds): a task a test lets go."""
+    _redis().hincrby(f"{key}:begun", tag, 1)
+    deadline = time.monotonic() + limit
+    while not _redis().exists(f"{key}:release") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _redis().hincrby(key, tag, 1)
+    return retstat.OK, {"tag": tag}
 
 
 def typed(req, n: int, names: list[str] | None = None):

@@ -42,6 +42,14 @@ def slow_start(flow, key: str, seconds: float = 2.0, width: int = 3, timeout: fl
         flow.task("/xq_test/work", key=key, tag=f"after{i}", after=[first])
 
 
+@workflow("held")
+def held(flow, key: str, width: int = 3):
+    """A first task that runs until the test releases it, then ``width`` quick ones."""
+    first = flow.task("/xq_test/hold", key=key, tag="held")
+    for i in range(width):
+        flow.task("/xq_test/work", key=key, tag=f"after{i}", after=[first])
+
+
 @workflow("loop")
 def loop(flow, key: str):
     """Three tasks in a circle (refused at creation)."""
@@ -73,3 +81,18 @@ def missing_value(flow, key: str):
 def explodes(flow, key: str):
     """A task whose handler raises, with two retries."""
     flow.task("/xq_test/explode", key=key, retries=2)
+
+
+@workflow("mesh")
+def mesh(flow, key: str, width: int = 40, tail: int = 10, seconds: float = 0.1):
+    """A fan-out/fan-in, then a chain that carries the sum down to its last task (saved)."""
+    start = flow.task("/xq_test/work", key=key, tag="start")
+    parts = [
+        flow.task("/xq_test/work", key=key, tag=f"part{i}", value=i, seconds=seconds, after=[start])
+        for i in range(width)
+    ]
+    carried = flow.task("/xq_test/collect", key=key, values=[part["value"] for part in parts])["total"]
+    for i in range(tail):
+        carried = flow.task(
+            "/xq_test/work", key=key, tag=f"tail{i}", value=carried, seconds=seconds, save=i == tail - 1
+        )["value"]
