@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from butterfly_xingqiao import Flow, workflow
@@ -34,7 +36,7 @@ def test_shift_operators_add_edges_and_a_cycle_is_found():
     assert loop[0] == loop[-1] and len(loop) >= 3
     # each step of the reported loop really is an edge: upstream → downstream
     labels = {t.label: t for t in flow.tasks}
-    for upstream, downstream in zip(loop, loop[1:]):
+    for upstream, downstream in itertools.pairwise(loop):
         assert labels[upstream].index in labels[downstream].upstream
 
 

@@ -36,8 +36,10 @@ def test_pages_list_jobs_and_draw_live_dags(served, chromium, tmp_path, counter,
     for width in WIDTHS:
         page = chromium.new_page(viewport={"width": width, "height": 900})
         problems: list[str] = []
-        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on(
+            "console", lambda message, seen=problems: seen.append(message.text) if message.type == "error" else None
+        )
+        page.on("pageerror", lambda error, seen=problems: seen.append(str(error)))
         try:
             response = page.goto(f"{server.url}/xingqiao/")
             assert response.status == 200 and "xingqiao" in page.title()
