@@ -285,6 +285,8 @@ def report_run(state: Any, msg_id: str, outcome: str, stat: str, result: Any, er
     machine = state.transitions
     sends: list[Dispatch] = []
     changed = False
+    stat, error = storable(stat or ""), storable(error or "")
+    result = storable(result) if isinstance(result, dict) else result
     with db_session(optimistic=False):
         job = machine.Job.get_for_update(job_id=job_id)
         if job is None or job.job_token != token:
@@ -311,6 +313,26 @@ def report_run(state: Any, msg_id: str, outcome: str, stat: str, result: Any, er
         commit()  # NOTE: explicit, so a nested session (tests, in-process calls) commits too
     state.send(sends)
     return changed
+
+
+def storable(value: Any) -> Any:
+    """``value`` with NUL characters replaced: PostgreSQL stores none, in text or in jsonb."""
+    import json
+
+    # PERF: one dumps as a filter; the walk below runs only when a NUL may be inside
+    if "\\u0000" not in json.dumps(value, ensure_ascii=True, default=str):
+        return value
+    return _without_nul(value)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _too_slow(task, cost: float | None) -> bool:

@@ -46,6 +46,38 @@ def _job_not_found(job_id: Any) -> NotFound:
     return NotFound(f"no job {job_id}", stat="ERR_JOB_NOT_EXIST")
 
 
+#: the largest id a 64-bit key holds; larger ones cannot exist (and would overflow the query)
+MAX_ID = 2**63 - 1
+
+
+def _existing_id(job_id: int) -> int:
+    """``job_id`` if it can name a job at all, else 404."""
+    if not 1 <= job_id <= MAX_ID:
+        raise _job_not_found(job_id)
+    return job_id
+
+
+def _check_text(param: str, value: str | None) -> None:
+    """Refuse a NUL character: PostgreSQL cannot store one, so it would be a 500 later."""
+    if value is not None and "\x00" in value:
+        raise bad_param(param, "must not contain a NUL character")
+
+
+def _check_json(param: str, value: Any, depth: int = 0) -> None:
+    """Refuse NUL characters anywhere in a JSON value (PostgreSQL's jsonb rejects them)."""
+    if depth > 50:
+        raise bad_param(param, "nested too deeply")
+    if isinstance(value, str):
+        _check_text(param, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(param, key)
+            _check_json(param, item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(param, item, depth + 1)
+
+
 def create_job(
     state: Any,
     job_type: str,
@@ -71,6 +103,8 @@ def create_job(
         job_extra = {}
     if not isinstance(job_extra, dict):
         raise bad_param("job_extra", "expected a JSON object of the workflow's params")
+    _check_json("job_extra", job_extra)
+    _check_text("job_name", job_name)
     timeout = state.settings.default_job_timeout if job_timeout is None else job_timeout
     if not 0 < timeout <= 366 * 86400:
         raise bad_param("job_timeout", f"expected seconds in (0, 31622400], got {job_timeout!r}")
@@ -200,6 +234,7 @@ def _iso(ms: int | None) -> str | None:
 
 def get_job_detail(state: Any, job_id: int) -> dict[str, Any]:
     """One job with its status, results and task counts by status."""
+    _existing_id(job_id)
     Job, Task, _ = entities(state.db)
     with db_session:
         job = Job.get(job_id=job_id)
@@ -211,6 +246,7 @@ def get_job_detail(state: Any, job_id: int) -> dict[str, Any]:
 
 def get_tasklist(state: Any, job_id: int) -> list[dict[str, Any]]:
     """Every task of a job, in declaration order."""
+    _existing_id(job_id)
     Job, Task, _ = entities(state.db)
     with db_session:
         if Job.get(job_id=job_id) is None:
@@ -220,6 +256,7 @@ def get_tasklist(state: Any, job_id: int) -> list[dict[str, Any]]:
 
 def get_transitions(state: Any, job_id: int) -> list[dict[str, Any]]:
     """A job's transitions, oldest first (``task_index`` -1 is the job)."""
+    _existing_id(job_id)
     _, _, Transition = entities(state.db)
     with db_session:
         rows = select(t for t in Transition if t.job_id == job_id).order_by(Transition.id)
@@ -250,8 +287,12 @@ def list_jobs(
     """Jobs newest first, filtered; ``job_name`` matches a part of the name."""
     if job_status is not None and job_status not in JOB_STATES:
         raise bad_param("job_status", f"expected one of {', '.join(JOB_STATES)}")
-    if page_index < 1 or not 1 <= page_size <= state.settings.max_page_size:
-        raise bad_param("page_size", f"page_index >= 1 and page_size 1..{state.settings.max_page_size}")
+    if not 1 <= page_index <= 1_000_000 or not 1 <= page_size <= state.settings.max_page_size:
+        raise bad_param("page_size", f"page_index 1..1000000 and page_size 1..{state.settings.max_page_size}")
+    for param, value in (("job_type", job_type), ("job_name", job_name), ("operator", operator)):
+        _check_text(param, value)
+    if job_id is not None and not 1 <= job_id <= MAX_ID:
+        job_id = 0  # NOTE: matches nothing, without overflowing the database's integer
     Job, _, _ = entities(state.db)
     with db_session:
         query = select(j for j in Job)
@@ -276,7 +317,7 @@ def list_jobs(
 
 
 def _locked_job(machine: Any, job_id: int):
-    job = machine.Job.get_for_update(job_id=job_id)
+    job = machine.Job.get_for_update(job_id=_existing_id(job_id))
     if job is None:
         raise _job_not_found(job_id)
     return job

@@ -79,6 +79,12 @@ def test_bad_graphs_and_params_are_400_and_nothing_runs(xq_kernel, store_url, co
 
     reply = client.post("/xingqiao/create_job", data={"job_type": "fan", "job_extra": "[1, 2]"})
     assert reply.status == 400 and reply.json()["errors"][0]["param"] == "job_extra"
+    reply = create(client, "fan", job_extra={"key": "nul\u0000"})  # PostgreSQL could not store it
+    assert reply.status == 400 and reply.json()["errors"][0]["param"] == "job_extra"
+    assert client.get("/xingqiao/get_job_detail", query={"job_id": 2**70}).status == 404
+    assert client.get("/xingqiao/list_jobs", query={"job_id": 2**70}).json()["data"]["total"] == 0
+    assert client.get("/xingqiao/list_jobs", query={"page_index": 10**12}).status == 400
+    assert client.get("/xingqiao/list_jobs", query={"job_name": "a\u0000"}).status == 400
 
     assert jobs.list_jobs(state, page_size=1)["total"] == before  # nothing stored
     assert counter.hgetall(counter_key) == {}  # nothing ran
@@ -124,6 +130,10 @@ def test_exception_retries_and_a_missing_upstream_value(xq_kernel, store_url, co
     assert runs(counter, counter_key) == {"explode": 3}
     (task,) = jobs.get_tasklist(state, job_id)
     assert task["ret_stat"] == "ERR_SERVER_EXCEPTION" and "RuntimeError: boom" in task["error"]
+
+    job_id = jobs.create_job(state, "nul_result", job_extra={"key": counter_key})["job_id"]
+    detail = xq.wait_job(kernel, job_id)
+    assert detail["job_status"] == "finished" and detail["ret_data"]["typed"]["names"] == ["a\ufffdb"]
 
     job_id = jobs.create_job(state, "missing_value", job_extra={"key": counter_key})["job_id"]
     assert xq.wait_job(kernel, job_id)["job_status"] == "failed"

@@ -61,6 +61,11 @@ def hold(req, key: str, tag: str, limit: float = 30.0):
     return retstat.OK, {"tag": tag}
 
 
+def nul(req):
+    """A result with a NUL character (PostgreSQL cannot store it as is)."""
+    return retstat.OK, {"text": "a\x00b"}
+
+
 def typed(req, n: int, names: list[str] | None = None):
     """Typed params, for the validation tests."""
     return retstat.OK, {"n": n, "names": names or []}

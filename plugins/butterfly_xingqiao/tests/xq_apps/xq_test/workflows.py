@@ -96,3 +96,10 @@ def mesh(flow, key: str, width: int = 40, tail: int = 10, seconds: float = 0.1):
         carried = flow.task(
             "/xq_test/work", key=key, tag=f"tail{i}", value=carried, seconds=seconds, save=i == tail - 1
         )["value"]
+
+
+@workflow("nul_result")
+def nul_result(flow, key: str):
+    """A handler result holding a NUL character, passed on to the next task."""
+    first = flow.task("/xq_test/nul")
+    flow.task("/xq_test/typed", n=1, names=[first["text"]], save=True)
