@@ -109,3 +109,21 @@ def test_layers_and_svg():
     ]
     tall = render_svg(chain)
     assert len(xs(tall) - xs(tall[: tall.index('class="task')])) == 1  # a long chain runs top to bottom
+
+
+@pytest.mark.parametrize("module", ["butterfly_xingqiao.hookspecs", "butterfly_mq.hookspecs"])
+def test_plugin_hookspecs_are_documented(module):
+    import importlib
+    import inspect
+    import re
+
+    specs = [
+        f for _, f in inspect.getmembers(importlib.import_module(module), inspect.isfunction) if f.__module__ == module
+    ]
+    assert specs
+    for func in specs:
+        doc = inspect.getdoc(func)
+        assert func.__name__.startswith("butterfly_") and re.search(r"\bRuns\b", doc)
+        for name in inspect.signature(func).parameters:
+            assert re.search(rf"^:param {name}:", doc, re.MULTILINE), (func.__name__, name)
+        assert re.search(r"^:return:", doc, re.MULTILINE)
