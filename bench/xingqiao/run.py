@@ -16,7 +16,7 @@ work is part of its numbers; Dramatiq keeps no record of the graph.
 
 Usage::
 
-    .venv/bin/python bench/xingqiao/run.py [--runs 3] [--store-url postgresql://...] [--with-trace]
+    .venv/bin/python bench/xingqiao/run.py [--runs 3] [--store-url postgresql://u@host/scratch_db] [--with-trace]
 """
 
 from __future__ import annotations
@@ -178,7 +178,9 @@ class DramatiqGraphs:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--store-url", help="xingqiao's store (default: SQLite in a temp dir)")
+    parser.add_argument(
+        "--store-url", help="xingqiao's store: a scratch database, it creates tables (default: SQLite in a temp dir)"
+    )
     parser.add_argument(
         "--with-trace", action="store_true", help="also run the trace plugin (access log of every task)"
     )

@@ -19,6 +19,8 @@ from kernel import BadRequest, Response
 REFRESH_SECONDS = 3
 PAGE_SIZE = 50
 RECENT_TRANSITIONS = 200
+#: larger jobs are listed, not drawn, on the page (``get_graph`` still draws them)
+MAX_DRAWN = 500
 
 
 @lru_cache(maxsize=1)
@@ -79,13 +81,16 @@ def render_job(state: Any, job_id: int) -> str:
     tasks = jobs.get_tasklist(state, job_id)
     transitions = jobs.get_transitions(state, job_id)[-RECENT_TRANSITIONS:]
     labels = {task["task_index"]: task["task_label"] for task in tasks}
-    svg = render_svg(tasks, title=f"job {job_id} · {detail['job_type']}")
+    drawn = len(tasks) <= MAX_DRAWN
+    svg = render_svg(tasks, title=f"job {job_id} · {detail['job_type']}") if drawn else ""
     return (
         _environment()
         .get_template("job.html")
         .render(
             job=detail,
-            tasks=tasks,
+            tasks=tasks[:MAX_DRAWN],
+            hidden_tasks=max(0, len(tasks) - MAX_DRAWN),
+            max_drawn=MAX_DRAWN,
             transitions=list(reversed(transitions)),
             labels=labels,
             svg=svg,  # NOTE: rendered with |safe: render_svg escapes every text it draws

@@ -204,3 +204,17 @@ def test_routes_are_admin_and_method_bound_and_draw_svg(xq_kernel, store_url, co
     types = client.get("/xingqiao/list_job_types").json()["data"]["list"]
     fan = next(t for t in types if t["job_type"] == "fan")
     assert [p["name"] for p in fan["params"]] == ["key", "width", "seconds"]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_very_large_job_is_listed_not_drawn_on_its_page(xq_kernel, store_url, counter_key):
+    kernel = xq_kernel(store_url, start=False)
+    client = Client(kernel)
+    job_id = create(client, "fan", job_extra={"key": counter_key, "width": 600}).json()["job_id"]
+    page = client.get("/xingqiao/job", query={"job_id": job_id})
+    assert page.status == 200 and "open the graph" in page.text and "<svg" not in page.text
+    assert page.text.count("<tr data-status=") == 500 and "… and 102 more" in page.text
+    assert client.get("/xingqiao/get_graph", query={"job_id": job_id}).text.count('class="task ') == 602
+    assert client.get("/xingqiao/job", query={"job_id": "x"}).status == 400
+    assert client.get("/xingqiao/job").status == 400
+    assert client.get("/xingqiao/job", query={"job_id": 10**30}).status == 404
