@@ -29,6 +29,10 @@ def main() -> None:
         butterfly_mq.plugin,
         butterfly_xingqiao.plugin,
     ]
+    log_file = (work_dir / "instance.log").open("a", encoding="utf-8")
+    from kernel import logs
+
+    logs.configure("INFO", "json", stream=log_file)  # NOTE: the test reads it for errors
     kernel = build_kernel(work_dir, plugins, settings)
     kernel.startup()
     print("ready", flush=True)
