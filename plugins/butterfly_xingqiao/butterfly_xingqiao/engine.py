@@ -19,7 +19,9 @@ Nothing waits in a loop for a job: the end of each task advances its job.
 from __future__ import annotations
 
 import os
+import queue
 import random
+import threading
 import time
 from typing import Any
 
@@ -339,28 +341,91 @@ def _too_slow(task, cost: float | None) -> bool:
     return bool(task.timeout and cost is not None and cost > task.timeout)
 
 
-def mark_started(state: Any, msg_id: str) -> bool:
-    """``pending`` → ``started`` when the current attempt's message begins to run.
+def mark_started(state: Any, starts: list[tuple[str, int]]) -> int:
+    """``pending`` → ``started`` for runs that began: ``[(msg_id, started_ms), ...]``, one transaction.
 
-    Needs no job lock: it only touches the task row (locked) and changes no decision;
-    a run that starts after the task moved on (a stale message) changes nothing.
+    Needs no job lock: it only touches task rows (locked) and changes no decision; a run
+    whose task moved on meanwhile (it already finished, or the message is stale) changes
+    nothing. Called by :class:`StartMarks`, off the run's own thread.
 
-    :return: ``True`` when the task was marked
+    :return: how many tasks were marked
     """
-    parsed = parse_msg_id(msg_id)
-    if parsed is None:
-        return False
-    job_id, _token, index, _attempt = parsed
     machine = state.transitions
+    marked = 0
     with db_session(optimistic=False):
-        task = machine.Task.get_for_update(job_id=job_id, task_index=index)
-        if task is None or task.msg_id != msg_id or task.task_status != "pending":
-            return False
-        now = now_ms()
-        task.started_ms = now
-        if task.timeout:
-            task.deadline_ms = now + int(task.timeout * 1000)
-        machine.set_task(task, "started")
-        # NOTE: inside the run's request session: commit now, so the page shows it running
+        for msg_id, started_ms in starts:
+            parsed = parse_msg_id(msg_id)
+            if parsed is None:
+                continue
+            job_id, _token, index, _attempt = parsed
+            task = machine.Task.get_for_update(job_id=job_id, task_index=index)
+            if task is None or task.msg_id != msg_id or task.task_status != "pending":
+                continue
+            task.started_ms = started_ms
+            if task.timeout:
+                task.deadline_ms = started_ms + int(task.timeout * 1000)
+            machine.set_task(task, "started")
+            marked += 1
         commit()
-    return True
+    return marked
+
+
+class StartMarks:
+    """Marks tasks ``started`` from a thread of its own, many per transaction.
+
+    # NOTE: not on the run's thread: that thread is inside the run's request
+    # ``db_session``, and a commit there would make pony open every later query of the
+    # handler with ``BEGIN IMMEDIATE`` on SQLite — holding the write lock for the whole
+    # run. Marks are live state only: one that is lost (a crash) or lands after the run
+    # ended changes nothing.
+
+    :param state: the plugin state
+    """
+
+    BATCH = 200
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.waiting: queue.SimpleQueue[tuple[str, int] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def note(self, msg_id: str) -> None:
+        """A task's message began to run now (cheap: the mark is written later)."""
+        if self.thread is None:
+            with self.lock:
+                if self.thread is None:
+                    self.thread = threading.Thread(target=self._loop, name="xingqiao-starts", daemon=True)
+                    self.thread.start()
+        self.waiting.put((msg_id, now_ms()))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop."""
+        with self.lock:
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            self.waiting.put(None)
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            first = self.waiting.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.BATCH:
+                try:
+                    item = self.waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._write(batch)
+                    return
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[str, int]]) -> None:
+        try:
+            mark_started(self.state, batch)
+        except Exception as exc:  # noqa: BLE001 - live state only; the runs' ends still count
+            log.warning("xingqiao_mark_started_failed", count=len(batch), error=f"{type(exc).__name__}: {exc}"[:300])

@@ -66,7 +66,10 @@ def butterfly_configure(kernel):
     settings = kernel.settings.section(SECTION)
     if settings.max_tasks < 1 or settings.max_page_size < 1:
         raise ConfigError("[xingqiao] max_tasks and max_page_size must be at least 1")
-    kernel.extensions[EXTENSION] = XingqiaoState(kernel, settings)
+    from butterfly_xingqiao.engine import StartMarks
+
+    state = kernel.extensions[EXTENSION] = XingqiaoState(kernel, settings)
+    state.starts = StartMarks(state)
 
 
 @hookimpl(trylast=True)
@@ -97,28 +100,24 @@ def butterfly_startup(kernel):
 
 @hookimpl
 def butterfly_shutdown(kernel):
-    """Stop the sweep."""
+    """Stop the sweep and the start marks' thread."""
     state = kernel.extensions.get("xingqiao")
     if state is not None and state.sweeper is not None:
         state.sweeper.stop()
         state.sweeper = None
+    if state is not None:
+        state.starts.stop()
 
 
 @hookimpl
 def butterfly_request_started(request):
-    """A task's message starts running: mark its task ``started`` (MQ runs of ``xq.`` messages only)."""
+    """A task's message starts running: note it, so its task is marked ``started`` (``xq.`` MQ runs only)."""
     # PERF: every request passes here; two attribute reads decide for all but task runs.
     if request.source != "mq" or not (request.reqid or "").startswith("xq."):
         return
     state = request.kernel.extensions.get("xingqiao") if request.kernel is not None else None
-    if state is None:
-        return
-    from butterfly_xingqiao.engine import log, mark_started
-
-    try:
-        mark_started(state, request.reqid)
-    except Exception as exc:  # noqa: BLE001 - the run goes on; the page shows it pending a bit longer
-        log.warning("xingqiao_mark_started_failed", msg_id=request.reqid, error=f"{type(exc).__name__}: {exc}"[:300])
+    if state is not None:
+        state.starts.note(request.reqid)
 
 
 @hookimpl(optionalhook=True)

@@ -36,6 +36,8 @@ class XingqiaoState:
     sweeper: Any = None
     _db: Any = None
     _transitions: Any = None
+    #: the :class:`~butterfly_xingqiao.engine.StartMarks` (set in ``butterfly_configure``)
+    starts: Any = None
 
     @property
     def db(self):

@@ -31,10 +31,14 @@ def test_fan_out_fan_in_finishes_once_with_results(xq_kernel, store_url, counter
     tasks = client.get("/xingqiao/get_tasklist_by_jobid", query={"job_id": job_id}).json()["data"]["list"]
     assert [t["task_status"] for t in tasks] == ["finished"] * 14
     assert tasks[-1]["run_params"]["values"] == list(range(12)) and tasks[-1]["upstream"] == list(range(1, 13))
-    # every transition once: waiting→pending→started→finished per task, started→finished for the job
+    # every transition once: waiting→pending→(started)→finished per task, started→finished for the job;
+    # "started" is live state written off the run's thread: a quick run may end before it is written
     seen = xq.transitions(kernel, job_id)
-    assert len(seen) == len(set(seen)) == 14 * 3 + 2
-    assert seen.count((-1, 1, "finished")) == 1 and (-1, 1, "started") in seen
+    assert len(seen) == len(set(seen))
+    for index in range(14):
+        assert [to for task, _, to in seen if task == index and to != "started"] == ["pending", "finished"]
+        assert [to for task, _, to in seen if task == index].count("started") <= 1
+    assert [to for task, _, to in seen if task == -1] == ["started", "finished"]
     # each task's message carried the job's reqid, as producer reqid
     message = get_message(tasks[5]["msg_id"], topic="/xq_test/work", kernel=kernel)
     assert message["reqid"] == detail["job_reqid"] and message["retries"] == 0
