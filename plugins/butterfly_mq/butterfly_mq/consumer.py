@@ -267,6 +267,12 @@ class Consumer:
                     stat="ERR_SERVER_EXCEPTION",
                 )
             self.counters[outcome.outcome] += 1
+            # NOTE: before the ack is queued, so a crash in between re-runs the message and
+            # the hook sees the run again, instead of never (see the hookspec).
+            try:
+                self.kernel.hook.butterfly_mq_message_finished(kernel=self.kernel, message=message, outcome=outcome)
+            except Exception:
+                log.exception("mq_finished_hook_error", topic=message.topic, msg_id=message.msg_id)
             with self.lock:
                 self.leases.pop(message.msg_id, None)
                 self.pending_acks[message.topic].append(outcome)

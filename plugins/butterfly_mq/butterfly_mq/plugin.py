@@ -6,6 +6,14 @@ from kernel import hookimpl
 
 
 @hookimpl
+def butterfly_add_hookspecs(pluginmanager):
+    """Add ``butterfly_mq_message_finished``."""
+    from butterfly_mq import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
 def butterfly_add_settings(settings):
     """Declare ``[mq]``."""
     from butterfly_mq.config import add_settings

@@ -1,0 +1,83 @@
+"""Everything xingqiao asks of the MQ: send a task's message, look one up, withdraw one.
+
+Each task attempt is one message to the task's route, with a deterministic id
+(``xq.<job>.<token>.<task>.<attempt>``), ``retries=0`` (xingqiao retries tasks
+itself, so a business error stat can be retried too) and the job's reqid as the
+producer reqid, so every run's access-log line names the job's request as parent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("butterfly.xingqiao")
+
+#: MQ message states that will still run (or are running)
+LIVE_STATES = ("queued", "scheduled", "started")
+
+
+@dataclass
+class Dispatch:
+    """One message to send once the transaction that decided it has committed."""
+
+    route: str
+    params: dict[str, Any]
+    msg_id: str
+    reqid: str
+    delay: float = 0.0
+
+
+def send_one(kernel: Any, dispatch: Dispatch) -> None:
+    """Enqueue ``dispatch`` (idempotent by its ``msg_id``).
+
+    :raises kernel.BadRequest: the params do not fit the handler
+    :raises butterfly_mq.errors.MQError: the MQ is off or Redis did not answer
+    """
+    from butterfly_mq import enqueue
+
+    # NOTE: the producer reqid of a message is the reqid bound in the log context; bind
+    # the job's, so a task enqueued by another task's end still names the job as parent.
+    with structlog.contextvars.bound_contextvars(reqid=dispatch.reqid):
+        enqueue(
+            dispatch.route,
+            dispatch.params,
+            kernel=kernel,
+            msg_id=dispatch.msg_id,
+            delay=dispatch.delay or None,
+            retries=0,
+        )
+
+
+def mq_service(kernel: Any) -> Any:
+    """The kernel's running MQ service, or ``None`` when ``[mq] redis_url`` is unset."""
+    return kernel.extensions.get("mq")
+
+
+def message_of(kernel: Any, route: str, msg_id: str) -> dict[str, Any] | None:
+    """A message's metadata and result from the MQ (``None`` when it is not kept)."""
+    from butterfly_mq import get_message
+
+    return get_message(msg_id, topic=route, kernel=kernel)
+
+
+def withdraw(kernel: Any, route: str, msg_id: str) -> bool:
+    """Delete a message that has not started yet (``queued`` or ``scheduled``).
+
+    A message a worker already took keeps running; its report is ignored because its
+    task is no longer ``pending`` or ``started``.
+
+    :return: ``True`` when a waiting message was deleted
+    """
+    from butterfly_mq.queue import Queue
+
+    service = mq_service(kernel)
+    if service is None:
+        return False
+    queue = Queue(service.client, route, service.config.prefix)
+    message = queue.get(msg_id)
+    if message is None or message.get("state") not in ("queued", "scheduled"):
+        return False
+    return queue.delete(msg_id)

@@ -1,0 +1,1 @@
+"""Handler apps of xingqiao's tests (``[router] handlers_dir`` points here)."""
