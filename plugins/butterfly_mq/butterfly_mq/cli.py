@@ -137,6 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             + " ".join(f"{q[s]:>9}" for s in STATES)
             + f"  {oldest:>9}  {q['throughput_per_min']:>8}"
             + ("  PAUSED" if q["paused"] else "")
+            + ("" if q["consumers"] else "  NO CONSUMER")
         )
     print(
         f"\ninstances: {sum(1 for i in instances if i['alive'])} alive, "

@@ -74,7 +74,6 @@ class MQService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
-        self.known_topics: set[str] = set()
 
     def topics(self) -> list[str]:
         """The topics this instance consumes (``[mq] queues`` or every route)."""
@@ -129,12 +128,6 @@ class MQService:
         if self.consumer is not None and topic in self.consumer.queues:
             self.consumer.wake(topic)
 
-    def register_topic(self, topic: str) -> None:
-        """Add ``topic`` to the queue registry once per process."""
-        if topic not in self.known_topics:
-            self.client.sadd(self.registry_keys.queues, topic)
-            self.known_topics.add(topic)
-
     def registry_list(self) -> list[dict[str, Any]]:
         """Every known instance (works before start-up too, for dashboard-only kernels)."""
         registry = self.registry or InstanceRegistry(self.client, self.config.prefix, self.name)
@@ -160,7 +153,6 @@ class MQService:
                 if not registered:
                     if topics:
                         self.client.sadd(self.registry_keys.queues, *topics)
-                        self.known_topics.update(topics)
                     registered = True
                 if now >= next_beat:
                     self.registry.beat(self.counters())

@@ -35,7 +35,8 @@ def test_enqueue_status_requeue(cli_env, capsys):
     status = json.loads(capsys.readouterr().out)
     assert next(q for q in status["queues"] if q["name"] == "/app/job")["queued"] == 1
     assert main(["mq", "status"]) == 0
-    assert "/app/job" in capsys.readouterr().out
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("/app/job"))
+    assert line.endswith("NO CONSUMER")
     assert main(["mq", "requeue", "cli-1"]) == 1  # queued: nothing to requeue
     assert "only finished, failed, dead" in capsys.readouterr().err
     assert main(["mq", "requeue", "nope"]) == 1
