@@ -23,6 +23,10 @@ URL_ENV = "BUTTERFLY_MQ_REDIS_URL"
 CLUSTER_ENV = "BUTTERFLY_MQ_REDIS_CLUSTER"
 #: Values of ``BUTTERFLY_MQ_REDIS_CLUSTER`` that mean yes.
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+#: Longest ``delay`` / ``ttl`` (10 years, in seconds); also keeps them finite.
+MAX_SECONDS = 10 * 365 * 86400.0
+#: Most ``retries`` a message may ask for.
+MAX_RETRIES = 1000
 #: Waits between attempts when Redis does not answer; the same msg_id makes retries safe.
 RETRY_WAITS = (0.05, 0.25, 1.0)
 _registered: set[tuple[int, str, str]] = set()
@@ -162,9 +166,18 @@ def enqueue(
             "params must be a JSON object with string keys",
             data={"errors": [{"param": "params", "reason": "expected an object"}]},
         )
-    for name, value in (("delay", delay), ("ttl", ttl), ("retries", retries)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-            raise BadRequest(f"{name} must be a number >= 0, got {value!r}")
+    for name, value, most in (
+        ("delay", delay, MAX_SECONDS),
+        ("ttl", ttl, MAX_SECONDS),
+        ("retries", retries, MAX_RETRIES),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+            raise BadRequest(
+                f"{name} must be a number from 0 to {most:g}, got {value!r}",
+                data={"errors": [{"param": name, "reason": f"expected 0..{most:g}"}]},
+            )
     try:
         params_text = dumps(params).decode("utf-8")
     except (TypeError, ValueError) as exc:

@@ -221,6 +221,9 @@ def test_msg_id_is_idempotent(mq_kernel, mq):
         ("/t/ok", [1], {}, "JSON object"),
         ("/t/ok", {"n": object()}, {}, "not JSON serialisable"),
         ("/t/ok", {}, {"delay": -1}, "delay must be"),
+        ("/t/ok", {}, {"delay": 1.7976931348623157e308}, "delay must be a number from 0 to"),
+        ("/t/ok", {}, {"ttl": float("nan")}, "ttl must be"),
+        ("/t/ok", {}, {"retries": 10**9}, "retries must be"),
         ("/t/ok", {}, {"msg_id": "has space"}, "bad msg_id"),
     ],
 )
