@@ -279,7 +279,7 @@ def _check_scripts(report: Report, client: Any, scratch: str) -> None:
         ),
         (
             "READY",
-            lambda: ready.parse_read(SCRIPTS["READY"](client, ready.keys, [0, 10])),
+            lambda: ready.read(client, 0),
             lambda r: (queue.topic, r[0]) in r[2] and r[1],
         ),
         ("POP", lambda: queue.pop(5, 60_000, worker), lambda r: [m.msg_id for m in r] == ["m1"]),

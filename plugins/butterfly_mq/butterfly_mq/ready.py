@@ -29,10 +29,44 @@ from __future__ import annotations
 from typing import Any
 
 from butterfly_mq.keys import RegistryKeys
-from butterfly_mq.scripts import SCRIPTS, Call
+from butterfly_mq.scripts import Call, Script
 
 #: Most topics one READY call returns (the rest come with the next poll).
 READ_LIMIT = 1000
+
+# Both scripts: KEYS[1] = ZSET topic → sequence number of its latest enqueue, KEYS[2] = the
+# sequence counter, KEYS[3] = the counter's epoch (server time when it started at 1); all
+# under the {ready} hashtag.
+
+# ARGV: topic  →  the new sequence number
+MARK_READY = Script(
+    "mark_ready",
+    r"""
+local n = redis.call('INCR', KEYS[2])
+if n == 1 or redis.call('EXISTS', KEYS[3]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[3], t[1] .. '.' .. t[2])
+end
+redis.call('ZADD', KEYS[1], n, ARGV[1])
+return n
+""",
+)
+
+# ARGV: cursor (-1: only tell me the counter), limit
+#   →  {counter, epoch, topic, n, topic, n, ...}: topics enqueued to after the cursor, oldest first
+READY = Script(
+    "ready",
+    r"""
+local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
+local out = {counter, redis.call('GET', KEYS[3]) or ''}
+local cursor = tonumber(ARGV[1])
+if cursor >= 0 and cursor < counter then
+  local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+  for _, value in ipairs(rows) do out[#out + 1] = value end
+end
+return out
+""",
+)
 
 
 class ReadyIndex:
@@ -47,11 +81,11 @@ class ReadyIndex:
 
     def mark_call(self, topic: str) -> Call:
         """The MARK_READY call recording an enqueue to ``topic``."""
-        return SCRIPTS["MARK_READY"], self.keys, [topic]
+        return MARK_READY, self.keys, [topic]
 
-    def read_call(self, cursor: int) -> Call:
+    def read_call(self, cursor: int, limit: int = READ_LIMIT) -> Call:
         """The READY call: topics marked after ``cursor`` (``-1``: only the counter)."""
-        return SCRIPTS["READY"], self.keys, [cursor, READ_LIMIT]
+        return READY, self.keys, [cursor, limit]
 
     @staticmethod
     def parse_read(reply: list[Any]) -> tuple[int, str, list[tuple[str, int]]]:
@@ -59,3 +93,8 @@ class ReadyIndex:
         counter, epoch = int(reply[0]), str(reply[1])
         marks = [(reply[i], int(float(reply[i + 1]))) for i in range(2, len(reply) - 1, 2)]
         return counter, epoch, marks
+
+    def read(self, client: Any, cursor: int) -> tuple[int, str, list[tuple[str, int]]]:
+        """Run READY once (see :meth:`parse_read`)."""
+        script, keys, args = self.read_call(cursor)
+        return self.parse_read(script(client, keys, args))

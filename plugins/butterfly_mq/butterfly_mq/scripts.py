@@ -417,33 +417,6 @@ local t = redis.call('TIME')
 return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# The ready index (see ready.py): KEYS[1] = ZSET topic → sequence number of its latest
-# enqueue, KEYS[2] = the sequence counter, KEYS[3] = the counter's epoch (server time when
-# it started at 1); all under the {ready} hashtag.
-# ARGV: topic  →  the new sequence number
-MARK_READY = r"""
-local n = redis.call('INCR', KEYS[2])
-if n == 1 or redis.call('EXISTS', KEYS[3]) == 0 then
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[3], t[1] .. '.' .. t[2])
-end
-redis.call('ZADD', KEYS[1], n, ARGV[1])
-return n
-"""
-
-# ARGV: cursor (-1: only tell me the counter), limit
-#   →  {counter, epoch, topic, n, topic, n, ...}: topics enqueued to after the cursor, oldest first
-READY = r"""
-local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
-local out = {counter, redis.call('GET', KEYS[3]) or ''}
-local cursor = tonumber(ARGV[1])
-if cursor >= 0 and cursor < counter then
-  local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
-  for _, value in ipairs(rows) do out[#out + 1] = value end
-end
-return out
-"""
-
 # KEYS[1] = lock; ARGV: token  →  1 released, 0 someone else holds it (compare-and-delete)
 RELEASE_LOCK = r"""
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -528,8 +501,6 @@ SCRIPTS = {
         "COUNTS": COUNTS,
         "PAGE": PAGE,
         "HEARTBEAT": HEARTBEAT,
-        "MARK_READY": MARK_READY,
-        "READY": READY,
         "SERVER_TIME": SERVER_TIME,
         "RELEASE_LOCK": RELEASE_LOCK,
     }.items()
