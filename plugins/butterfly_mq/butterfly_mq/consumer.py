@@ -238,7 +238,7 @@ class Consumer:
             for topic, _ in marks:
                 if topic in self.queues:
                     self.marked[topic] = MARK_POPS
-                    fresh += 1
+                    fresh += topic not in self.paused  # NOTE: no hurry for a topic we do not pop
         return fresh
 
     def _sweep_all(self) -> None:
