@@ -40,9 +40,19 @@ def add_commands(subparsers: Any) -> None:
     requeue.add_argument("--all", choices=("failed", "dead"), help="requeue every message in this state")
     requeue.set_defaults(run=cmd_requeue)
 
-    doctor = commands.add_parser("doctor", help="check the endpoint supports every command the MQ uses")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the endpoint for real: mode, every command and script, key placement, queues",
+        description="Exit 0 when every check passes, 1 on any problem.",
+    )
     doctor.add_argument("--redis-url", help="endpoint to check (default [mq] redis_url)")
-    doctor.add_argument("--proxy-config", help="a nutcracker yml to check (hash_tag, auto_eject_hosts)")
+    doctor.add_argument(
+        "--cluster",
+        action="store_true",
+        help="with --redis-url: it names a Redis Cluster node (default: [mq] redis_cluster)",
+    )
+    doctor.add_argument("--prefix", help="with --redis-url: the MQ key prefix (default bc)")
+    doctor.add_argument("--proxy-config", help="the nutcracker yml of the pool: check it and look at every backend")
     doctor.set_defaults(run=cmd_doctor)
 
 
@@ -70,7 +80,8 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    """Queue one message and print its id."""
+    """Queue one message and print its id (a warning on stderr when no live instance consumes it)."""
+    from butterfly_mq.dashboard import consumers_of
     from butterfly_mq.producer import enqueue
     from kernel.errors import HTTPError
 
@@ -98,6 +109,12 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         print(f"butterfly mq: {exc.stat}: {exc.reason} {json.dumps(exc.data) if exc.data else ''}", file=sys.stderr)
         return 1
     print(msg_id)
+    if not consumers_of(service, args.topic):
+        print(
+            f"butterfly mq: warning: no live instance consumes {args.topic}; "
+            "the message was accepted and waits until one does",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -120,6 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             + " ".join(f"{q[s]:>9}" for s in STATES)
             + f"  {oldest:>9}  {q['throughput_per_min']:>8}"
             + ("  PAUSED" if q["paused"] else "")
+            + ("" if q["consumers"] else "  NO CONSUMER")
         )
     print(
         f"\ninstances: {sum(1 for i in instances if i['alive'])} alive, "
@@ -168,27 +186,17 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check the endpoint; exit 1 when a command the MQ needs is missing."""
+    """Check the endpoint; exit 1 on any problem."""
     from butterfly_mq.connection import redact_url
-    from butterfly_mq.doctor import check_endpoint, looks_like_twemproxy, proxy_config_warnings
+    from butterfly_mq.doctor import check_endpoint, describe
 
     if args.redis_url:
-        url, prefix = args.redis_url, "bc"
+        url, prefix, cluster, topics = args.redis_url, args.prefix or "bc", args.cluster, []
     else:
         service = _service(args)
-        url, prefix = service.config.redis_url, service.config.prefix
+        config = service.config
+        url, prefix, cluster, topics = config.redis_url, config.prefix, config.redis_cluster, list(config.queues)
     print(f"checking {redact_url(url)}")
-    results = check_endpoint(url, prefix)
-    for name, ok, detail in results:
-        print(f"  {'ok     ' if ok else 'MISSING'}  {name}{'  — ' + detail if detail else ''}")
-    warnings = proxy_config_warnings(args.proxy_config) if args.proxy_config else []
-    if looks_like_twemproxy(url):
-        print(
-            '  note     INFO is refused: this looks like Twemproxy. Make sure its pool has hash_tag: "{}" and '
-            "auto_eject_hosts: false (an ejected server's queues get split); pass --proxy-config to check."
-        )
-    for warning in warnings:
-        print(f"  WARNING  {warning}")
-    failed = [name for name, ok, _ in results if not ok]
-    print("all commands supported" if not failed else f"{len(failed)} check(s) failed: {', '.join(failed)}")
-    return 1 if failed or warnings else 0
+    report = check_endpoint(url, prefix, cluster=cluster, proxy_config=args.proxy_config, topics=topics)
+    print(describe(report))
+    return 1 if report.problems else 0

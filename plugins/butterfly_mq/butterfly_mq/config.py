@@ -39,14 +39,32 @@ def add_settings(settings: Any) -> None:
     def add(key, kind, default, text, **kw):
         settings.add("mq", key, kind, default, text, owner="mq", **kw)
 
-    add("redis_url", str, None, "Redis or Twemproxy URL; the MQ is off while unset", secret=True)
+    add(
+        "redis_url",
+        str,
+        None,
+        "Redis, Twemproxy or (with redis_cluster) Redis Cluster seed node URL; the MQ is off while unset",
+        secret=True,
+    )
+    add("redis_cluster", bool, False, "redis_url names a node of a Redis Cluster (served with RedisCluster)")
     add("prefix", str, "bc", "key prefix of every MQ key")
     add("consume", bool, True, "run the consumer (false: produce and serve the dashboard only)")
     add("queues", list, [], "topics this instance consumes; empty = every non-admin route")
     add("paused", list, [], "topics paused at start-up (resume from canghai or the CLI)")
     add("workers", int, 8, "consumer threads running handlers")
     add("batch_size", int, 32, "most messages one pop takes")
-    add("poll_max_interval", float, 2.0, "seconds between polls when every queue is idle")
+    add(
+        "pickup_interval",
+        float,
+        0.05,
+        "seconds between polls of the ready index when idle: how soon a message from another process starts",
+    )
+    add(
+        "poll_max_interval",
+        float,
+        2.0,
+        "every consumed topic is popped at least this often, even without a ready mark (the sweep)",
+    )
     add("lease", float, 300.0, "seconds a running message is leased; renewed every lease/3 while it runs")
     add("timeout", float, 600.0, "seconds a run may take before it counts as failed (0 = no limit)")
     add("retries", int, 3, "retries of a failed run (ERR_BAD_PARAMS is never retried)")
@@ -66,12 +84,14 @@ class MQConfig:
     """Resolved ``[mq]`` settings, with helpers for per-topic values."""
 
     redis_url: str | None
+    redis_cluster: bool = False
     prefix: str = "bc"
     consume: bool = True
     queues: list[str] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)
     workers: int = 8
     batch_size: int = 32
+    pickup_interval: float = 0.05
     poll_max_interval: float = 2.0
     lease: float = 300.0
     timeout: float = 600.0

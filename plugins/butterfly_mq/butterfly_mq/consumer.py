@@ -1,10 +1,22 @@
 """The consumer: one poller thread talks to Redis, a bounded pool of threads runs handlers.
 
-The poller does every Redis round trip of the hot path: in one pipelined round
-trip it records finished runs (batched acks), renews leases that are due and
-pops a batch from each topic. Polling is adaptive: immediate while messages
-flow, backing off to ``poll_max_interval`` when idle, woken at once by a local
-enqueue or a finished run. When Redis goes away it logs, backs off and
+The poller does every Redis round trip of the hot path: in one pipelined round trip it
+records finished runs (batched acks), renews leases that are due, reads the ready index
+(:mod:`butterfly_mq.ready`) and pops a batch from each topic that has work.
+
+Which topics a round pops — the pick-up model:
+
+* **marked**: topics the ready index says were enqueued to since the last round (and a
+  local enqueue), popped at once; an empty pop after a fresh mark is tried once more;
+* **hot**: topics whose last pop came back full, popped every round while they flow;
+* **due**: topics whose earliest delayed or retrying message is due (each pop reports it);
+* **sweep**: every topic at least every ``poll_max_interval`` (producers that do not mark,
+  leases of dead workers, messages scheduled elsewhere).
+
+Every topic that has work gets one slot before hot topics share the rest, so a flood on
+one topic cannot starve the others. An idle instance polls every ``pickup_interval``
+(one small READY script); a busy one at once. When Redis goes away the poller backs off
+with jitter (:class:`~butterfly_mq.backoff.Backoff`, one log line per outage) and
 reconnects by itself; acks that could not be sent are kept and sent later.
 """
 
@@ -18,16 +30,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 import structlog
 
+from butterfly_mq.backoff import Backoff
 from butterfly_mq.config import MQConfig
+from butterfly_mq.connection import ERRORS
 from butterfly_mq.queue import Outcome, Popped, Queue
+from butterfly_mq.ready import ReadyIndex
 from butterfly_mq.runner import run_message
 from butterfly_mq.scripts import run_pipelined
 
 log = structlog.get_logger("butterfly.mq")
-MIN_IDLE_WAIT = 0.005
+#: Pops of a freshly marked topic before an empty answer counts (the mark may arrive first).
+MARK_POPS = 2
 
 
 @dataclass
@@ -43,7 +58,7 @@ class Consumer:
     """Pops messages of ``topics`` and runs them on ``config.workers`` threads.
 
     :param kernel: the kernel whose routes the topics are
-    :param client: a ``redis.Redis``
+    :param client: a Redis client (:func:`butterfly_mq.connection.connect`)
     :param config: the ``[mq]`` settings
     :param topics: the topics to consume
     :param worker: this instance's name (owner of its leases)
@@ -63,12 +78,24 @@ class Consumer:
         self.wake_event = threading.Event()
         self.stopping = threading.Event()
         self.counters: Counter[str] = Counter()
+        self.ready = ReadyIndex(config.prefix)
+        self.cursor = -1
+        self.epoch: str | None = None
         self.hot: set[str] = set()
-        self.connected = True
+        self.marked: dict[str, int] = {}
+        self.due: dict[str, float] = {}
+        now = time.monotonic()
+        self.next_sweep: dict[str, float] = dict.fromkeys(topics, now)  # NOTE: drain old work at start-up
+        self.backoff = Backoff("mq-poller", base=0.1, cap=5.0, logger=log)
         self.lease_ms = int(config.lease * 1000)
         self.capacity = config.workers + config.batch_size
         self._threads: list[threading.Thread] = []
-        self._last_renew = time.monotonic()
+        self._last_renew = now
+
+    @property
+    def connected(self) -> bool:
+        """False while Redis does not answer the poller."""
+        return not self.backoff.down
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -83,8 +110,14 @@ class Consumer:
         for thread in self._threads:
             thread.start()
 
-    def wake(self) -> None:
-        """Poll now (a local enqueue, a finished run, a resume)."""
+    def wake(self, topic: str | None = None) -> None:
+        """Poll now (a local enqueue to ``topic``, a finished run, a resume).
+
+        :param topic: a topic that has new work, popped in the next round
+        """
+        if topic in self.queues:
+            with self.lock:
+                self.marked[topic] = MARK_POPS
         self.wake_event.set()
 
     def stop(self, timeout: float) -> dict[str, int]:
@@ -117,36 +150,23 @@ class Consumer:
     # -- the poller -----------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
-        idle_wait = MIN_IDLE_WAIT
-        error_wait = 0.1
         while not self.stopping.is_set():
             try:
                 busy = self.poll_once()
-                if not self.connected:
-                    log.info("mq_redis_reconnected")
-                    self.connected = True
-                error_wait = 0.1
-            except redis.RedisError as exc:
-                if self.connected:
-                    log.warning("mq_redis_unavailable", error=str(exc), note="retrying with backoff")
-                self.connected = False
-                self.counters["redis_errors"] += 1
-                self.stopping.wait(error_wait)
-                error_wait = min(error_wait * 2, 5.0)
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any error
+                self.counters["redis_errors" if isinstance(exc, ERRORS) else "poller_errors"] += 1
+                self.stopping.wait(self.backoff.failed(exc))
                 continue
-            except Exception:
-                log.exception("mq_poller_error")
-                self.stopping.wait(1.0)
+            if self.backoff.down:
+                self.backoff.succeeded()
+                self._sweep_all()  # NOTE: whatever happened meanwhile, look at every topic once
+            if self._free_slots() <= 0:
+                wait = self.config.poll_max_interval  # NOTE: a finished run wakes us
+            elif busy:
                 continue
-            if busy:
-                idle_wait = MIN_IDLE_WAIT
-                if self._free_slots() > 0:
-                    continue
-                idle_wait_now = self.config.poll_max_interval
             else:
-                idle_wait_now = idle_wait
-                idle_wait = min(idle_wait * 2, self.config.poll_max_interval)
-            self.wake_event.wait(idle_wait_now)
+                wait = self.config.pickup_interval
+            self.wake_event.wait(wait)
             self.wake_event.clear()
 
     def _free_slots(self) -> int:
@@ -154,7 +174,11 @@ class Consumer:
             return self.capacity - len(self.leases)
 
     def poll_once(self) -> bool:
-        """One round trip: acks, due lease renewals, pops. Returns True if anything moved."""
+        """One round trip: acks, due lease renewals, the ready index, pops.
+
+        :return: True when the next round should follow at once (messages moved, or
+            topics were marked that this round did not pop)
+        """
         calls, ack_batches = [], []
         with self.lock:
             acks, self.pending_acks = self.pending_acks, defaultdict(list)
@@ -162,11 +186,11 @@ class Consumer:
             calls.append(self.queues[topic].finish_call(outcomes))
             ack_batches.append((topic, outcomes))
         calls += self._renew_calls()
-        pops = self._pop_plan()
+        calls.append(self.ready.read_call(self.cursor))
+        now = time.monotonic()
+        pops = self._pop_plan(now)
         for queue, count in pops:
             calls.append(queue.pop_call(count, self.lease_ms, self.worker, self.config.max_recoveries))
-        if not calls:
-            return False
         try:
             replies = run_pipelined(self.client, calls)
         except BaseException:
@@ -185,39 +209,112 @@ class Consumer:
                     note="lease expired or message deleted; another run owns it",
                 )
         popped_total = 0
-        for (queue, _), reply in zip(pops, replies[len(replies) - len(pops) :], strict=True):
-            messages = queue.parse_pop(reply)
-            if messages:
-                self.hot.add(queue.topic)
-            else:
-                self.hot.discard(queue.topic)
+        for (queue, count), reply in zip(pops, replies[len(replies) - len(pops) :], strict=True):
+            messages, due_in = queue.parse_pop(reply)
+            self._after_pop(queue.topic, count, len(messages), due_in, now)
             self._accept(messages)
             popped_total += len(messages)
-        return bool(popped_total or ack_batches)
+        fresh = self._read_marks(replies[len(replies) - len(pops) - 1])
+        return bool(popped_total or ack_batches or fresh)
 
-    def _pop_plan(self) -> list[tuple[Queue, int]]:
+    def _read_marks(self, reply: list[Any]) -> int:
+        """Take the READY reply: note the topics marked since the cursor; returns how many."""
+        counter, epoch, marks = self.ready.parse_read(reply)
+        if epoch != self.epoch and self.epoch is not None:
+            # NOTE: the counter started again (Redis lost the index: restart without
+            # persistence, keys deleted): read every mark of the new epoch, sweep everything.
+            log.info("mq_ready_index_reset", counter=counter, cursor=self.cursor)
+            self.cursor = 0
+            self.epoch = epoch
+            self._sweep_all()
+            return 1
+        self.epoch = epoch
+        if self.cursor < 0:  # the first read: only the counter came back
+            self.cursor = counter
+        elif marks:
+            self.cursor = max(number for _, number in marks)
+        fresh = 0
+        with self.lock:
+            for topic, _ in marks:
+                if topic in self.queues:
+                    self.marked[topic] = MARK_POPS
+                    fresh += topic not in self.paused  # NOTE: no hurry for a topic we do not pop
+        return fresh
+
+    def _sweep_all(self) -> None:
+        """Pop every topic in the next rounds (after a reset of the index or an outage)."""
+        now = time.monotonic()
+        self.next_sweep = dict.fromkeys(self.queues, now)
+
+    def _after_pop(self, topic: str, asked: int, got: int, due_in: float | None, now: float) -> None:
+        """Update a topic's state after a pop of ``asked`` that returned ``got`` messages."""
+        if got >= asked:
+            self.hot.add(topic)
+        else:
+            self.hot.discard(topic)
+        with self.lock:
+            left = self.marked.get(topic)
+            if left is not None:
+                if got or left <= 1:
+                    del self.marked[topic]
+                else:
+                    self.marked[topic] = left - 1
+            # NOTE: a due time still in the future may come from a retry this instance
+            # recorded after the pop was sent; keep it (at worst one extra pop).
+            later = self.due.get(topic)
+            later = later if later is not None and later > now else None
+            if due_in is not None:
+                self.due[topic] = min(now + due_in, later or now + due_in)
+            elif later is None:
+                self.due.pop(topic, None)
+        # NOTE: a sweep interval drawn from [0.75, 1] × poll_max_interval spreads the
+        # sweeps of many topics over the interval instead of all in one round.
+        self.next_sweep[topic] = now + self.config.poll_max_interval * random.uniform(0.75, 1.0)
+
+    def _pop_plan(self, now: float) -> list[tuple[Queue, int]]:
+        """Which topics to pop this round and how many messages from each."""
         if self.stopping.is_set():
             return []
         free = self._free_slots()
         if free <= 0:
             return []
-        topics = [t for t in self.queues if t not in self.paused]
-        random.shuffle(topics)  # NOTE: no topic starves the others
-        hot = [t for t in topics if t in self.hot] or topics[:1]
-        share = max(1, -(-free // max(len(hot), 1)))
-        running = Counter(lease.message.topic for lease in self.leases.values())
-        plan = []
-        for topic in topics:
-            count = min(self.config.batch_size, share if topic in hot else 1, free)
+        with self.lock:
+            marked, due = set(self.marked), dict(self.due)
+        urgent, sweep = [], []
+        for topic in self.queues:
+            if topic in self.paused:
+                continue
+            if topic in marked or topic in self.hot or due.get(topic, now + 1) <= now:
+                urgent.append(topic)
+            elif self.next_sweep.get(topic, now) <= now:
+                sweep.append(topic)
+        random.shuffle(urgent)  # NOTE: no topic starves the others
+        random.shuffle(sweep)
+        with self.lock:
+            running = Counter(lease.message.topic for lease in self.leases.values())
+        room = {}
+        for topic in urgent + sweep:
             limit = int(self.config.topic_option(topic, "concurrency") or 0)
-            if limit:
-                count = min(count, limit - running[topic])
-            if count > 0:
-                plan.append((self.queues[topic], count))
-                free -= count
+            room[topic] = min(self.config.batch_size, limit - running[topic] if limit else self.config.batch_size)
+        plan: dict[str, int] = {}
+        for topic in urgent + sweep:  # one slot for every topic with work first
             if free <= 0:
                 break
-        return plan
+            if room[topic] > 0:
+                plan[topic] = 1
+                free -= 1
+        flowing = [topic for topic in plan if topic in self.hot]
+        while free > 0 and flowing:  # then the hot topics share the rest
+            share = max(1, free // len(flowing))
+            for topic in list(flowing):
+                extra = min(share, room[topic] - plan[topic], free)
+                plan[topic] += extra
+                free -= extra
+                if plan[topic] >= room[topic]:
+                    flowing.remove(topic)
+                if free <= 0:
+                    break
+        return [(self.queues[topic], count) for topic, count in plan.items()]
 
     def _accept(self, messages: list[Popped]) -> None:
         now = time.monotonic()
@@ -276,6 +373,9 @@ class Consumer:
             with self.lock:
                 self.leases.pop(message.msg_id, None)
                 self.pending_acks[message.topic].append(outcome)
+                if outcome.outcome == "retry":  # NOTE: pop it again when its wait is over
+                    due = time.monotonic() + outcome.retry_delay_ms / 1000
+                    self.due[message.topic] = min(self.due.get(message.topic, due), due)
             self.wake_event.set()
 
     # -- shutdown helpers ---------------------------------------------------------------
@@ -298,7 +398,7 @@ class Consumer:
         for topic, messages in waiting.items():
             try:
                 returned += self.queues[topic].return_unstarted(self.worker, messages)
-            except redis.RedisError as exc:
+            except ERRORS as exc:
                 log.warning(
                     "mq_return_failed",
                     topic=topic,
@@ -316,5 +416,5 @@ class Consumer:
             try:
                 self.poll_once()
                 return
-            except redis.RedisError:
+            except ERRORS:
                 time.sleep(0.2)

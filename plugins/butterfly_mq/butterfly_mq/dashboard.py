@@ -80,13 +80,33 @@ def _action_params(request: Any) -> dict[str, Any]:
 # -- reads ---------------------------------------------------------------------------------
 
 
-def queues_overview(service: Any) -> list[dict[str, Any]]:
-    """Counts of every registered queue (one pipelined round trip)."""
-    return counts_for(service.client, registered_topics(service.client, service.config.prefix), service.config.prefix)
+def consumers_of(service: Any, topic: str, instances: list[dict[str, Any]] | None = None) -> int:
+    """How many live instances consume ``topic`` (and do not have it paused locally).
+
+    :param instances: the instance list, if already read
+    """
+    instances = service.registry_list() if instances is None else instances
+    return sum(
+        1
+        for instance in instances
+        if instance["alive"]
+        and topic in instance.get("queues", ())
+        and topic not in (instance.get("counters") or {}).get("paused", ())
+    )
+
+
+def queues_overview(service: Any, instances: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Counts of every registered queue (one pipelined round trip), each with ``consumers``:
+    how many live instances consume it (0: messages wait until one does)."""
+    rows = counts_for(service.client, registered_topics(service.client, service.config.prefix), service.config.prefix)
+    instances = service.registry_list() if instances is None else instances
+    for row in rows:
+        row["consumers"] = consumers_of(service, row["name"], instances)
+    return rows
 
 
 def api_queues(request: Any) -> Response:
-    """``GET /canghai/api/queues``: counts by state, oldest age, throughput per queue."""
+    """``GET /canghai/api/queues``: counts by state, oldest age, throughput and live consumers per queue."""
     service = service_of(request)
     return Response.json({"stat": "OK", "queues": queues_overview(service)})
 
@@ -200,7 +220,11 @@ def api_resume(request: Any) -> Response:
 
 
 def api_enqueue(request: Any) -> Response:
-    """``POST /canghai/api/enqueue {"topic", "params", "delay", "ttl", "retries", "msg_id"}``."""
+    """``POST /canghai/api/enqueue {"topic", "params", "delay", "ttl", "retries", "msg_id"}``.
+
+    The reply names how many live instances consume the topic; with none it carries a
+    ``warning`` (the message is accepted all the same).
+    """
     from butterfly_mq.producer import enqueue
 
     service = service_of(request)
@@ -208,8 +232,9 @@ def api_enqueue(request: Any) -> Response:
     unknown = set(payload) - {"topic", "params", "delay", "ttl", "retries", "msg_id"}
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    topic = _text(payload, "topic")
     msg_id = enqueue(
-        _text(payload, "topic"),
+        topic,
         payload.get("params") or {},
         kernel=service.kernel,
         msg_id=payload.get("msg_id"),
@@ -217,7 +242,10 @@ def api_enqueue(request: Any) -> Response:
         ttl=payload.get("ttl"),
         retries=payload.get("retries"),
     )
-    return Response.json({"stat": "OK", "msg_id": msg_id})
+    reply: dict[str, Any] = {"stat": "OK", "msg_id": msg_id, "consumers": consumers_of(service, topic)}
+    if not reply["consumers"]:
+        reply["warning"] = f"no live instance consumes {topic}; the message was accepted and waits until one does"
+    return Response.json(reply)
 
 
 READ_ROUTES = {"queues": api_queues, "instances": api_instances, "msgs": api_msgs, "msg": api_msg}

@@ -3,7 +3,7 @@
 Twemproxy and Redis Cluster route a key by the part between the first ``{`` and
 ``}``, so all keys of a queue live on one server and one Lua script may touch
 them all. Registry keys (queue list, instances, cleanup lock) share their own
-``{registry}`` tag; no script ever mixes the two.
+``{registry}`` tag, the ready index its ``{ready}`` tag; no script ever mixes two tags.
 """
 
 from __future__ import annotations
@@ -87,3 +87,18 @@ class RegistryKeys:
     def cleanup_lock(self) -> str:
         """STRING holding the token of the instance running the cleanup."""
         return f"{self.prefix}:{{registry}}:cleanup-lock"
+
+    @property
+    def ready(self) -> str:
+        """ZSET topic → sequence number of the topic's latest enqueue (the ready index)."""
+        return f"{self.prefix}:{{ready}}:topics"
+
+    @property
+    def ready_counter(self) -> str:
+        """STRING: the ready index's sequence counter (INCR per enqueue)."""
+        return f"{self.prefix}:{{ready}}:counter"
+
+    @property
+    def ready_epoch(self) -> str:
+        """STRING: when the ready counter last started at 1 (a new epoch resets consumers' cursors)."""
+        return f"{self.prefix}:{{ready}}:epoch"

@@ -56,8 +56,9 @@ def render(name: str, **context: Any) -> Response:
 def page_overview(request: Any) -> Response:
     """``/canghai/``: queues × states, instances; refreshes itself every few seconds."""
     service = service_of(request)
+    instances = service.registry_list()
     return render(
-        "overview.html", queues=queues_overview(service), instances=service.registry_list(), title="沧海 canghai"
+        "overview.html", queues=queues_overview(service, instances), instances=instances, title="沧海 canghai"
     )
 
 

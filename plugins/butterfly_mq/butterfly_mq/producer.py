@@ -7,23 +7,32 @@ import socket
 import time
 from typing import Any
 
-import redis
 import structlog
 
-from butterfly_mq.connection import shared_client
+from butterfly_mq.connection import UNAVAILABLE, shared_client
 from butterfly_mq.errors import MQNotConfigured, MQUnavailable
 from butterfly_mq.keys import RegistryKeys, check_msg_id, check_topic
 from butterfly_mq.queue import Queue
+from butterfly_mq.ready import ReadyIndex
+from butterfly_mq.scripts import run_pipelined
 from kernel.errors import BadRequest
 from kernel.response import dumps
 
 log = structlog.get_logger("butterfly.mq")
 URL_ENV = "BUTTERFLY_MQ_REDIS_URL"
+CLUSTER_ENV = "BUTTERFLY_MQ_REDIS_CLUSTER"
+#: Values of ``BUTTERFLY_MQ_REDIS_CLUSTER`` that mean yes.
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+#: Longest ``delay`` / ``ttl`` (10 years, in seconds); also keeps them finite.
+MAX_SECONDS = 10 * 365 * 86400.0
+#: Most ``retries`` a message may ask for.
+MAX_RETRIES = 1000
 #: Waits between attempts when Redis does not answer; the same msg_id makes retries safe.
 RETRY_WAITS = (0.05, 0.25, 1.0)
 _registered: set[tuple[int, str, str]] = set()
 _valid_topics: set[str] = set()
 _queues: dict[tuple[int, str, str], Queue] = {}
+_ready_indexes: dict[str, ReadyIndex] = {}
 #: Who produced a message (host:pid), computed once per process.
 PRODUCER = f"{socket.gethostname()}:{os.getpid()}"
 _router_missing_logged = False
@@ -62,8 +71,14 @@ def _current_reqid() -> str | None:
     return structlog.contextvars.get_contextvars().get("reqid")
 
 
-def resolve(redis_url: str | None, kernel: Any, prefix: str | None) -> tuple[Any, Any, str]:
+def resolve(
+    redis_url: str | None, kernel: Any, prefix: str | None, redis_cluster: bool | None = None
+) -> tuple[Any, Any, str]:
     """The MQ service (or ``None``), Redis client and key prefix a call should use.
+
+    Outside a kernel the URL comes from ``redis_url`` or ``BUTTERFLY_MQ_REDIS_URL``, and
+    whether it names a Redis Cluster node from ``redis_cluster`` or
+    ``BUTTERFLY_MQ_REDIS_CLUSTER`` (NOTE: no kernel, so no settings object to ask).
 
     :raises MQNotConfigured: no Redis URL anywhere
     """
@@ -75,7 +90,9 @@ def resolve(redis_url: str | None, kernel: Any, prefix: str | None) -> tuple[Any
         raise MQNotConfigured(
             f"no Redis URL: pass redis_url=, set {URL_ENV}, or call inside a kernel with [mq] redis_url"
         )
-    return None, shared_client(url), prefix or "bc"
+    if redis_cluster is None:
+        redis_cluster = os.environ.get(CLUSTER_ENV, "").strip().lower() in TRUE_WORDS
+    return None, shared_client(url, cluster=redis_cluster), prefix or "bc"
 
 
 def get_message(
@@ -83,6 +100,7 @@ def get_message(
     *,
     topic: str | None = None,
     redis_url: str | None = None,
+    redis_cluster: bool | None = None,
     kernel: Any = None,
     prefix: str | None = None,
 ) -> dict[str, Any] | None:
@@ -91,11 +109,12 @@ def get_message(
     :param msg_id: the id :func:`enqueue` returned
     :param topic: its topic, if known (saves a lookup across every queue)
     :param redis_url: Redis to read (default: the running kernel's, else ``BUTTERFLY_MQ_REDIS_URL``)
+    :param redis_cluster: ``redis_url`` is a Redis Cluster node (default ``BUTTERFLY_MQ_REDIS_CLUSTER``)
     :return: the metadata dict with ``params`` and ``result`` added
     """
     from butterfly_mq.queue import find_message, registered_topics
 
-    _, client, key_prefix = resolve(redis_url, kernel, prefix)
+    _, client, key_prefix = resolve(redis_url, kernel, prefix, redis_cluster)
     if topic:
         return Queue(client, check_topic(topic), key_prefix).get(msg_id)
     return find_message(client, msg_id, registered_topics(client, key_prefix), key_prefix)
@@ -106,6 +125,7 @@ def enqueue(
     params: dict[str, Any] | None = None,
     *,
     redis_url: str | None = None,
+    redis_cluster: bool | None = None,
     msg_id: str | None = None,
     delay: float | None = None,
     ttl: float | None = None,
@@ -119,6 +139,8 @@ def enqueue(
     :param params: the handler's parameters (a JSON object)
     :param redis_url: Redis to use; default: the running kernel's ``[mq] redis_url``,
         else ``BUTTERFLY_MQ_REDIS_URL``
+    :param redis_cluster: ``redis_url`` is a Redis Cluster node (default: the
+        ``BUTTERFLY_MQ_REDIS_CLUSTER`` environment variable)
     :param msg_id: your id; enqueueing the same id again is a no-op while the
         message is kept (an idempotency key)
     :param delay: seconds before it may run (it is ``scheduled`` until then)
@@ -144,15 +166,24 @@ def enqueue(
             "params must be a JSON object with string keys",
             data={"errors": [{"param": "params", "reason": "expected an object"}]},
         )
-    for name, value in (("delay", delay), ("ttl", ttl), ("retries", retries)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-            raise BadRequest(f"{name} must be a number >= 0, got {value!r}")
+    for name, value, most in (
+        ("delay", delay, MAX_SECONDS),
+        ("ttl", ttl, MAX_SECONDS),
+        ("retries", retries, MAX_RETRIES),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+            raise BadRequest(
+                f"{name} must be a number from 0 to {most:g}, got {value!r}",
+                data={"errors": [{"param": name, "reason": f"expected 0..{most:g}"}]},
+            )
     try:
         params_text = dumps(params).decode("utf-8")
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"params are not JSON serialisable: {exc}") from None
 
-    service, client, key_prefix = resolve(redis_url, kernel, prefix)
+    service, client, key_prefix = resolve(redis_url, kernel, prefix, redis_cluster)
     if service is not None:
         validate_params(service.kernel, topic, params)
 
@@ -171,12 +202,23 @@ def enqueue(
     if retries is not None:
         info["retries"] = int(retries)
     queue = _queue(client, key_prefix, topic)
+    stored = queue.enqueue_call(msg_id, params_text, info, int((delay or 0) * 1000))
+    mark = _ready_index(key_prefix).mark_call(topic)
     for attempt, wait in enumerate((*RETRY_WAITS, None)):
         try:
             _register(client, key_prefix, topic)
-            queue.enqueue(msg_id, params_text, info, int((delay or 0) * 1000))
+            if attempt == 0:
+                # NOTE: the message and its ready mark in one round trip; the mark is a hint
+                # (the consumers' sweep finds unmarked messages too), so its failure is not
+                # the producer's and later attempts send the message alone.
+                result = run_pipelined(client, [stored, mark], raise_errors=False)[0]
+                if isinstance(result, Exception):
+                    raise result
+            else:
+                script, keys, args = stored
+                script(client, keys, args)
             break
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except UNAVAILABLE as exc:
             if wait is None:
                 raise MQUnavailable(
                     f"Redis did not store message {msg_id} for {topic} after {attempt + 1} attempts: {exc}"
@@ -185,6 +227,13 @@ def enqueue(
     if service is not None:
         service.wake(topic)
     return msg_id
+
+
+def _ready_index(prefix: str) -> ReadyIndex:
+    index = _ready_indexes.get(prefix)
+    if index is None:
+        index = _ready_indexes[prefix] = ReadyIndex(prefix)
+    return index
 
 
 def _queue(client: Any, prefix: str, topic: str) -> Queue:

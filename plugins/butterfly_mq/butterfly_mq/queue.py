@@ -113,16 +113,23 @@ class Queue:
         """The POP script call: recover expired leases, promote due messages, take ``count``."""
         return SCRIPTS["POP"], self.keys, [count, lease_ms, worker, max_recoveries]
 
-    def parse_pop(self, flat: list[str]) -> list[Popped]:
-        """Turn the POP script's flat reply into :class:`Popped` messages."""
-        return [
-            Popped(self.topic, flat[i], flat[i + 1], decode_info(flat[i + 2]) or {}) for i in range(0, len(flat), 3)
+    def parse_pop(self, reply: list[Any]) -> tuple[list[Popped], float | None]:
+        """Turn the POP script's reply into :class:`Popped` messages.
+
+        :return: ``(messages, due_in)``: ``due_in`` is how many seconds until the earliest
+            scheduled (delayed or retrying) message is due, ``None`` when none is (or the
+            queue is paused)
+        """
+        due_in_ms = int(reply[0]) if reply else -1
+        messages = [
+            Popped(self.topic, reply[i], reply[i + 1], decode_info(reply[i + 2]) or {}) for i in range(1, len(reply), 3)
         ]
+        return messages, (due_in_ms / 1000 if due_in_ms >= 0 else None)
 
     def pop(self, count: int, lease_ms: int, worker: str, max_recoveries: int = 3) -> list[Popped]:
         """Take up to ``count`` messages, leased to ``worker`` for ``lease_ms``."""
         script, keys, args = self.pop_call(count, lease_ms, worker, max_recoveries)
-        return self.parse_pop(script(self.client, keys, args))
+        return self.parse_pop(script(self.client, keys, args))[0]
 
     def finish_call(self, outcomes: list[Outcome]) -> Call:
         """The FINISH script call recording several outcomes at once."""

@@ -8,13 +8,13 @@ reqid>, reqid=<msg_id>)``: the same hooks as HTTP (reqid, access log with method
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from typing import Any
 
 import structlog
 
+from butterfly_mq.backoff import backoff_delay
 from butterfly_mq.config import MQConfig
 from butterfly_mq.queue import Outcome, Popped
 from kernel.response import dumps
@@ -48,8 +48,7 @@ def decode_params(text: str) -> tuple[dict[str, Any] | None, str]:
 
 def retry_delay(failures: int, config: MQConfig) -> float:
     """Exponential backoff with jitter: half fixed, half random, capped at ``backoff_max``."""
-    delay = min(config.backoff_max, config.backoff_base * (2**failures))
-    return delay / 2 + random.uniform(0, delay / 2)
+    return backoff_delay(failures, config.backoff_base, config.backoff_max)
 
 
 def _result_json(response: Any) -> str:

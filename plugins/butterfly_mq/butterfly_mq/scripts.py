@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from redis.exceptions import NoScriptError
 
 PRELUDE = r"""
@@ -137,11 +138,13 @@ return 1
 #: Positions (in the full key list) of the keys ENQUEUE takes.
 ENQUEUE_KEYS = (0, 2, 6, 7, 9)
 
-# ARGV: count, lease_ms, worker, max_recoveries  →  flat {id, params, info, id, params, info, ...}
+# ARGV: count, lease_ms, worker, max_recoveries
+#   →  {due_in_ms, id, params, info, id, params, info, ...}; due_in_ms: how long until the
+#      earliest scheduled message is due (-1: none; -2: the queue is paused)
 POP = (
     PRELUDE
     + r"""
-if redis.call('HGET', STATS, 'paused') == '1' then return {} end
+if redis.call('HGET', STATS, 'paused') == '1' then return {-2} end
 local now = now_ms()
 recover(now, 20, tonumber(ARGV[4]))
 promote(now, 200)
@@ -174,6 +177,10 @@ while popped < wanted do
     end
   end
 end
+local due = redis.call('ZRANGE', SCHEDULED, 0, 0, 'WITHSCORES')
+local due_in = -1
+if due[2] then due_in = math.max(0, tonumber(due[2]) - now) end
+table.insert(out, 1, due_in)
 return out
 """
 )
@@ -441,28 +448,39 @@ class Script:
 Call = tuple[Script, Sequence[str], Sequence[Any]]
 
 
-def run_pipelined(client: Any, calls: Sequence[Call]) -> list[Any]:
+def run_pipelined(client: Any, calls: Sequence[Call], *, raise_errors: bool = True) -> list[Any]:
     """Run several scripts in one round trip (``pipeline(transaction=False)``: no MULTI).
 
-    A call that failed with NOSCRIPT did not run, so it is run again with EVAL.
+    A call that failed with NOSCRIPT did not run, so it is run again with EVAL. On a
+    Redis Cluster redis-py splits the pipeline by node (one round trip per node).
 
-    :param client: a ``redis.Redis``
+    :param client: a ``redis.Redis`` or a cluster client
     :param calls: ``(script, keys, args)`` triples
+    :param raise_errors: raise the first error reply; ``False``: return error replies as
+        exception objects in their place (a lost connection still raises)
     :return: the results in order
     :raises redis.RedisError: the first other error
     """
-    if len(calls) == 1:
+    if len(calls) == 1 and raise_errors:
         script, keys, args = calls[0]
         return [script(client, keys, args)]
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        # NOTE: redis-py's cluster pipeline has no evalsha() method (it could not load a
+        # script on the node that answered NOSCRIPT); the generic command is routed by its
+        # keys like any other, and NOSCRIPT is handled below, per call, with EVAL.
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     results = pipe.execute(raise_on_error=False)
     for index, result in enumerate(results):
         if isinstance(result, NoScriptError):
             script, keys, args = calls[index]
-            results[index] = client.eval(script.source, len(keys), *keys, *args)
-        elif isinstance(result, Exception):
+            try:
+                results[index] = client.eval(script.source, len(keys), *keys, *args)
+            except redis.ResponseError as exc:
+                if raise_errors:
+                    raise
+                results[index] = exc
+        elif isinstance(result, Exception) and raise_errors:
             raise result
     return results
 

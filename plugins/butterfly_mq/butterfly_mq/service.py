@@ -10,28 +10,44 @@ import threading
 import time
 from typing import Any
 
-import redis
 import structlog
 
+from butterfly_mq.backoff import Backoff
 from butterfly_mq.cleanup import run_cleanup
 from butterfly_mq.config import MQConfig
-from butterfly_mq.connection import connect
+from butterfly_mq.connection import ERRORS, connect
 from butterfly_mq.consumer import Consumer
 from butterfly_mq.instances import InstanceRegistry, instance_name
 from butterfly_mq.keys import RegistryKeys, check_topic
 
 log = structlog.get_logger("butterfly.mq")
-#: Route prefixes never consumed unless listed in ``[mq] queues`` explicitly.
-NEVER_CONSUMED = ("/canghai", "/_meta")
+#: ``Route.meta[CONSUME_META] = True``: a plugin's route that wants to be a topic by default.
+CONSUME_META = "mq_topic"
+#: ``Route.meta["source"]`` of the routes of the user's handler apps (set by butterfly-router).
+USER_APPS = "handlers"
 #: Started services, newest last: ``enqueue()`` without ``redis_url`` uses the newest.
 ACTIVE: list[MQService] = []
 
 
+def is_default_topic(route: Any) -> bool:
+    """Whether an instance consumes ``route`` when ``[mq] queues`` is empty.
+
+    Every route of the user's handler apps is a topic, as in the original (each
+    ``/{app}/{handler}`` its own queue). Routes plugins register for themselves
+    (``/auth/*``, ``/_meta/*``, ``/canghai/*``, ``/ruqi/*``, consoles, admin APIs) are not,
+    unless the plugin asks with ``meta={"mq_topic": True}``. Admin routes never are: anyone
+    who can write to Redis could call them.
+    """
+    if route.prefix or route.admin:
+        return False
+    return route.meta.get("source") == USER_APPS or route.meta.get(CONSUME_META) is True
+
+
 def default_topics(kernel: Any) -> list[str]:
-    """Every exact, non-admin route that is a valid topic, except the MQ's and kernel's own."""
+    """Every route that :func:`is_default_topic` and a valid topic name."""
     topics = []
     for route in kernel.routes:
-        if route.prefix or route.admin or route.path.startswith(NEVER_CONSUMED):
+        if not is_default_topic(route):
             continue
         try:
             topics.append(check_topic(route.path))
@@ -50,7 +66,7 @@ class MQService:
     def __init__(self, kernel: Any, config: MQConfig) -> None:
         self.kernel = kernel
         self.config = config
-        self.client = connect(config.redis_url)
+        self.client = connect(config.redis_url, cluster=config.redis_cluster)
         self.registry_keys = RegistryKeys(config.prefix)
         self.name = instance_name(kernel.settings.get("server", "port"))
         self.consumer: Consumer | None = None
@@ -58,7 +74,6 @@ class MQService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
-        self.known_topics: set[str] = set()
 
     def topics(self) -> list[str]:
         """The topics this instance consumes (``[mq] queues`` or every route)."""
@@ -103,21 +118,15 @@ class MQService:
         try:
             if self.registry:
                 self.registry.beat(self.counters(), state="stopped")
-        except redis.RedisError as exc:
+        except ERRORS as exc:
             log.warning("mq_final_heartbeat_failed", error=str(exc))
         log.info("mq_stopped", instance=self.name, **report)
         self.client.close()
 
     def wake(self, topic: str) -> None:
-        """A local enqueue to ``topic``: poll at once if we consume it."""
+        """A local enqueue to ``topic``: pop it at once if we consume it."""
         if self.consumer is not None and topic in self.consumer.queues:
-            self.consumer.wake()
-
-    def register_topic(self, topic: str) -> None:
-        """Add ``topic`` to the queue registry once per process."""
-        if topic not in self.known_topics:
-            self.client.sadd(self.registry_keys.queues, topic)
-            self.known_topics.add(topic)
+            self.consumer.wake(topic)
 
     def registry_list(self) -> list[dict[str, Any]]:
         """Every known instance (works before start-up too, for dashboard-only kernels)."""
@@ -137,13 +146,13 @@ class MQService:
     def _maintenance_loop(self, topics: list[str]) -> None:
         next_beat = next_cleanup = 0.0
         registered = False
+        backoff = Backoff("mq-maintenance", base=0.2, cap=min(self.config.heartbeat_interval, 10.0), logger=log)
         while not self._stop.is_set():
             now = time.monotonic()
             try:
                 if not registered:
                     if topics:
                         self.client.sadd(self.registry_keys.queues, *topics)
-                        self.known_topics.update(topics)
                     registered = True
                 if now >= next_beat:
                     self.registry.beat(self.counters())
@@ -151,12 +160,10 @@ class MQService:
                 if now >= next_cleanup:
                     run_cleanup(self.client, self.config, self.registry)
                     next_cleanup = now + self.config.cleanup_interval
-            except redis.RedisError as exc:
-                log.warning("mq_maintenance_failed", error=str(exc), note="retrying")
-                self._stop.wait(min(self.config.heartbeat_interval, 2.0))
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any error
+                self._stop.wait(backoff.failed(exc))
                 continue
-            except Exception:
-                log.exception("mq_maintenance_error")
+            backoff.succeeded()
             self._stop.wait(max(0.05, min(next_beat, next_cleanup) - time.monotonic()))
 
 

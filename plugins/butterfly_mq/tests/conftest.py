@@ -1,4 +1,4 @@
-"""Fixtures for the MQ suite: real redis-server processes, a real Twemproxy, test handlers.
+"""Fixtures for the MQ suite: a real redis-server, Twemproxy and Redis Cluster, test handlers.
 
 Every test gets its own key prefix, so tests share Redis servers without ever
 flushing them.
@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-import redis
 
 import butterfly_mq.plugin
 from butterfly_mq.connection import connect
 from kernel import BadRequest, Response, hookimpl
-from kernel.testing import RedisServer, free_port
 
-NUTCRACKER = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
 #: Settings in seconds so leases, heartbeats and cleanups happen within a test.
 FAST = {
     "mq.lease": 1.5,
@@ -34,70 +27,39 @@ FAST = {
     "mq.workers": 4,
     "mq.batch_size": 8,
 }
+#: The Redis topologies every core test runs against (butterfly_mq.testing starts them).
+MODES = ["direct", "twemproxy", "cluster"]
 
 
-class Twemproxy:
-    """``nutcracker`` in front of two private redis-servers, ``hash_tag: "{}"``."""
-
-    def __init__(self) -> None:
-        self.backends = [RedisServer().start(), RedisServer().start()]
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="butterfly-nutcracker-"))
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0`` of the proxy."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> Twemproxy:
-        """Write the yml, start nutcracker, wait until it proxies a PING."""
-        servers = "\n".join(f"    - 127.0.0.1:{b.port}:1" for b in self.backends)
-        config = self.dir / "nutcracker.yml"
-        config.write_text(
-            f'mq:\n  listen: 127.0.0.1:{self.port}\n  hash: fnv1a_64\n  hash_tag: "{{}}"\n'
-            f"  distribution: ketama\n  auto_eject_hosts: false\n  redis: true\n"
-            f"  servers:\n{servers}\n"
-        )
-        self.process = subprocess.Popen(
-            [NUTCRACKER, "-c", str(config), "-s", str(free_port()), "-o", str(self.dir / "nutcracker.log")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if connect(self.url, socket_timeout=1).ping():
-                    return self
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("nutcracker did not start")
-
-    def stop(self) -> None:
-        """Stop the proxy and its servers."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(5)
-        for backend in self.backends:
-            backend.stop()
+@pytest.fixture(params=MODES)
+def redis_mode(request):
+    """``direct`` (one redis-server), ``twemproxy`` (nutcracker, two servers) or ``cluster`` (3 masters)."""
+    return request.param
 
 
-@pytest.fixture(scope="session")
-def twemproxy():
-    """A session-wide Twemproxy with two Redis servers behind it."""
-    if not Path(NUTCRACKER).exists():
-        pytest.fail("nutcracker is missing: apt-get install nutcracker")
-    proxy = Twemproxy().start()
-    yield proxy
-    proxy.stop()
+@pytest.fixture
+def redis_url(request, redis_mode, monkeypatch):
+    """The URL a test runs against; for the cluster, ``BUTTERFLY_MQ_REDIS_CLUSTER`` is set too."""
+    if redis_mode == "direct":
+        return request.getfixturevalue("redis_server").url
+    if redis_mode == "twemproxy":
+        return request.getfixturevalue("twemproxy").url
+    monkeypatch.setenv("BUTTERFLY_MQ_REDIS_CLUSTER", "true")
+    return request.getfixturevalue("redis_cluster").url
 
 
-@pytest.fixture(params=["direct", "twemproxy"])
-def redis_url(request, redis_server):
-    """The Redis URL a test runs against: direct, or through Twemproxy."""
-    if request.param == "direct":
-        return redis_server.url
-    return request.getfixturevalue("twemproxy").url
+@pytest.fixture
+def redis_cluster_mode(redis_mode):
+    """True when the test runs on the Redis Cluster."""
+    return redis_mode == "cluster"
+
+
+@pytest.fixture
+def redis_client(redis_url, redis_cluster_mode):
+    """A client of the test's endpoint (a cluster client on the cluster)."""
+    client = connect(redis_url, cluster=redis_cluster_mode)
+    yield client
+    client.close()
 
 
 @pytest.fixture
@@ -136,15 +98,16 @@ def json_protocol(request, route):
 class Handlers:
     """Test routes under ``/t/``; ``runs`` counts runs per message in Redis when ``counter_url`` is set."""
 
-    def __init__(self, counter_url: str | None = None, counter_key: str = "runs") -> None:
-        self.counter = connect(counter_url) if counter_url else None
+    def __init__(self, counter_url: str | None = None, counter_key: str = "runs", cluster: bool = False) -> None:
+        self.counter = connect(counter_url, cluster=cluster) if counter_url else None
         self.counter_key = counter_key
         self.seen: list[dict] = []
 
     @hookimpl
     def butterfly_register_routes(self, register):
         for name in ("ok", "biz", "boom", "slow", "count", "flaky"):
-            register(f"/t/{name}", getattr(self, name), protocol=json_protocol, kind="json")
+            # NOTE: a plugin's own routes are topics only when it asks (the user's apps always are)
+            register(f"/t/{name}", getattr(self, name), protocol=json_protocol, kind="json", meta={"mq_topic": True})
 
     def ok(self, n: int):
         self.seen.append({"n": n})
@@ -174,12 +137,12 @@ class Handlers:
 
 
 @pytest.fixture
-def mq_kernel(make_kernel, redis_url, prefix):
+def mq_kernel(make_kernel, redis_url, redis_cluster_mode, prefix):
     """Factory: a kernel with the MQ on ``redis_url`` and the ``/t/`` handlers; ``start=True`` starts it."""
 
     def factory(start: bool = False, handlers: Handlers | None = None, **settings):
-        handlers = handlers or Handlers(redis_url, f"{prefix}:runs")
-        values = {"mq.redis_url": redis_url, "mq.prefix": prefix, **FAST}
+        handlers = handlers or Handlers(redis_url, f"{prefix}:runs", cluster=redis_cluster_mode)
+        values = {"mq.redis_url": redis_url, "mq.redis_cluster": redis_cluster_mode, "mq.prefix": prefix, **FAST}
         values.update({f"mq.{key}": value for key, value in settings.items()})
         kernel = make_kernel(plugins=[butterfly_mq.plugin, handlers], settings=values)
         kernel.test_handlers = handlers

@@ -1,6 +1,6 @@
 """A consumer PROCESS for the crash tests: serves the /t/ handlers until killed.
 
-Usage: python mq_consumer_proc.py REDIS_URL PREFIX COUNTER_KEY TMP_DIR
+Usage: python mq_consumer_proc.py REDIS_URL PREFIX COUNTER_KEY TMP_DIR [cluster]
 """
 
 from __future__ import annotations
@@ -19,8 +19,16 @@ from kernel.testing import build_kernel
 
 def main() -> None:
     url, prefix, counter_key, tmp = sys.argv[1:5]
-    settings = {"mq.redis_url": url, "mq.prefix": prefix, **FAST, "mq.lease": 1.0, "mq.max_recoveries": 1000}
-    kernel = build_kernel(Path(tmp), [butterfly_mq.plugin, Handlers(url, counter_key)], settings)
+    cluster = sys.argv[5:6] == ["cluster"]
+    settings = {
+        "mq.redis_url": url,
+        "mq.redis_cluster": cluster,
+        "mq.prefix": prefix,
+        **FAST,
+        "mq.lease": 1.0,
+        "mq.max_recoveries": 1000,
+    }
+    kernel = build_kernel(Path(tmp), [butterfly_mq.plugin, Handlers(url, counter_key, cluster=cluster)], settings)
     kernel.startup()
     print("ready", flush=True)
     sys.stdout = open(os.devnull, "w")  # nobody reads the pipe any more; never block on it

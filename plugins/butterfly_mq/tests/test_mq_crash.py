@@ -1,4 +1,5 @@
-"""Crash tests: ``kill -9`` of consumer processes mid-job, and Redis killed and restarted."""
+"""Crash tests on every topology: ``kill -9`` of consumer processes mid-job, and Redis (a
+single server, or one master of a Redis Cluster) killed and restarted mid-run."""
 
 from __future__ import annotations
 
@@ -14,18 +15,18 @@ import pytest
 
 import butterfly_mq.plugin
 from butterfly_mq import enqueue
-from butterfly_mq.connection import connect
 from butterfly_mq.errors import MQUnavailable
 from butterfly_mq.queue import Queue
+from butterfly_mq.testing import RedisClusterServers
 from kernel.testing import RedisServer
 
 PROCESS = Path(__file__).with_name("mq_consumer_proc.py")
 
 
-def start_consumer(url: str, prefix: str, tmp: Path) -> subprocess.Popen:
+def start_consumer(url: str, prefix: str, tmp: Path, cluster: bool) -> subprocess.Popen:
     """Start a consumer process and wait until its kernel started."""
     process = subprocess.Popen(
-        [sys.executable, str(PROCESS), url, prefix, f"{prefix}:runs", str(tmp)],
+        [sys.executable, str(PROCESS), url, prefix, f"{prefix}:runs", str(tmp), *(["cluster"] if cluster else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -37,8 +38,8 @@ def start_consumer(url: str, prefix: str, tmp: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_kill_9_consumer_twenty_times_loses_nothing(redis_url, prefix, tmp_path, mq):
-    client = connect(redis_url)
+def test_kill_9_consumer_twenty_times_loses_nothing(redis_url, redis_cluster_mode, redis_client, prefix, tmp_path, mq):
+    client = redis_client
     total = 80
     ids = [
         enqueue("/t/slow", {"seconds": 0.25, "tag": f"m{i}"}, redis_url=redis_url, prefix=prefix, msg_id=f"m{i}")
@@ -47,7 +48,7 @@ def test_kill_9_consumer_twenty_times_loses_nothing(redis_url, prefix, tmp_path,
     queue = Queue(client, "/t/slow", prefix)
     killed_mid_job = 0
     for _ in range(20):
-        process = start_consumer(redis_url, prefix, tmp_path)
+        process = start_consumer(redis_url, prefix, tmp_path, redis_cluster_mode)
         try:
             mq.wait_for(lambda: queue.counts()["started"] > 0 or queue.counts()["finished"] == total, timeout=20)
             time.sleep(random.uniform(0.05, 0.3))
@@ -57,7 +58,7 @@ def test_kill_9_consumer_twenty_times_loses_nothing(redis_url, prefix, tmp_path,
             process.send_signal(signal.SIGKILL)
             process.wait()
     assert killed_mid_job >= 15, killed_mid_job
-    process = start_consumer(redis_url, prefix, tmp_path)
+    process = start_consumer(redis_url, prefix, tmp_path, redis_cluster_mode)
     try:
         mq.wait_for(lambda: queue.counts()["finished"] == total, timeout=60)
     finally:
@@ -75,15 +76,57 @@ def test_kill_9_consumer_twenty_times_loses_nothing(redis_url, prefix, tmp_path,
     print(f"kills mid-job={killed_mid_job} recovered leases={recovered} re-runs={sum(runs.values()) - total}")
 
 
+class DurableSingle:
+    """One durable redis-server: the crash kills it."""
+
+    cluster = False
+
+    def __init__(self) -> None:
+        self.server = RedisServer(durable=True).start()  # an acknowledged write survives kill -9
+        self.url = self.server.url
+
+    def crash(self, key: str) -> None:
+        self.server.kill()
+
+    def recover(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.kill()
+
+
+class DurableCluster:
+    """A durable 3-master cluster without replicas: the crash kills the master holding ``key``."""
+
+    cluster = True
+
+    def __init__(self) -> None:
+        self.servers = RedisClusterServers(durable=True).start()
+        self.url = self.servers.url
+        self.killed = None
+
+    def crash(self, key: str) -> None:
+        self.killed = self.servers.node_of(key)
+        self.servers.kill_node(self.killed)
+
+    def recover(self) -> None:
+        self.servers.start_node(self.killed)
+
+    def stop(self) -> None:
+        self.servers.stop()
+
+
 @pytest.mark.slow
-def test_redis_killed_and_restarted_mid_run(make_kernel, prefix, mq):
-    server = RedisServer(durable=True).start()  # an acknowledged write survives kill -9
+@pytest.mark.parametrize("topology", [DurableSingle, DurableCluster], ids=["direct", "cluster"])
+def test_redis_killed_and_restarted_mid_run(make_kernel, prefix, mq, captured_logs, topology):
+    endpoint = topology()
     try:
-        handlers = mq.Handlers(server.url, f"{prefix}:runs")
+        handlers = mq.Handlers(endpoint.url, f"{prefix}:runs", cluster=endpoint.cluster)
         kernel = make_kernel(
             plugins=[butterfly_mq.plugin, handlers],
             settings={
-                "mq.redis_url": server.url,
+                "mq.redis_url": endpoint.url,
+                "mq.redis_cluster": endpoint.cluster,
                 "mq.prefix": prefix,
                 "mq.lease": 2.0,
                 "mq.heartbeat_interval": 0.5,
@@ -113,17 +156,22 @@ def test_redis_killed_and_restarted_mid_run(make_kernel, prefix, mq):
         producer = threading.Thread(target=produce)
         producer.start()
         mq.wait_for(lambda: len(acknowledged) >= 50)
-        server.kill()
+        queue = Queue(kernel.extensions["mq"].client, "/t/slow", prefix)
+        endpoint.crash(queue.keys[0])
         time.sleep(2.0)  # longer than the producer's own retries (1.3 s): it sees MQUnavailable
-        server.start()
-        producer.join(60)
+        endpoint.recover()
+        producer.join(90)
         consumer = kernel.extensions["mq"].consumer
         assert consumer.counters["redis_errors"] > 0
-        queue = Queue(kernel.extensions["mq"].client, "/t/slow", prefix)
         mq.wait_for(lambda: queue.counts()["finished"] == 150, timeout=60)
         finished = set(queue.client.zrange(queue.keys[3], 0, -1))
         assert set(acknowledged) <= finished and len(acknowledged) == 150
-        assert consumer.connected
+        mq.wait_for(lambda: consumer.connected)
         assert unavailable, "the producer should have seen Redis down at least once"
+        # backoff: each outage of the poller is logged once when it starts and once when it ends
+        down = [e for e in captured_logs if e["event"] == "redis_unavailable" and e.get("loop") == "mq-poller"]
+        up = [e for e in captured_logs if e["event"] == "redis_available_again" and e.get("loop") == "mq-poller"]
+        assert 1 <= len(down) == len(up) < consumer.counters["redis_errors"]
+        assert sum(e["failed_attempts"] for e in up) == consumer.counters["redis_errors"]
     finally:
-        server.kill()
+        endpoint.stop()

@@ -16,13 +16,14 @@ router_plugin = pytest.importorskip("butterfly_router.plugin")
 
 
 @pytest.fixture
-def demo_kernel(make_kernel, redis_url, prefix):
+def demo_kernel(make_kernel, redis_url, redis_cluster_mode, prefix):
     kernel = make_kernel(
         plugins=[router_plugin, butterfly_mq.plugin],
         settings={
             "router.handlers_dir": str(HANDLERS),
             "router.static_dir": "",
             "mq.redis_url": redis_url,
+            "mq.redis_cluster": redis_cluster_mode,
             "mq.prefix": prefix,
             "mq.queues": ["/demo_async_job/work"],
             "mq.poll_max_interval": 0.1,

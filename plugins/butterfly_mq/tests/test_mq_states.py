@@ -196,7 +196,9 @@ def test_concurrency_limit_per_topic(mq_kernel, mq):
 def test_graceful_shutdown_returns_unstarted(mq_kernel, mq):
     kernel = mq_kernel(start=True, workers=1, batch_size=8)
     ids = [enqueue("/t/slow", {"seconds": 0.5}, kernel=kernel) for _ in range(4)]
-    mq.wait_for(lambda: mq.counts(kernel, "/t/slow")["started"] >= 1)
+    consumer = kernel.extensions["mq"].consumer
+    # NOTE: "started" in Redis means popped; wait until the one worker really runs one
+    mq.wait_for(lambda: any(lease.running for lease in list(consumer.leases.values())))
     kernel.shutdown()
     row = mq.counts(kernel, "/t/slow")
     assert row["finished"] == 1 and row["queued"] == 3 and row["started"] == 0
@@ -219,6 +221,9 @@ def test_msg_id_is_idempotent(mq_kernel, mq):
         ("/t/ok", [1], {}, "JSON object"),
         ("/t/ok", {"n": object()}, {}, "not JSON serialisable"),
         ("/t/ok", {}, {"delay": -1}, "delay must be"),
+        ("/t/ok", {}, {"delay": 1.7976931348623157e308}, "delay must be a number from 0 to"),
+        ("/t/ok", {}, {"ttl": float("nan")}, "ttl must be"),
+        ("/t/ok", {}, {"retries": 10**9}, "retries must be"),
         ("/t/ok", {}, {"msg_id": "has space"}, "bad msg_id"),
     ],
 )
@@ -228,13 +233,12 @@ def test_enqueue_rejects_bad_input(mq_kernel, topic, params, options, match):
         enqueue(topic, params, kernel=kernel, **options)
 
 
-def test_enqueue_outside_a_kernel(redis_url, prefix, monkeypatch):
-    from butterfly_mq.connection import connect
+def test_enqueue_outside_a_kernel(redis_url, redis_client, prefix, monkeypatch):
     from butterfly_mq.queue import Queue
 
     msg_id = enqueue("/other/service", {"a": 1}, redis_url=redis_url, prefix=prefix)
     assert get_message(msg_id, redis_url=redis_url, prefix=prefix)["state"] == "queued"
-    assert Queue(connect(redis_url), "/other/service", prefix).counts()["queued"] == 1
+    assert Queue(redis_client, "/other/service", prefix).counts()["queued"] == 1
     monkeypatch.delenv("BUTTERFLY_MQ_REDIS_URL", raising=False)
     with pytest.raises(MQNotConfigured, match="no Redis URL"):
         enqueue("/other/service", {}, prefix=prefix)

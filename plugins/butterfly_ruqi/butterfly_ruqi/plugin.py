@@ -64,6 +64,14 @@ def butterfly_add_settings(settings):
         "claim each occurrence in Redis (SET NX) before the database; unset = database claims only",
         owner="ruqi",
     )
+    add(
+        "ruqi",
+        "claim_redis_cluster",
+        bool,
+        False,
+        "claim_redis_url names a node of a Redis Cluster (needs butterfly-ruqi[redis])",
+        owner="ruqi",
+    )
 
 
 @hookimpl(optionalhook=True)
@@ -141,7 +149,7 @@ def butterfly_startup(kernel):
     if settings.claim_redis_url:
         from butterfly_ruqi.redis_claims import RedisClaims
 
-        state.redis_claims = RedisClaims.connect(settings.claim_redis_url)
+        state.redis_claims = RedisClaims.connect(settings.claim_redis_url, cluster=settings.claim_redis_cluster)
     state.scheduler = Scheduler(
         kernel,
         state.db,

@@ -15,12 +15,20 @@ ever claimed while it is younger than ``misfire_grace`` (older ones are recorded
 ``skipped_misfire`` without Redis), so the key only has to outlive that window; the
 generous margin keeps it readable for diagnosis and covers clocks that disagree.
 
-The client is created in ``butterfly_startup`` (``redis`` is imported there, not at
-import time) with short socket timeouts and **no retries**: the claim runs while the
-job row is locked, so a slow Redis must fail fast rather than hold the lock.
+The client comes from butterfly-mq's shared connection code
+(:func:`butterfly_mq.connection.connect`: RESP2, no ``HELLO`` or ``CLIENT SETINFO``, so it
+works through Twemproxy; ``[ruqi] claim_redis_cluster = true`` for a Redis Cluster), which
+is why the setting needs ``pip install butterfly-ruqi[redis]``. It is created in
+``butterfly_startup`` (imported there, not at import time) with short socket timeouts and
+**no retries**: the claim runs while the job row is locked, so a slow Redis must fail fast
+rather than hold the lock. After a failure, claims fail at once without asking Redis until
+a backoff with jitter has passed (0.5 s doubling to 5 s), and the outage is logged once.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import time
 
 #: seconds to connect to / wait for Redis; the job row stays locked meanwhile
 SOCKET_TIMEOUT = 1.0
@@ -54,42 +62,44 @@ def claim_ttl_ms(misfire_grace: float) -> int:
 
 
 def check_url(url: str) -> None:
-    """Refuse a ``claim_redis_url`` redis-py cannot use (without importing redis).
+    """Refuse a ``claim_redis_url`` redis-py cannot use, or that butterfly-mq is missing for
+    (without importing either).
 
     :param url: the configured URL
     :raises ValueError: with a reason that does not repeat the URL (it may hold a password)
     """
     if not url.startswith(URL_SCHEMES):
         raise ValueError(f"must start with one of {', '.join(URL_SCHEMES)}")
+    if importlib.util.find_spec("butterfly_mq") is None:
+        raise ValueError("Redis claims need butterfly-mq's Redis connection: pip install 'butterfly-ruqi[redis]'")
 
 
 class RedisClaims:
     """Claims occurrences in Redis with ``SET NX PX``.
 
-    :param client: a ``redis.Redis`` answering ``str`` (``decode_responses=True``)
+    :param client: a Redis client answering ``str`` (``decode_responses=True``)
     """
 
     def __init__(self, client) -> None:
+        from butterfly_mq.backoff import Backoff
+
         self.client = client
+        self.backoff = Backoff("ruqi-claims", base=0.5, cap=5.0)
+        self._retry_at = 0.0
+        self._last_error = ""
 
     @classmethod
-    def connect(cls, url: str) -> RedisClaims:
+    def connect(cls, url: str, *, cluster: bool = False) -> RedisClaims:
         """A client for ``url`` (no connection is made until the first claim).
 
-        :param url: ``redis://[:password@]host:port/db`` etc.
+        :param url: ``redis://[:password@]host:port/db`` etc.; with ``cluster`` any node
+            of a Redis Cluster
+        :param cluster: serve ``url`` as a Redis Cluster (``[ruqi] claim_redis_cluster``)
         :return: the :class:`RedisClaims`
         """
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
+        from butterfly_mq.connection import connect
 
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            decode_responses=True,
-            retry=Retry(NoBackoff(), 0),
-        )
+        client = connect(url, cluster=cluster, socket_timeout=SOCKET_TIMEOUT, connect_timeout=SOCKET_TIMEOUT, retries=0)
         return cls(client)
 
     def claim(self, job_id: str, scheduled_ms: int, instance_id: str, ttl_ms: int) -> str:
@@ -102,17 +112,24 @@ class RedisClaims:
         :return: the holder's instance id — ``instance_id`` when this instance holds the
             claim (just set, or set by an earlier attempt of its own whose reply or
             transaction was lost), another id when some other instance holds it
-        :raises RedisUnavailable: Redis did not answer (connection refused, timeout, error reply)
+        :raises RedisUnavailable: Redis did not answer (connection refused, timeout, error
+            reply), or did not a moment ago and the backoff has not passed yet
         """
-        import redis
+        from butterfly_mq.connection import ERRORS
 
+        if self.backoff.down and time.monotonic() < self._retry_at:
+            raise RedisUnavailable(f"backing off after {self._last_error}")
         key = claim_key(job_id, scheduled_ms)
         try:
             if self.client.set(key, instance_id, nx=True, px=ttl_ms):
-                return instance_id
-            holder = self.client.get(key)
-        except redis.RedisError as exc:
-            raise RedisUnavailable(f"{type(exc).__name__}: {exc}") from None
+                holder = instance_id
+            else:
+                holder = self.client.get(key)
+        except ERRORS as exc:
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            self._retry_at = time.monotonic() + self.backoff.failed(exc)
+            raise RedisUnavailable(self._last_error) from None
+        self.backoff.succeeded()
         # NOTE: ``None`` means the key expired between SET and GET — impossible with the
         # retention above unless someone deleted it; treat it as held, never as ours.
         return holder if holder is not None else "(unknown)"

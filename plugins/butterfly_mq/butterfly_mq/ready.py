@@ -1,0 +1,100 @@
+"""The ready index: which topics were enqueued to since a consumer last looked.
+
+Without blocking pops or pub/sub (Twemproxy has neither), a consumer learns about new
+work by polling. Popping every consumed topic on every poll costs one script per topic —
+with 100 topics, 2,000 scripts a second per instance at a 50 ms pick-up target. Instead:
+
+* every enqueue also runs ``MARK_READY`` (in the same pipelined round trip): it bumps a
+  sequence counter and records the topic in a ZSET scored by that number;
+* every poll of every consumer runs ``READY`` with the highest number it has seen, and
+  gets back only the topics enqueued to since — usually none, a few bytes;
+* the consumer pops those topics at once.
+
+A queue's script cannot touch the index (its keys carry the queue's hashtag, the index
+its own ``{ready}`` tag, and Twemproxy and Redis Cluster forbid scripts across tags), so
+the producer sends the two scripts side by side. Through Twemproxy or on a cluster they
+may run in either order on two servers; a consumer that sees the mark first pops an empty
+queue, so a topic whose pop after a fresh mark came back empty is popped once more next
+round. Producers that do not mark (another language running only ``ENQUEUE``), delayed
+messages and retries are covered by the consumer's own timers and by a slow sweep of
+every topic (``[mq] poll_max_interval``).
+
+The numbers come from one counter on one server, so no clock is involved. The counter
+records when it started (its epoch); a consumer that sees a new epoch (Redis restarted
+without persistence, or the keys were deleted) reads the index from the start again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from butterfly_mq.keys import RegistryKeys
+from butterfly_mq.scripts import Call, Script
+
+#: Most topics one READY call returns (the rest come with the next poll).
+READ_LIMIT = 1000
+
+# Both scripts: KEYS[1] = ZSET topic → sequence number of its latest enqueue, KEYS[2] = the
+# sequence counter, KEYS[3] = the counter's epoch (server time when it started at 1); all
+# under the {ready} hashtag.
+
+# ARGV: topic  →  the new sequence number
+MARK_READY = Script(
+    "mark_ready",
+    r"""
+local n = redis.call('INCR', KEYS[2])
+if n == 1 or redis.call('EXISTS', KEYS[3]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[3], t[1] .. '.' .. t[2])
+end
+redis.call('ZADD', KEYS[1], n, ARGV[1])
+return n
+""",
+)
+
+# ARGV: cursor (-1: only tell me the counter), limit
+#   →  {counter, epoch, topic, n, topic, n, ...}: topics enqueued to after the cursor, oldest first
+READY = Script(
+    "ready",
+    r"""
+local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
+local out = {counter, redis.call('GET', KEYS[3]) or ''}
+local cursor = tonumber(ARGV[1])
+if cursor >= 0 and cursor < counter then
+  local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+  for _, value in ipairs(rows) do out[#out + 1] = value end
+end
+return out
+""",
+)
+
+
+class ReadyIndex:
+    """The ready index of one key prefix.
+
+    :param prefix: the MQ key prefix
+    """
+
+    def __init__(self, prefix: str) -> None:
+        keys = RegistryKeys(prefix)
+        self.keys = [keys.ready, keys.ready_counter, keys.ready_epoch]
+
+    def mark_call(self, topic: str) -> Call:
+        """The MARK_READY call recording an enqueue to ``topic``."""
+        return MARK_READY, self.keys, [topic]
+
+    def read_call(self, cursor: int, limit: int = READ_LIMIT) -> Call:
+        """The READY call: topics marked after ``cursor`` (``-1``: only the counter)."""
+        return READY, self.keys, [cursor, limit]
+
+    @staticmethod
+    def parse_read(reply: list[Any]) -> tuple[int, str, list[tuple[str, int]]]:
+        """READY reply → ``(counter, epoch, [(topic, number), ...])``, oldest mark first."""
+        counter, epoch = int(reply[0]), str(reply[1])
+        marks = [(reply[i], int(float(reply[i + 1]))) for i in range(2, len(reply) - 1, 2)]
+        return counter, epoch, marks
+
+    def read(self, client: Any, cursor: int) -> tuple[int, str, list[tuple[str, int]]]:
+        """Run READY once (see :meth:`parse_read`)."""
+        script, keys, args = self.read_call(cursor)
+        return self.parse_read(script(client, keys, args))
