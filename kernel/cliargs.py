@@ -85,6 +85,22 @@ class CommandParser(argparse.ArgumentParser):
         # of the command that runs (its usage line goes with errors found after parsing).
         self.set_defaults(command_parser=self)
 
+    def add_subparsers(self, **kwargs: Any):
+        """:meth:`argparse.ArgumentParser.add_subparsers`, remembered for :meth:`command_paths`."""
+        action = super().add_subparsers(**kwargs)
+        self.subcommands = action
+        return action
+
+    def command_paths(self) -> list[tuple[str, ...]]:
+        """Every command below this parser: ``[("ruqi",), ("ruqi", "add"), ...]``."""
+        paths: list[tuple[str, ...]] = []
+        action = getattr(self, "subcommands", None)
+        for name, sub in (action.choices if action is not None else {}).items():
+            paths.append((name,))
+            if isinstance(sub, CommandParser):
+                paths += [(name, *rest) for rest in sub.command_paths()]
+        return paths
+
     def error(self, message: str) -> NoReturn:
         """Raise :class:`UsageError` (printed, with secrets masked, by ``main``)."""
         raise UsageError(message, usage=self.format_usage(), prog=self.prog)
@@ -208,7 +224,7 @@ def place_leftovers(args: argparse.Namespace, leftovers: list[str]) -> None:
     dest = getattr(args, "leftovers", None)
     unknown_options = [word for word in leftovers if word.startswith("-") and not _looks_negative(word)]
     if dest is None or unknown_options:
-        message = f"unrecognized arguments: {' '.join(unknown_options or leftovers)}"
+        message = f"unrecognized arguments: {' '.join(leftovers)}"
         parser = getattr(args, "command_parser", None)
         if parser is not None:
             parser.error(message)

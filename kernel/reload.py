@@ -12,15 +12,18 @@ change.
 NOTE: watchfiles (Rust ``notify``: inotify, FSEvents, ...) rather than hupper:
 it watches directories, so a new app directory or a file an editor replaces is
 seen, and it needs no list of imported modules (an app that fails to import is
-never in ``sys.modules``). A fresh watcher per run follows files replaced by
-renaming (how many editors save). It is the ``dev`` extra of butterfly-kernel;
-without it ``run --dev`` serves without reloading and says so.
+never in ``sys.modules``). The config file is watched through its directory, so
+a file replaced by renaming (how many editors save) is still seen. It is the
+``dev`` extra of butterfly-kernel; without it ``run --dev`` serves without
+reloading and says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -74,6 +77,11 @@ def watched_paths(args: argparse.Namespace) -> list[Path]:
 class Reloader:
     """Runs ``command`` and restarts it whenever something under ``paths`` changes.
 
+    One watcher thread per path lives as long as this object: a change made while
+    the server restarts is queued, not lost, and restarts it once more. A directory
+    is watched recursively; a file through its directory (not recursively), so a file
+    that an editor replaces by renaming is still seen.
+
     :param command: the server's argv
     :param paths: directories (watched recursively) and files
     :param stop_timeout: seconds a stopping child may take before SIGKILL
@@ -84,6 +92,7 @@ class Reloader:
         self.paths = list(paths)
         self.stop_timeout = stop_timeout
         self.stopping = threading.Event()
+        self.changes: queue.Queue[set[str]] = queue.Queue()
         self.child: subprocess.Popen | None = None
         self.restarts = 0
 
@@ -98,39 +107,71 @@ class Reloader:
 
     def run(self) -> int:
         """Serve, watch, restart, until SIGTERM/SIGINT; returns the exit code (0)."""
-        from watchfiles import DefaultFilter, watch
-
-        watch_filter = DefaultFilter()
+        watched = self._start_watchers()
+        if not watched:
+            log.warning("nothing to watch; reload is off", paths=[str(path) for path in self.paths])
         try:
             while not self.stopping.is_set():
                 self._start()
-                existing = [str(path) for path in self.paths if path.exists()]
-                if not existing:
-                    log.warning("nothing to watch; reload is off", paths=[str(path) for path in self.paths])
-                    while not self.stopping.wait(0.5) and self.child.poll() is None:
-                        pass
+                changed = self._next_change()
+                if changed is None:  # stopped
                     break
-                # NOTE: a new watcher per run: a file replaced by renaming (editors) is watched again.
-                changes = next(
-                    watch(
-                        *existing,
-                        watch_filter=watch_filter,
-                        debounce=DEBOUNCE_MS,
-                        step=STEP_MS,
-                        stop_event=self.stopping,
-                        raise_interrupt=False,
-                    ),
-                    None,
-                )
-                if changes is None:  # stopped
-                    break
-                changed = sorted({self._shown(path) for _, path in changes})
-                log.info("change detected; restarting the server", changed=changed)
+                log.info("change detected; restarting the server", changed=sorted(changed))
                 self._stop()
                 self.restarts += 1
         finally:
+            self.stopping.set()
             self._stop()
         return 0
+
+    def _start_watchers(self) -> list[Path]:
+        from watchfiles import DefaultFilter
+
+        default_filter = DefaultFilter()
+        watched = []
+        for path in self.paths:
+            if path.is_dir():
+                target, recursive, accept = path, True, lambda change, name: default_filter(change, name)
+            elif path.is_file():
+                wanted = str(path)
+                target, recursive, accept = path.parent, False, lambda change, name, wanted=wanted: name == wanted
+            else:
+                continue
+            thread = threading.Thread(
+                target=self._watch, args=(target, recursive, accept), name="butterfly-reload-watch", daemon=True
+            )
+            thread.start()
+            watched.append(path)
+        return watched
+
+    def _watch(self, target: Path, recursive: bool, accept) -> None:
+        """Watcher thread: queue each burst of changes under ``target`` that ``accept`` takes."""
+        from watchfiles import watch
+
+        for changes in watch(
+            target,
+            watch_filter=accept,
+            recursive=recursive,
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            stop_event=self.stopping,
+            raise_interrupt=False,
+        ):
+            self.changes.put({self._shown(path) for _, path in changes})
+
+    def _next_change(self) -> set[str] | None:
+        """Wait for changes (all that queued up), or ``None`` once stopping."""
+        while not self.stopping.is_set():
+            try:
+                changed = self.changes.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            while True:  # a burst: take what else is already queued
+                try:
+                    changed |= self.changes.get_nowait()
+                except queue.Empty:
+                    return changed
+        return None
 
     def _shown(self, path: str) -> str:
         try:
@@ -188,6 +229,8 @@ def run_with_reload(args: argparse.Namespace, argv: Sequence[str], stop_timeout:
     """
     paths = watched_paths(args)
     command = [sys.executable, "-m", "kernel", *argv, "--no-reload"]
+    # NOTE: watchfiles logs "N changes detected" at INFO; our own line says which files.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     reloader = Reloader(command, paths, stop_timeout + KILL_GRACE)
     reloader.install_signal_handlers()
     log.info("watching for changes", paths=[str(path) for path in paths if path.exists()])
