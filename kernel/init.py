@@ -6,7 +6,7 @@ Writes, into the current directory (or ``DIR``):
 * ``butterfly.toml`` — every setting the installed plugins declare, commented out
   with its default and help (built from the plugins' ``butterfly_add_settings``,
   so it matches what is installed; no plugin is configured or started);
-* ``conftest.py`` and ``tests/test_hello.py`` — tests with the kernel's test kit.
+* ``tests/test_hello.py`` — tests with the kernel's test kit.
 
 The files are package data (``kernel/templates/init``). Existing files are never
 overwritten without ``--force``: the command refuses and names them.
@@ -32,7 +32,6 @@ from kernel.settings import Settings
 FILES = {
     "handlers/hello/__init__.py.tmpl": "handlers/hello/__init__.py",
     "butterfly.toml.tmpl": "butterfly.toml",
-    "conftest.py.tmpl": "conftest.py",
     "tests/test_hello.py.tmpl": "tests/test_hello.py",
 }
 
@@ -172,8 +171,8 @@ def add_init_command(subparsers) -> None:
         "init",
         help="write a starter project (handlers/hello, butterfly.toml, tests) here",
         description="Write a starter project: handlers/hello/__init__.py (one handler), butterfly.toml "
-        "(every installed plugin's settings, commented, with defaults), conftest.py and "
-        "tests/test_hello.py (tests with the kernel's test kit). Refuses to overwrite files.",
+        "(every installed plugin's settings, commented, with defaults) and tests/test_hello.py "
+        "(tests with the kernel's test kit). Refuses to overwrite files.",
     )
     init.add_argument("directory", nargs="?", default=".", help="where (default: the current directory)")
     init.add_argument("--force", action="store_true", help="overwrite files that already exist")

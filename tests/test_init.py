@@ -92,7 +92,7 @@ def test_init_never_overwrites_without_force(project):
     handler.write_text("# my own work\n")
     refused = project.run("init")
     assert refused.returncode == 1
-    assert "butterfly: error: handlers/hello/__init__.py, butterfly.toml, conftest.py, tests/test_hello.py" in (
+    assert "butterfly: error: handlers/hello/__init__.py, butterfly.toml, tests/test_hello.py already exist" in (
         refused.stderr
     )
     assert "nothing was written (--force overwrites)" in refused.stderr
