@@ -1,14 +1,17 @@
 """The ``butterfly`` command (also ``python -m kernel``).
 
-Built-in subcommands: ``run`` (foreground server), ``start``/``stop``/``restart``/
-``status`` (daemon mode, :mod:`kernel.daemon`), ``routes``, ``plugins``, ``config``
-and ``call`` (:mod:`kernel.debug`). Plugins add theirs through
+Built-in subcommands: ``run`` (foreground server; ``--dev`` for console lines and
+reload, :mod:`kernel.reload`), ``start``/``stop``/``restart``/``status`` (daemon
+mode, :mod:`kernel.daemon`), ``routes``, ``plugins``, ``config``, ``call``
+(:mod:`kernel.debug`) and ``init`` (:mod:`kernel.init`). Plugins add theirs through
 ``butterfly_add_commands(subparsers)``; a command sets ``run=func`` with
-``func(args) -> int`` and builds its kernel with :func:`load_kernel`.
+``func(args) -> int`` and builds its kernel with :func:`load_kernel`. Every parser
+of the tree shares the global options and the error handling of
+:mod:`kernel.cliargs`.
 
 Exit codes: 0 success, 1 failure (config or plugin errors print
 ``butterfly: error: <message>``, never a traceback), 2 bad usage, 3 ``status``
-when not running.
+when not running and HTTP commands when the server cannot be reached.
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from kernel import logs
 from kernel.app import Kernel
+from kernel.cliargs import CommandError, CommandParser, UsageError, mask_text, place_leftovers, secret_values
 from kernel.daemon import add_daemon_commands
 from kernel.debug import add_call_command, route_signature
 from kernel.errors import ButterflyError, ConfigError, PluginLoadError
+from kernel.init import add_init_command
 from kernel.plugins import disabled_plugins, extra_plugin_modules, make_plugin_manager
 from kernel.settings import read_config_file
 
@@ -52,25 +59,39 @@ def parse_set_options(assignments: Sequence[str] | None) -> dict[str, str]:
     return overrides
 
 
-def load_kernel(args: argparse.Namespace, **overrides: Any) -> Kernel:
+def load_kernel(
+    args: argparse.Namespace, *, serving: bool = False, plugins: Sequence[Any] = (), **overrides: Any
+) -> Kernel:
     """Build the kernel from ``--config``, ``--set`` and the ``section.key`` ``overrides``.
 
-    Also configures logging from ``[server] log_level`` / ``log_format``.
+    Also configures logging from ``[server] log_level`` / ``log_format``. A one-shot
+    command (not ``serving``) shows only warnings on stderr, in console format,
+    unless ``-v``; the log files still get every line.
 
-    :param args: the parsed arguments (``config`` and ``set`` are read if present)
+    :param args: the parsed arguments (``config``, ``set``, ``verbose`` are read if present)
+    :param serving: the server (``run``): log lines as configured
+    :param plugins: extra plugin objects for this kernel (``run --dev`` adds its console lines)
     :param overrides: ``{"section.key": value}``; ``None`` values are ignored
     :return: the configured (not started) kernel
     :raises ConfigError: bad config; :raises PluginLoadError: bad plugin
     """
     merged: dict[str, Any] = parse_set_options(getattr(args, "set", None))
     merged.update({key: value for key, value in overrides.items() if value is not None})
+    verbose = bool(getattr(args, "verbose", False))
     if not any(getattr(handler, "_butterfly", False) for handler in logging.getLogger().handlers):
         # NOTE: plugins log while the kernel is built; unconfigured structlog would
         # print to stdout and corrupt `--json` output. Warnings only until configured.
-        logs.configure("WARNING", "json")
-    kernel = Kernel.create(config_path=getattr(args, "config", None), overrides=merged)
+        # NOTE: plugins may lower the root level while they configure (trace): the
+        # console handler keeps its own threshold.
+        quiet = None if verbose or serving else "WARNING"
+        logs.configure("INFO" if verbose else "WARNING", "json" if serving else "console", console_level=quiet)
+    kernel = Kernel.create(config_path=getattr(args, "config", None), overrides=merged, plugins=plugins)
     server = kernel.settings.section("server")
-    logs.configure(server.log_level, server.log_format)
+    if serving:
+        logs.configure(server.log_level, server.log_format, colors=getattr(args, "color", None) or None)
+    else:
+        # NOTE: one-shot commands print their result, not start-up lines ("database ready").
+        logs.configure(server.log_level, "console", console_level=None if verbose else "WARNING")
     return kernel
 
 
@@ -95,16 +116,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         "server.port": args.port,
         "server.log_format": "console" if args.dev else None,
     }
+    colors = True if args.color else None
     slot = args.worker_slot
     if slot is None:
         server_settings = workers.server_settings(args, overrides)
+        if args.dev and not args.no_reload and args.supervisor_fd is None:
+            from kernel import reload
+
+            logs.configure("INFO", "console", colors=colors)
+            if reload.reloader_available():
+                return reload.run_with_reload(args, args.argv, server_settings.shutdown_timeout)
+            structlog.get_logger("butterfly.reload").warning(
+                "reload is off: install watchfiles (pip install 'butterfly-kernel[dev]')"
+            )
         count = args.workers or server_settings.workers
         if count > 1:
             return workers.supervise(args, server_settings, count)
     else:
         logs.PROCESS_FIELDS.update(worker=slot, pid=os.getpid())
-    logs.configure("INFO", "console" if args.dev else "json")
-    kernel = load_kernel(args, **overrides)
+    logs.configure("INFO", "console" if args.dev else "json", colors=colors)
+    extra_plugins = []
+    if args.dev:
+        from kernel.devconsole import RequestLines, want_colors
+
+        extra_plugins.append((RequestLines(sys.stderr, want_colors(sys.stderr, colors)), "dev-console"))
+    kernel = load_kernel(args, serving=True, plugins=extra_plugins, **overrides)
     # NOTE: plugins start before the socket listens, so a port that accepts means
     # a server that is ready (`butterfly start` relies on it).
     kernel.startup()
@@ -268,58 +304,47 @@ def cmd_config(args: argparse.Namespace) -> int:
 # -- the parser --------------------------------------------------------------------------------
 
 
-def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
-    """``--config`` and ``--set``, accepted before or after the subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    # NOTE: SUPPRESS on the subcommands, so they do not overwrite a value given before them.
-    config_default = argparse.SUPPRESS if suppress else os.environ.get("BUTTERFLY_CONFIG")
-    common.add_argument(
-        "--config",
-        metavar="FILE",
-        default=config_default,
-        help="config file (default: $BUTTERFLY_CONFIG, else ./butterfly.toml if present)",
-    )
-    common.add_argument(
-        "--set",
-        action="append",
-        metavar="SECTION.KEY=VALUE",
-        default=argparse.SUPPRESS if suppress else None,
-        help="override one setting (repeatable); wins over the file and the environment",
-    )
-    return common
-
-
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The full parser, including plugin commands.
+
+    Every parser of the tree is a :class:`~kernel.cliargs.CommandParser`: the global
+    options (``--url``, ``--token``, ``-v``, ``--config``, ``--set``) are accepted
+    before or after any subcommand, plugins' included.
 
     :param argv: the arguments, pre-scanned for ``--config`` so a config file's
         ``[server] disable_plugins`` keeps those plugins from being imported
     :return: the parser
     :raises PluginLoadError: when a plugin cannot be loaded
     """
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="butterfly",
-        parents=[_common_options(suppress=False)],
+        root=True,
         description="Butterfly: an RPC-style web and microservice framework.",
-        epilog="exit codes: 0 ok, 1 error (butterfly: error: ...), 2 bad usage, 3 status: not running. "
-        "Environment: BUTTERFLY_<SECTION>_<KEY> settings, BUTTERFLY_DISABLE_PLUGINS=a,b, "
-        "BUTTERFLY_PLUGINS=module,module (extra plugin modules), BUTTERFLY_CONFIG=FILE.",
+        epilog="exit codes: 0 ok, 1 error (butterfly: error: ...), 2 bad usage, 3 not running / server unreachable. "
+        "Environment: BUTTERFLY_URL, BUTTERFLY_TOKEN, BUTTERFLY_CONFIG=FILE, BUTTERFLY_<SECTION>_<KEY> settings, "
+        "BUTTERFLY_DISABLE_PLUGINS=a,b, BUTTERFLY_PLUGINS=module,module (extra plugin modules).",
     )
-    common = _common_options(suppress=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = subparsers.add_parser(
         "run",
-        parents=[common],
         help="run the server in the foreground",
         description="Serve HTTP until SIGTERM/SIGINT, then drain gracefully: stop "
         "accepting, finish in-flight work, run plugin shutdown "
         "(at most [server] shutdown_timeout seconds). With --workers N, N supervised "
-        "processes share the port; a dead one is restarted.",
+        "processes share the port; a dead one is restarted. With --dev: readable, coloured "
+        "console lines (one per request) and a restart whenever a file under [router] "
+        "handlers_dir or the config file changes.",
     )
     run.add_argument("--host", help="listen address (default [server] host = 127.0.0.1)")
     run.add_argument("--port", type=int, help="listen port (default [server] port = 8585)")
-    run.add_argument("--dev", action="store_true", help="readable console logs instead of JSON lines")
+    run.add_argument(
+        "--dev",
+        action="store_true",
+        help="development: console log lines, a line per request, reload on handler/config changes",
+    )
+    run.add_argument("--no-reload", action="store_true", help="with --dev: do not watch files")
+    run.add_argument("--color", action="store_true", help="colour the console lines even when stderr is not a terminal")
     run.add_argument(
         "--pid-file", metavar="FILE", help="write the process id to FILE while serving (removed on exit; used by start)"
     )
@@ -329,12 +354,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         metavar="N",
         help="serve with N processes sharing the port (SO_REUSEPORT), supervised (default [server] workers = 1)",
     )
-    # internal: how the supervisor starts a worker (kernel.workers)
+    # internal: how the supervisor starts a worker (kernel.workers), and the reloader its server
     run.add_argument("--worker-slot", type=int, help=argparse.SUPPRESS)
     run.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
     run.set_defaults(run=cmd_run)
 
-    add_daemon_commands(subparsers, [common])
+    add_daemon_commands(subparsers)
 
     listings = (
         ("routes", cmd_routes, "list every route: path, methods, protocol, admin, plugin, signature"),
@@ -342,11 +367,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         ("config", cmd_config, "show the effective settings and where each value came from (secrets masked)"),
     )
     for name, func, text in listings:
-        listing = subparsers.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
+        listing = subparsers.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
         listing.set_defaults(run=func)
 
-    add_call_command(subparsers, [common])
+    add_call_command(subparsers)
+    add_init_command(subparsers)
 
     pm, _ = make_plugin_manager(disabled=_disabled_plugins(argv), plugin_modules=extra_plugin_modules(os.environ))
     # NOTE: one implementation at a time, so a failing plugin is named (no traceback).
@@ -382,25 +408,33 @@ def _disabled_plugins(argv: Sequence[str] | None) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``butterfly``; returns the exit code.
 
+    Nothing printed here shows a secret of the command line (``--token``,
+    ``--password``, ``password=...``): see :func:`kernel.cliargs.secret_values`.
+
     :param argv: the arguments (default ``sys.argv[1:]``)
     :return: the exit code
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    secrets = secret_values(argv)
     try:
         parser = build_parser(argv)
-        args, extras = parser.parse_known_args(argv)
-        if extras:
-            # NOTE: `call /p a=1 --trace b=2`: argparse cannot interleave a positional
-            # list with options, so the words after an option arrive here.
-            if getattr(args, "extra_params", False) and not any(word.startswith("-") for word in extras):
-                args.params = [*args.params, *extras]
-            else:
-                parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        args, leftovers = parser.parse_known_args(argv)
+        place_leftovers(args, leftovers)
+        args.argv = argv
         if not getattr(args, "run", None):
             parser.print_help()
             return 2
         return int(args.run(args) or 0)
+    except UsageError as exc:
+        if exc.usage:
+            print(exc.usage.rstrip("\n"), file=sys.stderr)
+        print(mask_text(f"{exc.prog}: error: {exc}", secrets), file=sys.stderr)
+        return exc.exit_code
+    except CommandError as exc:
+        print(mask_text(f"butterfly: error: {exc}", secrets), file=sys.stderr)
+        return exc.exit_code
     except ButterflyError as exc:
-        print(f"butterfly: error: {exc}", file=sys.stderr)
+        print(mask_text(f"butterfly: error: {exc}", secrets), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -13,10 +13,11 @@ import argparse
 import inspect
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from kernel.errors import ButterflyError
+from kernel.cliargs import UsageError
+from kernel.cliparams import parse_params
 from kernel.response import json_default
 from kernel.routes import Route
 
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: How deep ``--trace`` follows calls: the handler (1) and what it calls (2).
 TRACE_DEPTH = 2
-
-
-class UsageError(ButterflyError):
-    """A ``call`` argument cannot be understood (``k=v`` / ``k:=json`` expected)."""
 
 
 # -- describing routes ---------------------------------------------------------------------
@@ -115,45 +112,6 @@ def usage_line(route: Route) -> str:
     """
     signature = route_signature(route)
     return f"{route.path} {signature}".rstrip()
-
-
-# -- parsing ``k=v`` arguments --------------------------------------------------------------
-
-
-def parse_assignments(items: Sequence[str], json_params: str | None = None) -> dict[str, Any]:
-    """Turn ``k=v`` (a string) and ``k:=json`` (a JSON value) into parameters.
-
-    :param items: the command-line words after the path
-    :param json_params: a JSON object given with ``--json-params``; ``k=v`` words
-        override its keys
-    :return: the parameters
-    :raises UsageError: for a word without ``=``, an empty key or bad JSON
-    """
-    params: dict[str, Any] = {}
-    if json_params is not None:
-        try:
-            loaded = json.loads(json_params)
-        except ValueError as exc:
-            raise UsageError(f"--json-params is not valid JSON: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise UsageError("--json-params must be a JSON object")
-        params.update(loaded)
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"bad parameter {item!r}: expected key=value or key:=json")
-        if key.endswith(":"):
-            key = key[:-1]
-            try:
-                parsed: Any = json.loads(value)
-            except ValueError as exc:
-                raise UsageError(f"bad JSON for parameter {key!r}: {exc}") from None
-        else:
-            parsed = value
-        if not key:
-            raise UsageError(f"bad parameter {item!r}: the key is empty")
-        params[key] = parsed
-    return params
 
 
 # -- tracing -----------------------------------------------------------------------------
@@ -246,23 +204,32 @@ def print_reply(response, out=None, err=None) -> bool:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    """``butterfly call /app/handler k=v ... [--trace]``: run one route in-process.
+    """``butterfly call /app/handler [value ...] [k=v ...] [--trace]``: run one route in-process.
+
+    Bare values bind to the handler's parameters in signature order (as the
+    original ``test_handler.py``); ``k=v`` and ``k:=json`` name them
+    (:func:`kernel.cliparams.parse_params`).
 
     :param args: the parsed arguments (``path``, ``params``, ``json_params``, ``trace``)
-    :return: 0 when the reply's stat is OK, 1 otherwise, 2 for unusable arguments
+    :return: 0 when the reply's stat is OK, 1 otherwise
+    :raises UsageError: (exit 2) for unusable arguments
     """
     from kernel.cli import load_kernel
 
-    try:
-        params = parse_assignments(args.params, args.json_params)
-    except UsageError as exc:
-        print(f"butterfly call: error: {exc}", file=sys.stderr)
-        return 2
     kernel = load_kernel(args)
     if not args.path:
         print_usage_lines(kernel)
         return 0
     route = kernel.routes.lookup(args.path)
+    # NOTE: an unknown path is a 404 whatever the parameters; only a known route binds them.
+    try:
+        params = (
+            parse_params(args.params, json_object=args.json_params, signature=route_parameters(route), target=args.path)
+            if route is not None
+            else {}
+        )
+    except UsageError as exc:
+        raise UsageError(str(exc), usage=f"usage: butterfly call {usage_line(route)}", prog="butterfly call") from None
     if args.trace and route is not None:
         response = call_traced(route, lambda: kernel.call(args.path, params, source="cli"), color=sys.stderr.isatty())
     else:
@@ -273,30 +240,34 @@ def cmd_call(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def add_call_command(subparsers, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+def add_call_command(subparsers) -> None:
     """Register ``butterfly call`` on ``subparsers``.
 
     :param subparsers: the ``butterfly`` sub-parsers action
-    :param parents: parsers whose options every built-in command shares
     :return: ``None``
     """
     call = subparsers.add_parser(
         "call",
-        parents=list(parents),
         help="run a handler in-process and print its reply",
         description="Run one route in-process through the same hooks as HTTP (source CLI) and print "
-        "the reply. Values k=v are strings (the router converts them by type hints); "
-        "k:=json passes a JSON value (numbers, lists, objects, true, null). "
+        "the reply. Bare values bind to the handler's parameters in signature order; k=v is a "
+        "string (the router converts it by type hints); k:=json passes a JSON value (numbers, "
+        "lists, objects, true, null). "
         "Exit 0 when stat is OK, 1 otherwise. Without a path: the usage line of every route.",
-        epilog="example: butterfly call /demo_api/hello str_info=hi   |   "
+        epilog="examples: butterfly call /demo_api/hello hi   |   butterfly call /demo_api/hello str_info=hi   |   "
         "butterfly call /shop/add items:='[1,2]' --trace",
     )
     call.add_argument("path", nargs="?", help="route path, e.g. /app/handler")
-    call.add_argument("params", nargs="*", metavar="k=v", help="parameters: k=v (string) or k:=json")
+    call.add_argument(
+        "params",
+        nargs="*",
+        metavar="VALUE|k=v|k:=json",
+        help="parameters: bare values bind in signature order; k=v is a string, k:=json a JSON value",
+    )
     call.add_argument("--json-params", metavar="JSON", help="parameters as one JSON object (k=v wins)")
     call.add_argument(
         "--trace",
         action="store_true",
         help="print a line-by-line trace of the handler and its callees on stderr (pysnooper)",
     )
-    call.set_defaults(run=cmd_call, extra_params=True)
+    call.set_defaults(run=cmd_call, leftovers="params")

@@ -47,8 +47,9 @@ def make_formatter(fmt: str = "json", *, colors: bool = False) -> logging.Format
     :param colors: colourise the console format
     """
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=colors)
-        processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+        from kernel.devconsole import DevRenderer  # structlog's console lines, tracebacks kept multi-line
+
+        processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, DevRenderer(colors=colors)]
     else:
         processors = [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -69,17 +70,33 @@ def configure_structlog() -> None:
     )
 
 
-def configure(level: str = "INFO", fmt: str = "json", stream: IO[str] | None = None) -> None:
+def configure(
+    level: str = "INFO",
+    fmt: str = "json",
+    stream: IO[str] | None = None,
+    *,
+    colors: bool | None = None,
+    console_level: str | None = None,
+) -> None:
     """Configure structlog and the root stdlib logger; safe to call again.
 
     :param level: root level name
     :param fmt: ``json`` or ``console``
     :param stream: where the console handler writes (default ``sys.stderr``)
+    :param colors: colour the console format; ``None``: when ``stream`` is a terminal
+        and ``NO_COLOR`` is not set
+    :param console_level: a higher threshold for ``stream`` only (one-shot CLI
+        commands show warnings, while log files still get ``level``)
     """
     configure_structlog()
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(make_formatter(fmt, colors=fmt == "console" and stream.isatty()))
+    from kernel.devconsole import want_colors  # a terminal, and no NO_COLOR
+
+    colors = want_colors(stream, colors)
+    handler.setFormatter(make_formatter(fmt, colors=fmt == "console" and colors))
+    if console_level:
+        handler.setLevel(console_level.upper())
     handler._butterfly = True  # type: ignore[attr-defined] - lets a reconfigure replace it
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_butterfly", False)]:

@@ -179,7 +179,7 @@ def test_call_json_params_and_key_value_override(cli):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["/calc/echo", "novalue"], "expected key=value or key:=json"),
+        (["/calc/echo", "novalue"], "too many values for /calc/echo: it takes none by position"),
         (["/calc/echo", "n:={bad"], "bad JSON for parameter 'n'"),
         (["/calc/echo", "=x"], "the key is empty"),
         (["/calc/echo", "--json-params", "[1]"], "--json-params must be a JSON object"),

@@ -1,4 +1,10 @@
-"""``butterfly mq enqueue|status|requeue|doctor``."""
+"""``butterfly mq enqueue|status|requeue|doctor``.
+
+``enqueue`` takes the parameter syntax of every command (:mod:`kernel.cliparams`):
+``k=v`` (a string, converted by the handler's type hints when it runs), ``k:=json``,
+and bare values bound to the handler's parameters in signature order when the
+topic is a route of this install.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +26,26 @@ def add_commands(subparsers: Any) -> None:
     commands = mq.add_subparsers(dest="mq_command", metavar="SUBCOMMAND")
     mq.set_defaults(run=lambda args: mq.print_help() or 2)
 
-    enqueue = commands.add_parser("enqueue", help="queue a message: butterfly mq enqueue /app/h k=v ...")
+    enqueue = commands.add_parser(
+        "enqueue",
+        help="queue a message: butterfly mq enqueue /app/h k=v k:=json ...",
+        epilog="example: butterfly mq enqueue /demo_api/hello str_info=hi --delay 10",
+    )
     enqueue.add_argument("topic", help="/app/handler")
-    enqueue.add_argument("params", nargs="*", metavar="KEY=VALUE", help="values are JSON when they parse, else strings")
-    enqueue.add_argument("--json", dest="json_params", help="the params as one JSON object")
+    enqueue.add_argument(
+        "params",
+        nargs="*",
+        metavar="VALUE|k=v|k:=json",
+        help="k=v is a string, k:=json a JSON value; bare values bind in the handler's signature order",
+    )
+    enqueue.add_argument("--json-params", dest="json_params", help="the params as one JSON object (k=v wins)")
+    # NOTE: the option's old name; kept so existing scripts work.
+    enqueue.add_argument("--json", dest="json_params", help=argparse.SUPPRESS)
     enqueue.add_argument("--delay", type=float, help="seconds before it may run")
     enqueue.add_argument("--ttl", type=float, help="seconds it may wait in the queue")
     enqueue.add_argument("--retries", type=int, help="retries of failed runs")
     enqueue.add_argument("--msg-id", help="idempotency key / message id")
-    enqueue.set_defaults(run=cmd_enqueue)
+    enqueue.set_defaults(run=cmd_enqueue, leftovers="params")
 
     status = commands.add_parser("status", help="counts per queue and state, instances")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -65,36 +82,18 @@ def _service(args: argparse.Namespace):
     return service
 
 
-def parse_pairs(pairs: list[str]) -> dict[str, Any]:
-    """``["n=3", "name=bob"]`` → ``{"n": 3, "name": "bob"}`` (JSON values when they parse)."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"expected KEY=VALUE, got {pair!r}")
-        try:
-            params[key] = json.loads(raw)
-        except ValueError:
-            params[key] = raw
-    return params
-
-
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Queue one message and print its id (a warning on stderr when no live instance consumes it)."""
     from butterfly_mq.dashboard import consumers_of
     from butterfly_mq.producer import enqueue
+    from kernel.cliparams import parse_params
+    from kernel.debug import route_parameters
     from kernel.errors import HTTPError
 
-    params = parse_pairs(args.params)
-    if args.json_params:
-        try:
-            extra = json.loads(args.json_params)
-        except ValueError as exc:
-            raise ConfigError(f"--json is not valid JSON: {exc}") from None
-        if not isinstance(extra, dict):
-            raise ConfigError("--json must be a JSON object")
-        params.update(extra)
     service = _service(args)
+    route = service.kernel.routes.lookup(args.topic)
+    signature = route_parameters(route) if route is not None else None
+    params = parse_params(args.params, json_object=args.json_params, signature=signature, target=args.topic)
     try:
         msg_id = enqueue(
             args.topic,

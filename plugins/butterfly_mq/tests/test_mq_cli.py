@@ -24,13 +24,15 @@ def cli_env(monkeypatch, redis_url, prefix, tmp_path):
 
 def test_enqueue_status_requeue(cli_env, capsys):
     redis_url, prefix = cli_env
-    assert main(["mq", "enqueue", "/app/job", "n=3", "name=bob", "--json", '{"tags": ["a"]}', "--msg-id", "cli-1"]) == 0
+    argv = ["mq", "enqueue", "/app/job", "n:=3", "name=bob", "--json-params", '{"tags": ["a"], "n": 0}']
+    assert main([*argv, "--msg-id", "cli-1", "s=3"]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "cli-1"
     # nobody consumes /app/job: accepted, with a warning
     assert "warning: no live instance consumes /app/job" in err
     message = get_message("cli-1", redis_url=redis_url, prefix=prefix)
-    assert message["params"] == {"n": 3, "name": "bob", "tags": ["a"]} and message["state"] == "queued"
+    # k:=json is JSON, k=v a string (as in `butterfly call`), and k=v words win over --json-params
+    assert message["params"] == {"n": 3, "name": "bob", "s": "3", "tags": ["a"]} and message["state"] == "queued"
     assert main(["mq", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert next(q for q in status["queues"] if q["name"] == "/app/job")["queued"] == 1
@@ -43,7 +45,9 @@ def test_enqueue_status_requeue(cli_env, capsys):
 
 
 def test_enqueue_rejects_bad_input(cli_env, capsys):
-    assert main(["mq", "enqueue", "/app/job", "novalue"]) == 1
-    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["mq", "enqueue", "/app/job", "novalue"]) == 2  # not a route here: no signature to bind to
+    assert "bad parameter 'novalue' for /app/job: expected key=value or key:=json" in capsys.readouterr().err
+    assert main(["mq", "enqueue", "/app/job", "a:={bad"]) == 2
+    assert "bad JSON for parameter 'a'" in capsys.readouterr().err
     assert main(["mq", "enqueue", "bad topic"]) == 1
     assert "bad topic" in capsys.readouterr().err

@@ -1,31 +1,36 @@
-"""``butterfly ruqi ...``: manage jobs of a running instance over its HTTP API.
+"""``butterfly ruqi ...``: manage the jobs of a running instance over its HTTP API.
 
-The CLI talks HTTP (``--url``, default ``http://127.0.0.1:8585``) rather than
-opening the store itself, so ``run`` executes on a live scheduler and every
-write goes through the same checks, admin policy and access log as the API.
-Admin writes need a loopback address or, with butterfly-auth, ``--token``.
+The CLI talks HTTP (:class:`kernel.cliclient.ApiClient`: ``--url`` or
+``$BUTTERFLY_URL``, else the config's ``[server] host:port``) rather than opening the
+store itself, so ``run`` executes on a live scheduler and every write goes through
+the same checks, admin policy and access log as the API. Writes need a loopback
+address or, with butterfly-auth, an admin's token (``--token`` or
+``$BUTTERFLY_TOKEN``; ``butterfly auth add-token USER`` makes one)::
+
+    butterfly ruqi add greet --trigger interval --rule 30s --type handler \\
+        --target /demo_api/hello str_info=hi
+    butterfly ruqi list | get greet | run greet | history greet | pause greet | resume greet | remove greet
+
+A job's payload is given with the parameter syntax of every command
+(:mod:`kernel.cliparams`): ``k=v`` (a string) and ``k:=json``, after ``--payload
+JSON`` if both are given. Exit codes: 0 OK, 1 refused, 2 usage, 3 unreachable.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 
-from kernel import ButterflyError
-
-DEFAULT_URL = "http://127.0.0.1:8585"
+from kernel.cliclient import ApiClient
+from kernel.cliparams import parse_params
 
 
 def add_commands(subparsers) -> None:
     """Add ``ruqi`` and its sub-commands to the ``butterfly`` parser."""
     ruqi = subparsers.add_parser(
-        "ruqi", help="如期 ruqi scheduled jobs (over HTTP to a running instance)", description=__doc__
+        "ruqi",
+        help="如期 ruqi scheduled jobs (over HTTP to a running instance)",
+        description="Manage ruqi jobs on a running instance (--url, --token: see the global options).",
     )
-    ruqi.add_argument("--url", default=DEFAULT_URL, help=f"base URL of an instance (default {DEFAULT_URL})")
-    ruqi.add_argument("--token", help="bearer token for admin writes (butterfly-auth)")
     ruqi.set_defaults(run=lambda args: (ruqi.print_help(), 2)[1])
     commands = ruqi.add_subparsers(dest="ruqi_command", metavar="ACTION")
 
@@ -35,21 +40,33 @@ def add_commands(subparsers) -> None:
     listing.add_argument("--page-size", type=int, default=50)
     listing.set_defaults(run=cmd_list)
 
-    add = commands.add_parser("add", help="add a job")
+    add = commands.add_parser(
+        "add",
+        help="add a job",
+        epilog="example: butterfly ruqi add greet --trigger interval --rule 30s --type handler "
+        "--target /demo_api/hello str_info=hi",
+    )
     add.add_argument("job_id")
+    add.add_argument(
+        "payload_params", nargs="*", metavar="k=v|k:=json", help="the job's payload (the handler's parameters)"
+    )
     add.add_argument("--trigger", required=True, choices=("cron", "interval", "date"))
     add.add_argument("--rule", required=True, help='e.g. "0 */5 * * * *", "30s", "now"')
     add.add_argument("--type", required=True, dest="job_type", help="http, mq, handler, script, ...")
     add.add_argument("--target", required=True, help="URL, topic, route path or script path")
     add.add_argument("--name", dest="job_name")
-    add.add_argument("--payload", help="JSON object")
+    add.add_argument("--payload", help="the payload as one JSON object (k=v words override its keys)")
     add.add_argument("--options", help="JSON object (http: method/headers/expected_status; script: args/env)")
     add.add_argument("--timezone")
     add.add_argument("--timeout", type=float)
     add.add_argument("--misfire-grace", type=float)
     add.add_argument("--coalesce", action="store_true", default=None)
     add.add_argument("--max-concurrent", type=int)
-    add.set_defaults(run=cmd_add)
+    add.set_defaults(run=cmd_add, leftovers="payload_params")
+
+    show = commands.add_parser("get", help="one job: its settings, next runs and last run")
+    show.add_argument("job_id")
+    show.set_defaults(run=cmd_get)
 
     for action, help_text in (
         ("remove", "delete a job"),
@@ -73,45 +90,16 @@ def add_commands(subparsers) -> None:
 
 
 def call(args, name: str, params: dict, *, write: bool = False) -> dict:
-    """POST (writes) or GET ``/ruqi/<name>`` and return the decoded reply.
+    """Call ``/ruqi/<name>`` and return the reply's ``data`` (writes POST JSON, reads GET).
 
-    :raises kernel.ButterflyError: (exit code 1) when the instance cannot be reached or answers non-JSON
+    :raises kernel.cliargs.CommandError: refused (exit 1, with a hint on 401/403) or
+        unreachable (exit 3)
     """
-    params = {k: v for k, v in params.items() if v is not None}
-    url = f"{args.url.rstrip('/')}/ruqi/{name}"
-    headers = {"Accept": "application/json"}
-    if args.token:
-        headers["Authorization"] = f"Bearer {args.token}"
-    if write:
-        request = urllib.request.Request(
-            url,
-            data=json.dumps(params).encode(),
-            method="POST",
-            headers={**headers, "Content-Type": "application/json"},
-        )
-    else:
-        query = urllib.parse.urlencode(params)
-        request = urllib.request.Request(f"{url}?{query}" if query else url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            body = reply.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise ButterflyError(f"ruqi: cannot reach {args.url}: {getattr(exc, 'reason', exc)}") from None
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise ButterflyError(f"ruqi: {url} did not answer JSON: {body[:200]!r}") from None
+    return ApiClient.from_args(args).call(f"/ruqi/{name}", params, write=write).get("data") or {}
 
 
-def _finish(reply: dict, show=None) -> int:
-    if reply.get("stat") != "OK":
-        errors = "; ".join(f"{e.get('param')}: {e.get('reason')}" for e in reply.get("errors", []))
-        print(f"error: {reply.get('stat')} {errors}".rstrip(), file=sys.stderr)
-        return 1
-    (show or (lambda r: print(json.dumps(r.get("data", {}), indent=2, ensure_ascii=False))))(reply)
-    return 0
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _table(rows: list[list[str]]) -> None:
@@ -122,31 +110,30 @@ def _table(rows: list[list[str]]) -> None:
 
 def cmd_list(args) -> int:
     """``butterfly ruqi list``."""
-    reply = call(args, "get_jobs", {"job_name": args.name, "page_index": args.page, "page_size": args.page_size})
-
-    def show(reply):
-        data = reply["data"]
-        rows = [["JOB_ID", "TRIGGER", "RULE", "TYPE", "TARGET", "STATE", "NEXT RUN"]]
-        rows += [
-            [
-                j["job_id"],
-                j["job_trigger"],
-                j["rule"],
-                j["job_type"],
-                j["target"],
-                "paused" if j["paused"] else "active",
-                j["next_run_time"] or "-",
-            ]
-            for j in data["list"]
+    data = call(args, "get_jobs", {"job_name": args.name, "page_index": args.page, "page_size": args.page_size})
+    rows = [["JOB_ID", "TRIGGER", "RULE", "TYPE", "TARGET", "STATE", "NEXT RUN"]]
+    rows += [
+        [
+            j["job_id"],
+            j["job_trigger"],
+            j["rule"],
+            j["job_type"],
+            j["target"],
+            "paused" if j["paused"] else "active",
+            j["next_run_time"] or "-",
         ]
-        _table(rows)
-        print(f"{data['total']} job(s)")
-
-    return _finish(reply, show)
+        for j in data["list"]
+    ]
+    _table(rows)
+    print(f"{data['total']} job(s)")
+    return 0
 
 
 def cmd_add(args) -> int:
-    """``butterfly ruqi add``."""
+    """``butterfly ruqi add JOB_ID --trigger T --rule R --type T --target X [k=v ...]``."""
+    payload = None
+    if args.payload is not None or args.payload_params:
+        payload = parse_params(args.payload_params, json_object=args.payload, json_option="--payload")
     params = {
         "job_id": args.job_id,
         "job_trigger": args.trigger,
@@ -154,7 +141,7 @@ def cmd_add(args) -> int:
         "job_type": args.job_type,
         "target": args.target,
         "job_name": args.job_name,
-        "payload": args.payload,
+        "payload": payload,
         "options": args.options,
         "timezone": args.timezone,
         "timeout": args.timeout,
@@ -162,44 +149,52 @@ def cmd_add(args) -> int:
         "coalesce": args.coalesce,
         "max_concurrent": args.max_concurrent,
     }
-    return _finish(call(args, "add_job", params, write=True))
+    job = call(args, "add_job", params, write=True)
+    print(f"added {job.get('job_id', args.job_id)}; next run {job.get('next_run_time') or '-'}")
+    return 0
+
+
+def cmd_get(args) -> int:
+    """``butterfly ruqi get JOB_ID``."""
+    _print_json(call(args, "get_job", {"job_id": args.job_id}))
+    return 0
 
 
 def cmd_job_action(args) -> int:
     """``butterfly ruqi remove|pause|resume|run JOB_ID``."""
-    return _finish(
-        call(args, f"{args.action}_job", {"job_id": args.job_id}, write=True),
-        None if args.action == "run" else (lambda reply: print(f"{args.action}: {args.job_id} OK")),
-    )
+    data = call(args, f"{args.action}_job", {"job_id": args.job_id}, write=True)
+    if args.action == "run":
+        _print_json(data)
+    else:
+        print(f"{args.action}: {args.job_id} OK")
+    return 0
 
 
 def cmd_history(args) -> int:
     """``butterfly ruqi history [JOB_ID]``."""
-    reply = call(
+    data = call(
         args,
         "get_history",
         {"job_id": args.job_id, "status": args.status, "page_index": args.page, "page_size": args.page_size},
     )
-
-    def show(reply):
-        rows = [["FIRE_ID", "JOB_ID", "SCHEDULED", "STATUS", "DURATION", "INSTANCE"]]
-        rows += [
-            [
-                r["fire_id"],
-                r["job_id"],
-                r["scheduled_time"],
-                r["status"],
-                "-" if r["duration"] is None else f"{r['duration']:.3f}s",
-                r["instance_id"],
-            ]
-            for r in reply["data"]["list"]
+    rows = [["FIRE_ID", "JOB_ID", "SCHEDULED", "STATUS", "DURATION", "INSTANCE"]]
+    rows += [
+        [
+            r["fire_id"],
+            r["job_id"],
+            r["scheduled_time"],
+            r["status"],
+            "-" if r["duration"] is None else f"{r['duration']:.3f}s",
+            r["instance_id"],
         ]
-        _table(rows)
-        print(f"{reply['data']['total']} run(s)")
-
-    return _finish(reply, show)
+        for r in data["list"]
+    ]
+    _table(rows)
+    print(f"{data['total']} run(s)")
+    return 0
 
 
 def cmd_status(args) -> int:
     """``butterfly ruqi status``."""
-    return _finish(call(args, "status", {}))
+    _print_json(call(args, "status", {}))
+    return 0

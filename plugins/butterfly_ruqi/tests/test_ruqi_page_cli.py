@@ -120,6 +120,6 @@ def test_cli_manages_jobs_over_http(served, capsys, poll):
         )
         == 1
     )
-    assert "ERR_BAD_PARAMS rule:" in capsys.readouterr().err
-    assert main(["ruqi", "--url", "http://127.0.0.1:9", "list"]) == 1
-    assert "cannot reach" in capsys.readouterr().err
+    assert "butterfly: error: ERR_BAD_PARAMS: rule: interval rule 'often'" in capsys.readouterr().err
+    assert main(["ruqi", "--url", "http://127.0.0.1:9", "list"]) == 3
+    assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err

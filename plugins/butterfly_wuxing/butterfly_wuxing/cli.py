@@ -1,16 +1,28 @@
-"""``butterfly wuxing``: the original ``wuxing_cli.py`` as a subcommand, over HTTP.
+"""``butterfly wuxing``: the original ``wuxing_cli.py`` as a subcommand, sections included.
 
-It talks to a running instance (``--url``, default ``http://127.0.0.1:8585``) with
-the standard library only, so it works from any machine that can reach the server::
+It talks to a running instance over HTTP (:class:`kernel.cliclient.ApiClient`:
+``--url`` or ``$BUTTERFLY_URL``, else the config's ``[server] host:port``; writes
+need a loopback address or an admin's ``--token``)::
 
-    butterfly wuxing create web-1 -n ops -s host -V 1 --items '{"i|cpu": 8}'
+    # a section: a versioned template of typed items (prefix i| int, f| float,
+    # b| bool, s| string, t| text, j| json), then enabled for instances
+    butterfly wuxing section create host -n ops -V 1 'i|cpu:=4' 's|region=bj' --enable
+    butterfly wuxing section add-item host 'i|disk' -n ops -V 2 --default 100 --description GB
+    butterfly wuxing section enable host -n ops -V 2
+    butterfly wuxing section list -n ops
+    butterfly wuxing section get host -n ops -V 1
+
+    # instances of a section, and their items
+    butterfly wuxing create web-1 -n ops -s host -V 1 'i|cpu=8'
     butterfly wuxing get web-1 -n ops detail
-    butterfly wuxing list -n ops -s host --extra 'i|cpu,region'
+    butterfly wuxing list -n ops -s host --extra 'i|cpu,s|region'
     butterfly wuxing update web-1 'i|cpu' 16 8 -n ops     # 8 = expected old value (CAS)
     butterfly wuxing upgrade web-1 2 -n ops
     butterfly wuxing history web-1 'i|cpu' -n ops
     butterfly wuxing delete web-1 -n ops
 
+Item values use the parameter syntax of every command (:mod:`kernel.cliparams`):
+``name=text`` (the server converts it to the item's type) or ``name:=json``.
 Exit codes: 0 OK, 1 the server refused (its stat and reason are printed), 2 usage,
 3 the server could not be reached.
 """
@@ -19,62 +31,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
-DEFAULT_URL = "http://127.0.0.1:8585"
+from kernel.cliargs import UsageError
+from kernel.cliclient import ApiClient
+from kernel.cliparams import parse_params
+
 LIST_PAGE_SIZE = 100
-
-
-class CliError(Exception):
-    """A refusal or transport failure; ``code`` is the exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+#: How many characters of a value a table cell shows.
+CELL_WIDTH = 60
 
 
 def call(args: argparse.Namespace, endpoint: str, params: dict[str, Any], *, write: bool = False) -> Any:
     """Call ``/wuxing/<endpoint>``: reads are GET with a query string, writes POST JSON.
 
     :return: the reply's ``data``
-    :raises CliError: the server refused (code 1) or could not be reached (code 3)
+    :raises kernel.cliargs.CommandError: the server refused (exit 1) or could not be
+        reached (exit 3)
     """
-    params = {key: value for key, value in params.items() if value is not None}
-    url = f"{args.url.rstrip('/')}/wuxing/{endpoint}"
-    headers = {"Accept": "application/json"}
-    if args.token:
-        headers["Authorization"] = f"Bearer {args.token}"
-    body = None
-    if write:
-        body = json.dumps(params).encode("utf-8")
-        headers["Content-Type"] = "application/json"
-    else:
-        url += "?" + urllib.parse.urlencode(params)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if write else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise CliError(f"cannot reach {args.url}: {getattr(exc, 'reason', exc)}", 3) from None
-    try:
-        reply = json.loads(raw)
-    except ValueError:
-        raise CliError(f"{url}: the reply is not JSON: {raw[:200]!r}", 1) from None
-    stat = reply.get("stat")
-    if stat != "OK":
-        reason = (
-            reply.get("reason")
-            or "; ".join(f"{e.get('param')}: {e.get('reason')}" for e in reply.get("errors", []))
-            or ""
-        )
-        raise CliError(f"{stat}: {reason}".rstrip(": "), 1)
-    return reply.get("data")
+    return ApiClient.from_args(args).call(f"/wuxing/{endpoint}", params, write=write).get("data")
 
 
 def show(value: Any) -> str:
@@ -86,7 +61,10 @@ def show(value: Any) -> str:
 
 def format_table(headers: list[str], rows: list[list[Any]]) -> str:
     """Left-aligned columns with a header rule; long cells are cut at 60 characters."""
-    cells = [[show(cell) if len(show(cell)) <= 60 else show(cell)[:57] + "..." for cell in row] for row in rows]
+    cells = [
+        [show(cell) if len(show(cell)) <= CELL_WIDTH else show(cell)[: CELL_WIDTH - 3] + "..." for cell in row]
+        for row in rows
+    ]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
@@ -94,20 +72,116 @@ def format_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def _need(args: argparse.Namespace, *names: str) -> None:
-    missing = [f"--{name.replace('_', '-')}" for name in names if not getattr(args, name)]
+    missing = [f"--{name.replace('_', '-')}" for name in names if not getattr(args, name, None)]
     if missing:
-        raise CliError(f"{args.action} needs {', '.join(missing)}", 2)
+        raise UsageError(f"{args.action} needs {', '.join(missing)}", prog="butterfly wuxing")
 
 
-# -- commands ---------------------------------------------------------------------------------
+def _section_key(args: argparse.Namespace) -> dict[str, Any]:
+    _need(args, "namespace", "section_version")
+    return {"namespace": args.namespace, "section_name": args.name, "section_version": args.section_version}
+
+
+def _all_pages(args: argparse.Namespace, endpoint: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        data = call(args, endpoint, {**params, "page_index": page, "page_size": LIST_PAGE_SIZE})
+        rows += data["list"]
+        if not data["list"] or len(rows) >= data["total"]:
+            return rows
+        page += 1
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def cmd_section_create(args: argparse.Namespace) -> str:
+    key = _section_key(args)
+    items = parse_params(args.items)
+    call(args, "section_create", key, write=True)
+    for name, default in items.items():
+        call(args, "section_item_add", {**key, "item_name": name, "item_default": default}, write=True)
+    if args.enable:
+        call(args, "section_enable", key, write=True)
+    state = "enabled" if args.enable else "not enabled yet: add items, then `section enable`"
+    created = f"created section {args.namespace}/{args.name} version {args.section_version} ({state})"
+    return f"{created}\n{_template_table(args)}" if items else created
+
+
+def cmd_section_add_item(args: argparse.Namespace) -> str:
+    data = call(
+        args,
+        "section_item_add",
+        {
+            **_section_key(args),
+            "item_name": args.item,
+            "item_default": args.default,
+            "item_description": args.description,
+            "item_type": args.type,
+        },
+        write=True,
+    )
+    return f"added {args.item} ({data['item_type']}, default {show(data['item_default'])})"
+
+
+def cmd_section_delete_item(args: argparse.Namespace) -> str:
+    call(args, "section_item_delete", {**_section_key(args), "item_name": args.item}, write=True)
+    return f"removed {args.item} from {args.namespace}/{args.name} version {args.section_version}"
+
+
+def cmd_section_enable(args: argparse.Namespace) -> str:
+    call(args, "section_enable", _section_key(args), write=True)
+    return f"enabled {args.namespace}/{args.name} version {args.section_version}: instances may use it now"
+
+
+def cmd_section_delete(args: argparse.Namespace) -> str:
+    call(args, "section_delete", _section_key(args), write=True)
+    return f"deleted section {args.namespace}/{args.name} version {args.section_version}"
+
+
+def _template_table(args: argparse.Namespace) -> str:
+    data = call(args, "section_get", _section_key(args))
+    rows = [
+        [name, d["item_type"], d["item_default"], d["item_description"]] for name, d in data["section_template"].items()
+    ]
+    state = "enabled" if data["is_enabled"] else "not enabled"
+    return format_table(["ITEM", "TYPE", "DEFAULT", "DESCRIPTION"], rows) + f"\n{len(rows)} item(s), {state}"
+
+
+def cmd_section_get(args: argparse.Namespace) -> str:
+    return _template_table(args)
+
+
+def cmd_section_list(args: argparse.Namespace) -> str:
+    rows = _all_pages(args, "section_list", {"namespace": args.namespace})
+    return (
+        format_table(
+            ["NAMESPACE", "SECTION", "VERSION", "MD5", "ENABLED", "UPDATED"],
+            [
+                [
+                    r["namespace"],
+                    r["section_name"],
+                    r["section_version"],
+                    r["section_md5"],
+                    r["is_enabled"],
+                    r["u_time"],
+                ]
+                for r in rows
+            ],
+        )
+        + f"\n{len(rows)} section(s)"
+    )
+
+
+# -- instances --------------------------------------------------------------------------------
 
 
 def cmd_create(args: argparse.Namespace) -> str:
     _need(args, "namespace", "section", "section_version")
-    try:
-        items = json.loads(args.items) if args.items else None
-    except ValueError:
-        raise CliError("--items must be a JSON object, e.g. '{\"i|cpu\": 8}'", 2) from None
+    items = None
+    if args.values or args.items is not None:
+        items = parse_params(args.values, json_object=args.items, json_option="--items")
     data = call(
         args,
         "instance_create",
@@ -127,10 +201,15 @@ def cmd_create(args: argparse.Namespace) -> str:
 
 def cmd_get(args: argparse.Namespace) -> str:
     _need(args, "namespace")
+    if len(args.view) > 1 or (args.view and args.view[0] not in ("simple", "detail")):
+        raise UsageError(
+            f"get takes one view, simple or detail; got {' '.join(args.view)}", prog="butterfly wuxing get"
+        )
+    view = args.view[0] if args.view else "simple"
     data = call(
-        args, "instance_get", {"namespace": args.namespace, "instance_name": args.instance, "value_format": args.format}
+        args, "instance_get", {"namespace": args.namespace, "instance_name": args.instance, "value_format": view}
     )
-    if args.format == "simple":
+    if view == "simple":
         return format_table(["ITEM", "VALUE"], [[name, value] for name, value in data.items()])
     return format_table(
         ["ITEM", "TYPE", "VALUE", "ID", "USER", "UPDATED", "DESCRIPTION"],
@@ -144,28 +223,20 @@ def cmd_get(args: argparse.Namespace) -> str:
 def cmd_list(args: argparse.Namespace) -> str:
     _need(args, "namespace", "section")
     extra = [name.strip() for name in (args.extra or "").split(",") if name.strip()]
-    rows, page = [], 1
-    while True:
-        data = call(
-            args,
-            "instance_list",
-            {
-                "namespace": args.namespace,
-                "section_name": args.section,
-                "section_version": args.section_version,
-                "extra_items": ",".join(extra) or None,
-                "page_index": page,
-                "page_size": LIST_PAGE_SIZE,
-            },
-        )
-        rows += [
-            [row["instance_name"], row["section_version"], row["section_md5"], row["u_time"]]
-            + [row.get(name) for name in extra]
-            for row in data["list"]
-        ]
-        if not data["list"] or len(rows) >= data["total"]:
-            break
-        page += 1
+    found = _all_pages(
+        args,
+        "instance_list",
+        {
+            "namespace": args.namespace,
+            "section_name": args.section,
+            "section_version": args.section_version,
+            "extra_items": ",".join(extra) or None,
+        },
+    )
+    rows = [
+        [row["instance_name"], row["section_version"], row["section_md5"], row["u_time"]] + [row.get(n) for n in extra]
+        for row in found
+    ]
     return format_table(["INSTANCE", "VERSION", "MD5", "UPDATED", *extra], rows) + f"\n{len(rows)} instance(s)"
 
 
@@ -215,6 +286,8 @@ def cmd_history(args: argparse.Namespace) -> str:
         "instance_get",
         {"namespace": args.namespace, "instance_name": args.instance, "items": args.item, "value_format": "detail"},
     )
+    if args.item not in detail:
+        raise UsageError(f"{args.instance} has no item {args.item!r}", prog="butterfly wuxing history")
     data = call(args, "item_history_list", {"item_id": detail[args.item]["item_id"], "page_size": args.limit})
     return (
         format_table(
@@ -226,74 +299,107 @@ def cmd_history(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch ``butterfly wuxing <action>``; print the result or the refusal."""
-    try:
-        print(args.handler(args))
-    except CliError as exc:
-        print(f"butterfly wuxing: {exc}", file=sys.stderr)
-        return exc.code
+    """Dispatch ``butterfly wuxing <action>``; print the result (refusals raise)."""
+    print(args.handler(args))
     return 0
 
 
-def _common_options(default: Any = None) -> argparse.ArgumentParser:
-    """The options every action takes; ``default=SUPPRESS`` for the per-action copies."""
+# -- the parser -------------------------------------------------------------------------------
 
-    def pick(value: Any) -> Any:
-        return value if default is None else default
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=pick(DEFAULT_URL), help=f"the Butterfly server (default {DEFAULT_URL})")
-    common.add_argument("--token", default=pick(None), help="API token / JWT for admin writes from another host")
-    common.add_argument("--timeout", type=float, default=pick(10.0), help="seconds per HTTP request (default 10)")
-    common.add_argument("-n", "--namespace", default=pick(None), help="namespace (at most 16 characters)")
-    common.add_argument("-s", "--section", default=pick(None), help="section name (create, list)")
-    common.add_argument(
+def _scope_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``-n``, ``-s``, ``-V``: accepted on ``wuxing`` and after each action."""
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("-n", "--namespace", default=default(None), help="namespace (at most 16 characters)")
+    parser.add_argument("-s", "--section", default=default(None), help="section name (create, list)")
+    parser.add_argument(
         "-V",
         "--section-version",
         dest="section_version",
-        default=pick(None),
-        help="section version (create; a filter for list)",
+        default=default(None),
+        help="section version (sections; create; a filter for list)",
     )
-    return common
 
 
 def add_command(subparsers: Any) -> None:
     """Add ``wuxing`` and its actions to the ``butterfly`` parser."""
     parser = subparsers.add_parser(
         "wuxing",
-        help="五行 wuxing: instances of typed config sections (over HTTP)",
-        parents=[_common_options()],
-        description="Create, show, list, update, upgrade and delete wuxing instances on a running server.",
+        help="五行 wuxing: typed config sections and their instances (over HTTP)",
+        description="Create sections (typed templates) and instances of them, show, list, update, upgrade "
+        "and delete them on a running server (--url, --token: see the global options).",
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _scope_options(parser, top=True)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    parser.set_defaults(run=lambda args: (parser.print_help(), 2)[1])
 
-    def action(name: str, handler, help_text: str) -> argparse.ArgumentParser:
-        # NOTE: the shared options are accepted after the action too; SUPPRESS keeps the
-        # sub-parser from overwriting values given before it with its defaults.
-        sub = actions.add_parser(name, help=help_text, parents=[_common_options(argparse.SUPPRESS)])
-        sub.set_defaults(handler=handler, run=run)
+    def action(group, name: str, handler, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
+        # NOTE: SUPPRESS keeps the sub-parser from overwriting -n/-s/-V given before it.
+        sub = group.add_parser(name, help=help_text, **kwargs)
+        _scope_options(sub, top=False)
+        sub.set_defaults(handler=handler, run=run, action=name)
         return sub
 
-    create = action("create", cmd_create, "create an instance of a section")
+    section = actions.add_parser("section", help="section templates: create, add-item, enable, list, get, ...")
+    _scope_options(section, top=False)
+    section_actions = section.add_subparsers(dest="section_action", metavar="ACTION")
+    section.set_defaults(run=lambda args: (section.print_help(), 2)[1])
+    create_section = action(
+        section_actions,
+        "create",
+        cmd_section_create,
+        "create a section version, optionally with items (name=default) and --enable",
+    )
+    create_section.add_argument("name", help="section name")
+    create_section.add_argument(
+        "items", nargs="*", metavar="ITEM=DEFAULT", help='items to add, typed by name prefix (i|cpu=4, s|region:="bj")'
+    )
+    create_section.add_argument("--enable", action="store_true", help="enable it once the items are added")
+    create_section.set_defaults(leftovers="items")
+    add_item = action(
+        section_actions, "add-item", cmd_section_add_item, "add a typed item to a section not enabled yet"
+    )
+    add_item.add_argument("name", help="section name")
+    add_item.add_argument("item", help="item name; the prefix i| f| b| s| t| j| gives the type")
+    add_item.add_argument("--type", choices=("int", "float", "bool", "string", "text", "json"), help="without a prefix")
+    add_item.add_argument("--default", help="default value (converted to the item's type)")
+    add_item.add_argument("--description", default="", help="what the item is")
+    delete_item = action(section_actions, "delete-item", cmd_section_delete_item, "remove an item (not enabled yet)")
+    delete_item.add_argument("name", help="section name")
+    delete_item.add_argument("item")
+    for name, handler, text in (
+        ("enable", cmd_section_enable, "freeze a section version and allow instances of it"),
+        ("get", cmd_section_get, "show a section version's items"),
+        ("delete", cmd_section_delete, "delete a section version no instance uses"),
+    ):
+        action(section_actions, name, handler, text).add_argument("name", help="section name")
+    action(section_actions, "list", cmd_section_list, "list sections (all pages; -n to filter)")
+
+    create = action(actions, "create", cmd_create, "create an instance of a section (-s, -V)")
     create.add_argument("instance")
-    create.add_argument("--items", help="initial values as a JSON object (others take defaults)")
-    get = action("get", cmd_get, "show an instance's values")
+    create.add_argument("values", nargs="*", metavar="ITEM=VALUE", help="initial values (others take defaults)")
+    create.add_argument("--items", help="initial values as one JSON object (ITEM=VALUE words override it)")
+    create.set_defaults(leftovers="values")
+    get = action(actions, "get", cmd_get, "show an instance's values (simple) or details (detail)")
     get.add_argument("instance")
-    get.add_argument("format", nargs="?", choices=("simple", "detail"), default="simple")
-    lister = action("list", cmd_list, "list the instances of a section (all pages)")
+    get.add_argument("view", nargs="*", metavar="simple|detail", help="what to show (default simple)")
+    get.set_defaults(leftovers="view")
+    lister = action(actions, "list", cmd_list, "list the instances of a section (all pages)")
     lister.add_argument("--extra", help="comma-separated item names to show as columns")
-    update = action("update", cmd_update, "set an item (with OLD: only if it still has that value)")
+    update = action(actions, "update", cmd_update, "set an item (with OLD: only if it still has that value)")
     update.add_argument("instance")
     update.add_argument("item")
     update.add_argument("value")
     update.add_argument("old", nargs="?", help="expected current value (compare-and-set)")
-    upgrade = action("upgrade", cmd_upgrade, "move an instance to another section version")
+    upgrade = action(actions, "upgrade", cmd_upgrade, "move an instance to another section version")
     upgrade.add_argument("instance")
     upgrade.add_argument("version")
-    delete = action("delete", cmd_delete, "delete an instance")
+    delete = action(actions, "delete", cmd_delete, "delete an instance")
     delete.add_argument("instance")
-    history = action("history", cmd_history, "show an item's change history")
+    history = action(actions, "history", cmd_history, "show an item's change history")
     history.add_argument("instance")
     history.add_argument("item")
     history.add_argument("--limit", type=int, default=20, help="newest N changes (default 20)")
-    parser.set_defaults(run=lambda args: (parser.print_help(), 2)[1])
