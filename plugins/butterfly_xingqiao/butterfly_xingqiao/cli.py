@@ -1,26 +1,22 @@
 """``butterfly xingqiao create|status|retry|cancel|list``: jobs of a running instance, over HTTP.
 
-Like ``butterfly ruqi``, the CLI talks to an instance's API (``--url``, default
-``$BUTTERFLY_URL`` or ``http://127.0.0.1:8585``) so every job is checked, stored and
-dispatched by a live instance. The API is admin: a loopback address or, with
-butterfly-auth, ``--token`` (default ``$BUTTERFLY_TOKEN``). Job params use the one
-syntax of every command: ``k=v`` (a string the workflow's type hints convert) and
-``k:=json``.
+Like ``butterfly ruqi``, the CLI talks to an instance's API through
+:class:`kernel.cliclient.ApiClient` (the global ``--url``/``--token``/``-v`` options,
+``$BUTTERFLY_URL``/``$BUTTERFLY_TOKEN``, hints on 401/403), so every job is checked,
+stored and dispatched by a live instance. Job params use the one syntax of every
+command (:mod:`kernel.cliparams`): ``k=v`` (a string the workflow's type hints
+convert) and ``k:=json``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
-from kernel import ButterflyError
+from kernel.cliclient import ApiClient
+from kernel.cliparams import parse_params
 
-DEFAULT_URL = "http://127.0.0.1:8585"
 ENDED = ("finished", "failed", "canceled")
 
 
@@ -29,10 +25,6 @@ def add_commands(subparsers) -> None:
     xingqiao = subparsers.add_parser(
         "xingqiao", help="星桥 xingqiao workflows (over HTTP to a running instance)", description=__doc__
     )
-    xingqiao.add_argument(
-        "--url", default=None, help=f"base URL of an instance (default $BUTTERFLY_URL or {DEFAULT_URL})"
-    )
-    xingqiao.add_argument("--token", default=None, help="bearer token (default $BUTTERFLY_TOKEN; butterfly-auth)")
     xingqiao.set_defaults(run=lambda args: (xingqiao.print_help(), 2)[1])
     commands = xingqiao.add_subparsers(dest="xingqiao_command", metavar="ACTION")
 
@@ -63,38 +55,15 @@ def add_commands(subparsers) -> None:
 
 
 def call(args, name: str, params: dict, *, write: bool = False) -> dict:
-    """POST (writes) or GET ``/xingqiao/<name>``; returns the decoded JSON reply.
+    """POST (writes) or GET ``/xingqiao/<name>``; the decoded JSON reply, whatever its stat.
 
-    :raises kernel.ButterflyError: the instance cannot be reached or does not answer JSON
+    :raises kernel.cliclient.CommandError: the instance cannot be reached or does not answer JSON
     """
-    base = (args.url or os.environ.get("BUTTERFLY_URL") or DEFAULT_URL).rstrip("/")
-    token = args.token or os.environ.get("BUTTERFLY_TOKEN")
-    params = {key: value for key, value in params.items() if value is not None}
-    url = f"{base}/xingqiao/{name}"
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if write:
-        headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(url, data=json.dumps(params).encode(), method="POST", headers=headers)
-    else:
-        query = urllib.parse.urlencode(params)
-        request = urllib.request.Request(f"{url}?{query}" if query else url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            body = reply.read()
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise ButterflyError(f"xingqiao: cannot reach {base}: {getattr(exc, 'reason', exc)}") from None
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise ButterflyError(f"xingqiao: {url} did not answer JSON: {body[:200]!r}") from None
+    return ApiClient.from_args(args).request(f"/xingqiao/{name}", params, write=write).body
 
 
 def _failed(reply: dict) -> int:
-    """Print a non-OK reply to stderr; 1."""
+    """Print a non-OK reply to stderr (with the task each error names); 1."""
     details = "; ".join(
         f"{item['task'] + ' ' if item.get('task') else ''}{item.get('param')}: {item.get('reason')}"
         for item in reply.get("errors", [])
@@ -105,12 +74,7 @@ def _failed(reply: dict) -> int:
 
 def cmd_create(args) -> int:
     """``butterfly xingqiao create JOB_TYPE k=v ...``."""
-    from kernel.debug import UsageError, parse_assignments
-
-    try:
-        params = parse_assignments(args.params)
-    except UsageError as exc:
-        raise ButterflyError(str(exc)) from None
+    params = parse_params(args.params, target=args.job_type)
     reply = call(
         args,
         "create_job",

@@ -97,6 +97,6 @@ def test_cli_over_http(served, capsys, counter, counter_key):
     assert main([*base, "create", "bad_tasks", f"key={counter_key}"]) == 1
     err = capsys.readouterr().err
     assert "ERR_BAD_PARAMS" in err and "at_all route: no route /nowhere/at_all" in err
-    assert main([*base, "create", "fan", "width"]) == 1 and "key=value" in capsys.readouterr().err
-    assert main(["xingqiao", "--url", "http://127.0.0.1:9", "list"]) == 1
+    assert main([*base, "create", "fan", "width"]) == 2 and "key=value" in capsys.readouterr().err
+    assert main(["xingqiao", "--url", "http://127.0.0.1:9", "list"]) == 3
     assert "cannot reach" in capsys.readouterr().err
