@@ -11,6 +11,7 @@ from typing import Any
 
 import pluggy
 
+from kernel import logs
 from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, ServerError
 from kernel.fasthooks import RequestHooks
 from kernel.plugins import PluginInfo, disabled_plugins, extra_plugin_modules, make_plugin_manager, plugin_name_of
@@ -20,6 +21,10 @@ from kernel.routes import RouteTable
 from kernel.settings import Settings, read_config_file
 
 FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
+#: What a route registered without ``methods`` answers to; anything else (TRACE,
+#: CONNECT, made-up methods) is a 405, so the OpenAPI document can list them all.
+ANY_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
+_ANY_ALLOW = ", ".join(sorted(ANY_METHODS))
 
 
 class Kernel:
@@ -42,6 +47,8 @@ class Kernel:
         self.log_dir = Path("logs")
         #: per-plugin state, keyed by plugin name (``kernel.extensions["store"]``)
         self.extensions: dict[str, Any] = {}
+        #: counts identical tracebacks so a flood of one error stays a few log lines
+        self.error_limiter = logs.RepeatLimiter(logs.report_suppressed)
         self.started = False
         self._lifecycle_lock = threading.Lock()
         self._stopped = False
@@ -139,7 +146,10 @@ class Kernel:
             if not self.started or self._stopped:
                 return
             self._stopped = True
-        self.hook.butterfly_shutdown(kernel=self)
+        try:
+            self.hook.butterfly_shutdown(kernel=self)
+        finally:
+            self.error_limiter.flush()
 
     # -- the request path -------------------------------------------------------------
 
@@ -166,10 +176,9 @@ class Kernel:
                 if route is None:
                     raise NotFound(f"no route for {request.path}")
                 request.route = route
-                if route.methods is not None and request.source == "http" and request.method not in route.methods:
-                    raise MethodNotAllowed(
-                        f"{request.method} not allowed", headers=[("Allow", ", ".join(sorted(route.methods)))]
-                    )
+                if request.source == "http" and request.method not in (route.methods or ANY_METHODS):
+                    allow = ", ".join(sorted(route.methods)) if route.methods else _ANY_ALLOW
+                    raise MethodNotAllowed(f"{request.method} not allowed", headers=[("Allow", allow)])
                 verdict = hooks.authorize(request, route)
                 if verdict is not None and verdict is not True:
                     raise verdict if isinstance(verdict, HTTPError) else Forbidden("denied")
@@ -205,15 +214,29 @@ class Kernel:
         return exc.to_response()
 
     def server_error(self, request: Request, exc: BaseException) -> Response:
-        """Report an unexpected exception: hooks log it, the client gets a bare 500."""
+        """Report an unexpected exception: logged with its traceback, the client gets a bare 500.
+
+        ``butterfly_handle_error`` implementations run first; unless one of them set
+        ``request.error_reported``, the kernel logs the traceback itself
+        (:func:`kernel.logs.log_exception`, rate-limited per signature), so an
+        exception is never lost when no plugin logs it.
+        """
         request.stat = ServerError.stat
         request.error = f"{type(exc).__name__}: {exc}"[:500]
         try:
             response = self.request_hooks.handle_error(request, exc)
         except FATAL:
             raise
-        except Exception:  # noqa: BLE001 - a broken error hook must not break the reply
+        except Exception as hook_exc:  # noqa: BLE001 - a broken error hook must not break the reply
             response = None
+            logs.log_exception("butterfly_handle_error failed", hook_exc, limiter=self.error_limiter)
+        if not request.error_reported:
+            try:
+                logs.log_exception(
+                    "handler exception", exc, limiter=self.error_limiter, method=request.method, path=request.path
+                )
+            except Exception:  # noqa: BLE001 - a failing log must not fail the reply
+                pass
         return response if response is not None else ServerError("server exception").to_response()
 
     # -- in-process calls -----------------------------------------------------------------

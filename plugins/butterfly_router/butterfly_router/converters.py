@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
 import math
 import types
 import typing
@@ -22,6 +21,7 @@ from typing import Any
 import annotated_types
 
 from kernel import settings
+from kernel.clientinput import ClientInputError, decode_json
 
 Converter = Callable[[Any], Any]
 
@@ -75,7 +75,10 @@ def to_float(value: Any) -> float:
     """``float``: JSON numbers and numeric strings; finite only, never booleans."""
     value = _single(value, "number")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ParamError(f"number out of range: {_show(value)}") from None
     elif isinstance(value, str) and value.strip() and "_" not in value:
         try:
             result = float(value)
@@ -118,10 +121,11 @@ def to_dict(value: Any) -> dict:
     """``dict``: a JSON object, or (from a query string) JSON text of one."""
     value = _single(value, "JSON object")
     if isinstance(value, str):
+        # NOTE: the same hostile-input rules as a JSON body (depth, NaN, surrogates).
         try:
-            value = json.loads(value)
-        except ValueError:
-            raise ParamError("expected a JSON object, got text that is not JSON") from None
+            value = decode_json(value)
+        except ClientInputError as exc:
+            raise ParamError(f"expected a JSON object, got text that is not JSON ({exc.reason})") from None
     if not isinstance(value, dict):
         raise ParamError(f"expected a JSON object, got {_show(value)}")
     return value

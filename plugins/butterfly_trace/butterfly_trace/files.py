@@ -13,6 +13,7 @@ Rotation is size based and never truncates: ``acc.log`` → ``acc.log.1`` → ..
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -218,6 +219,28 @@ def acquire_writer(path: Path, max_bytes: int, backups: int) -> RotatingWriter:
         return shared.resource
 
 
+#: Event-dict keys that carry a traceback (ours, structlog's exception renderer).
+TRACEBACK_KEYS = ("traceback", "exc_info", "exception", "stack_info")
+
+
+def without_traceback(record: logging.LogRecord) -> logging.LogRecord:
+    """``record`` itself when it has no traceback, else a copy without it.
+
+    The copy says where the traceback went (``"traceback": "in err.log"``); the
+    original record is left alone, since the err.log handler formats it next.
+    """
+    message = record.msg
+    carries = isinstance(message, dict) and any(key in message for key in TRACEBACK_KEYS)
+    if not (carries or record.exc_info or record.exc_text or record.stack_info):
+        return record
+    clone = copy.copy(record)
+    clone.exc_info = clone.exc_text = clone.stack_info = None
+    if isinstance(message, dict):
+        clone.msg = {key: value for key, value in message.items() if key not in TRACEBACK_KEYS}
+        clone.msg["traceback"] = "in err.log"
+    return clone
+
+
 # PERF: logging.handlers.RotatingFileHandler formats every record twice and stats the
 # file twice per record to decide on rollover; this formats once and counts bytes.
 class LogFileHandler(logging.Handler):
@@ -226,16 +249,28 @@ class LogFileHandler(logging.Handler):
     :param writer: the file
     :param level: the handler's threshold
     :param formatter: renders the record
+    :param omit_tracebacks_from: records at this level or above are written without
+        their traceback (``app.log``: err.log already has it); ``None`` keeps them
     """
 
-    def __init__(self, writer: RotatingWriter, level: int, formatter: logging.Formatter) -> None:
+    def __init__(
+        self,
+        writer: RotatingWriter,
+        level: int,
+        formatter: logging.Formatter,
+        *,
+        omit_tracebacks_from: int | None = None,
+    ) -> None:
         super().__init__(level)
         self.writer = writer
+        self.omit_tracebacks_from = omit_tracebacks_from
         self.setFormatter(formatter)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write one record as one line (a logging failure never raises)."""
         try:
+            if self.omit_tracebacks_from is not None and record.levelno >= self.omit_tracebacks_from:
+                record = without_traceback(record)
             self.writer.write((self.format(record) + "\n").encode("utf-8", "replace"))
         except Exception:  # noqa: BLE001 - logging's contract: report, don't raise
             self.handleError(record)
@@ -249,6 +284,8 @@ class LogFileHandler(logging.Handler):
 def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes: int, backups: int) -> str:
     """Attach ``app.log`` (every level) and ``err.log`` (WARNING+) to the root logger.
 
+    Tracebacks of WARNING+ records go to ``err.log`` only (see :func:`without_traceback`).
+
     A second kernel with the same ``log_dir`` shares the handlers already attached.
 
     :param log_dir: absolute log directory (created if missing)
@@ -261,8 +298,15 @@ def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes
         shared = _registry.get(key)
         if shared is None:
             log_dir.mkdir(parents=True, exist_ok=True)
+            # NOTE: a traceback is written once, to err.log; app.log keeps the line
+            # without it, so one failing request does not fill both files.
             handlers = [
-                LogFileHandler(RotatingWriter(log_dir / "app.log", max_bytes, backups), logging.NOTSET, formatter),
+                LogFileHandler(
+                    RotatingWriter(log_dir / "app.log", max_bytes, backups),
+                    logging.NOTSET,
+                    formatter,
+                    omit_tracebacks_from=logging.WARNING,
+                ),
                 LogFileHandler(RotatingWriter(log_dir / "err.log", max_bytes, backups), logging.WARNING, formatter),
             ]
             root = logging.getLogger()
