@@ -347,3 +347,26 @@ def test_known_failure_is_still_there(full_install, tmp_path, finding):
     if operations:
         result = schemathesis(full_install, tmp_path, admin=True, include=operations)
         assert result.returncode == 0, summary_of(result)
+
+
+@pytest.mark.slow
+def test_the_document_lists_exactly_the_methods_of_the_route_table(full_install):
+    request = urllib.request.Request(
+        full_install.url + "/_meta/routes", headers={"Authorization": f"Bearer {full_install.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        routes = json.loads(reply.read())["routes"]
+    any_methods = ["delete", "get", "head", "options", "patch", "post", "put"]
+    paths = full_install.document["paths"]
+    for route in routes:
+        path = route["path"].rstrip("*").rstrip("/") + "/{path}" if route["path"].endswith("*") else route["path"]
+        expected = sorted(m.lower() for m in route["methods"]) if route["methods"] else any_methods
+        assert sorted(paths[path]) == expected, route["path"]
+        for operation in paths[path].values():
+            if route["admin"]:  # butterfly-auth is installed: admin routes need a token or the session cookie
+                assert operation["security"] == [{"bearerAuth": []}, {"sessionCookie": []}], route["path"]
+            else:
+                assert "security" not in operation, route["path"]
+    assert len(routes) == len(paths)
+    schemes = full_install.document["components"]["securitySchemes"]
+    assert schemes["sessionCookie"] == {"type": "apiKey", "in": "cookie", "name": "butterfly_token"}

@@ -54,12 +54,18 @@ class RotatingWriter:
     :param max_bytes: rotate before a write would take the file past this size;
         ``0`` never rotates
     :param backups: old files to keep; ``0`` never rotates (the file only grows)
+    :param rename_check_interval: seconds between checks that the file was not
+        rotated by another process sharing it (``run --workers``, two instances on
+        one log directory); such a rename makes this writer reopen the new file
     """
 
-    def __init__(self, path: str | os.PathLike[str], max_bytes: int, backups: int) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], max_bytes: int, backups: int, *, rename_check_interval: float = 1.0
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
+        self.rename_check_interval = rename_check_interval
         self._rotates = max_bytes > 0 and backups > 0
         # NOTE: re-entrant: a signal handler that logs may interrupt this thread mid-write.
         self._lock = threading.RLock()
@@ -71,7 +77,33 @@ class RotatingWriter:
 
     def _open(self) -> None:
         self._fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
-        self._size = os.fstat(self._fd).st_size
+        info = os.fstat(self._fd)
+        self._size = info.st_size
+        self._identity = (info.st_dev, info.st_ino)
+        self._checked = time.monotonic()
+
+    def _renamed_elsewhere(self) -> bool:
+        """Whether ``path`` is no longer the file this writer holds open."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (info.st_dev, info.st_ino) != self._identity
+
+    def _follow_rename(self) -> None:
+        # NOTE: another process may have rotated the file (then write to the new one) or
+        # appended to it (then its bytes count). PERF: a stat at most once per
+        # rename_check_interval.
+        now = time.monotonic()
+        if now - self._checked < self.rename_check_interval:
+            return
+        self._checked = now
+        if self._renamed_elsewhere():
+            os.close(self._fd)
+            self._fd = None
+            self._open()
+        else:  # other processes append too: count their bytes before deciding to rotate
+            self._size = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:
         """Append ``data`` (one or more complete lines), rotating first if needed.
@@ -114,6 +146,8 @@ class RotatingWriter:
         """Write ``lines`` (only ever one thread at a time), rotating between lines."""
         if self._fd is None:
             self._open()
+        else:
+            self._follow_rename()
         if len(lines) == 1:  # PERF: the common case, one line and no rotation due
             line = lines[0]
             if not self._rotates or self._size == 0 or self._size + len(line) <= self.max_bytes:
@@ -130,7 +164,7 @@ class RotatingWriter:
                     self._write_all(b"".join(chunk))
                     chunk = []
                 self._rotate()
-                size = 0
+                size = self._size  # 0, or what another process wrote since it rotated
             chunk.append(line)
             size += len(line)
         if chunk:
@@ -145,7 +179,8 @@ class RotatingWriter:
     def _rotate(self) -> None:
         os.close(self._fd)
         self._fd = None
-        rotate_files(self.path, self.backups)
+        if not self._renamed_elsewhere():  # else another process rotated it a moment ago
+            rotate_files(self.path, self.backups)
         self._open()
 
     def close(self) -> None:
