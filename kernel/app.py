@@ -16,7 +16,7 @@ from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, N
 from kernel.fasthooks import RequestHooks
 from kernel.plugins import PluginInfo, disabled_plugins, extra_plugin_modules, make_plugin_manager, plugin_name_of
 from kernel.request import Request
-from kernel.response import Response, status_line
+from kernel.response import Response, status_line, wsgi_header_value
 from kernel.routes import RouteTable
 from kernel.settings import Settings, read_config_file
 
@@ -156,7 +156,12 @@ class Kernel:
     def __call__(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
         """WSGI entry point."""
         response = self.handle(Request(environ, self))
-        start_response(status_line(response.status), response.headers)
+        headers = response.headers
+        for index, (name, value) in enumerate(headers):
+            # PERF: two C-level checks per header; only odd values pay for fixing.
+            if type(value) is not str or not (value.isascii() and value.isprintable()):
+                headers[index] = (name, wsgi_header_value(name, value))
+        start_response(status_line(response.status), headers)
         return response.iter_body()
 
     def handle(self, request: Request, *, encode: bool = True) -> Response:

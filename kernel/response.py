@@ -11,6 +11,7 @@ import datetime
 import decimal
 import json
 import math
+import urllib.parse
 import uuid
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -101,6 +102,26 @@ def _int_fits(value: int) -> bool:
     except ValueError:
         return False
     return True
+
+
+#: What may stay as is in a ``Location`` URL (RFC 3986 reserved and unreserved, and ``%``).
+_URL_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
+
+
+def wsgi_header_value(name: str, value: Any) -> str:
+    """A header value WSGI servers accept: a Latin-1 ``str`` without control characters.
+
+    A ``Location`` keeps its meaning: non-ASCII characters are percent-encoded as
+    UTF-8 (``/中文`` → ``/%E4%B8%AD%E6%96%87``); other values lose what Latin-1
+    cannot hold. Nothing is cut (cookies and policies may be long).
+
+    :param name: the header name
+    :param value: what a handler or plugin set
+    """
+    text = str(value).translate(_CONTROL)
+    if name.lower() == "location":
+        return urllib.parse.quote(text, safe=_URL_SAFE)
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def safe_header_value(value: Any) -> str:

@@ -123,3 +123,32 @@ def test_a_thousand_idle_connections_do_not_lock_out_a_real_client(server):
     finally:
         for sock in idle:
             sock.close()
+
+
+class OddHeaders:
+    """A plugin setting header values waitress would refuse (the login redirect to `/中文` of issue 9)."""
+
+    @hookimpl
+    def butterfly_register_routes(self, register):
+        register("/o/redirect", lambda request: Response(303, [("Location", "/中文?next=/ü")], b""))
+        register("/o/header", lambda request: Response(200, [("X-Note", "é\r\nSet-Cookie: evil=1"), ("X-N", 5)], b"ok"))
+
+
+@pytest.fixture(scope="module")
+def odd_server(tmp_path_factory):
+    live = LiveServer(build_kernel(tmp_path_factory.mktemp("odd"), [(OddHeaders(), "odd")])).start()
+    yield live
+    live.stop()
+
+
+def test_a_non_latin1_location_is_percent_encoded_not_a_500(odd_server):
+    status, headers, _ = exchange(odd_server.port, b"GET /o/redirect HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert status == 303
+    assert headers["location"] == "/%E4%B8%AD%E6%96%87?next=/%C3%BC"
+
+
+def test_header_values_cannot_inject_headers_or_break_the_reply(odd_server):
+    status, headers, body = exchange(odd_server.port, b"GET /o/header HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert (status, body) == (200, b"ok")
+    assert headers["x-note"] == "é  Set-Cookie: evil=1".encode("latin-1").decode("latin-1")
+    assert "set-cookie" not in headers and headers["x-n"] == "5"
