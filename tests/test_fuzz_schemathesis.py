@@ -71,7 +71,7 @@ NOT_RUN = {
 #: (with the admin token, which reaches every one of them).
 KNOWN_FAILURES: dict[str, tuple[str, list[str]]] = {
     "H2-empty-keys": (
-        "an empty key parameter reaches pony (ValueError: Attribute ... is required): 500",
+        "an empty or blank key parameter reaches pony (ValueError: Attribute ... is required): 500",
         [
             "get_demo_fsm_get",
             "post_demo_fsm_get",
@@ -118,6 +118,11 @@ KNOWN_FAILURES: dict[str, tuple[str, list[str]]] = {
         "demo_async_job/add_job: a huge delay is a 500 in butterfly_mq enqueue; a negative one a 400 the document "
         "does not announce",
         ["get_demo_async_job_add_job", "post_demo_async_job_add_job"],
+    ),
+    "H5-xingqiao-params-undocumented": (
+        "xingqiao: /xingqiao/job has no parameters in the document; list_jobs/create_job check bounds "
+        "(page_size, job_timeout, job_type) the document does not show: valid input answered 400",
+        ["get_xingqiao_job", "get_xingqiao_list_jobs", "post_xingqiao_create_job"],
     ),
     "H3-canghai-routes-undocumented": (
         "canghai API and pages without their documented parameters are answered 400",
@@ -344,9 +349,10 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_reply(full_insta
 def test_known_failure_is_still_there(full_install, tmp_path, finding):
     # NOTE: an XPASS here means the finding is fixed: remove it from KNOWN_FAILURES.
     operations = sorted(set(KNOWN_FAILURES[finding][1]) & full_install.operation_ids())
-    if operations:
-        result = schemathesis(full_install, tmp_path, admin=True, include=operations)
-        assert result.returncode == 0, summary_of(result)
+    if not operations:  # e.g. a plugin not installed on this branch
+        pytest.skip(f"no operation of {finding} is in this install's document")
+    result = schemathesis(full_install, tmp_path, admin=True, include=operations)
+    assert result.returncode == 0, summary_of(result)
 
 
 @pytest.mark.slow

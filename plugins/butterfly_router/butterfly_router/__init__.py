@@ -10,6 +10,7 @@ or, as in the original Butterfly, ``from butterfly_router import funcattr`` and
 
 from butterfly_router import funcattr, retstat
 from butterfly_router.binder import check_params
+from butterfly_router.converters import NOT_BLANK
 from butterfly_router.decorators import api, download, http, upload
 
-__all__ = ["api", "check_params", "download", "funcattr", "http", "retstat", "upload"]
+__all__ = ["NOT_BLANK", "api", "check_params", "download", "funcattr", "http", "retstat", "upload"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import enum
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -277,15 +278,23 @@ CONSTRAINTS = (
 )
 
 
-def constraints_of(hint: Any) -> list[Any]:
-    """The supported ``annotated_types`` constraints of ``Annotated[X, ...]``, flattened.
+#: A pattern constraint: a string parameter must contain something other than blanks.
+#: ``Annotated[str, MinLen(1), NOT_BLANK]`` refuses ``""`` and ``" \t"`` alike; the
+#: OpenAPI document shows it as ``"pattern": "\\S"``.
+NOT_BLANK = re.compile(r"\S")
 
-    ``Interval(ge=1, le=10)`` and ``Len(1, 64)`` count as their parts; other
-    metadata is ignored (it may belong to another tool).
+
+def constraints_of(hint: Any) -> list[Any]:
+    r"""The supported constraints of ``Annotated[X, ...]``, flattened.
+
+    The ``annotated_types`` ones in :data:`CONSTRAINTS` (``Interval(ge=1, le=10)`` and
+    ``Len(1, 64)`` count as their parts), and compiled regular expressions
+    (``re.compile(r"\S")``: the string must contain a match, as JSON Schema's
+    ``pattern``). Other metadata is ignored (it may belong to another tool).
     """
     if typing.get_origin(hint) is not typing.Annotated:
         return []
-    return [item for item in _flatten(typing.get_args(hint)[1:]) if isinstance(item, CONSTRAINTS)]
+    return [item for item in _flatten(typing.get_args(hint)[1:]) if isinstance(item, (*CONSTRAINTS, re.Pattern))]
 
 
 def _flatten(metadata: tuple[Any, ...]) -> Iterator[Any]:
@@ -298,7 +307,10 @@ def _flatten(metadata: tuple[Any, ...]) -> Iterator[Any]:
 
 def _check(constraint: Any, value: Any) -> str | None:
     """Why ``value`` breaks ``constraint``, or ``None`` when it holds."""
-    if isinstance(constraint, annotated_types.MinLen):
+    if isinstance(constraint, re.Pattern):
+        if not isinstance(value, str) or constraint.search(value) is None:
+            return "must not be blank" if constraint is NOT_BLANK else f"must match {constraint.pattern!r}"
+    elif isinstance(constraint, annotated_types.MinLen):
         if len(value) < constraint.min_length:
             return (
                 "must not be empty" if constraint.min_length == 1 else f"needs at least {constraint.min_length} items"

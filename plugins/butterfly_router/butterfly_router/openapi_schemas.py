@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import enum
 import inspect
+import re
 import types
 import typing
 from typing import Any
@@ -167,7 +168,9 @@ def _constrained_schema(schema: dict[str, Any], constraints: list[Any]) -> dict[
         "object": ("minProperties", "maxProperties"),
     }.get(kind, ("minLength", "maxLength"))
     for constraint in constraints:
-        if isinstance(constraint, annotated_types.MinLen):
+        if isinstance(constraint, re.Pattern):
+            schema["pattern"] = constraint.pattern
+        elif isinstance(constraint, annotated_types.MinLen):
             schema[sized[0]] = constraint.min_length
         elif isinstance(constraint, annotated_types.MaxLen):
             schema[sized[1]] = constraint.max_length

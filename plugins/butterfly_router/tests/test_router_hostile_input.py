@@ -149,3 +149,31 @@ def test_client_text_in_x_reason_cannot_carry_control_characters(client):
     reply = client.get("/h/nothing\x00\x1b[31m\x7f")
     assert reply.status == 404
     assert not any(ord(char) < 32 or ord(char) == 127 for char in reply.headers["x-reason"])
+
+
+KEYS = {
+    "k/__init__.py": """
+    import re
+    from typing import Annotated
+    from annotated_types import MaxLen, MinLen
+    from butterfly_router import NOT_BLANK
+
+    def get(req, key: Annotated[str, MinLen(1), MaxLen(64), NOT_BLANK], code: Annotated[str, re.compile(r"^[A-Z]{2}$")] = "CN"):
+        return "OK", {"key": key, "code": code}
+"""
+}
+
+
+def test_blank_keys_are_refused_and_documented_as_a_pattern(router_app):
+    client = router_app(KEYS).client
+    assert client.get("/k/get?key=a").json() == {"stat": "OK", "key": "a", "code": "CN"}
+    for blank in ("", " ", "\x0b", "\t\n"):  # pony would call these "missing" and raise: a 500
+        errors = bad_params(client.get("/k/get", query={"key": blank}), "key")["errors"]
+        assert errors[0]["reason"] in ("must not be empty", "must not be blank")
+    assert bad_params(client.post("/k/get", json={"key": "a", "code": "cn"}), "code")["errors"][0]["reason"] == (
+        "must match '^[A-Z]{2}$'"
+    )
+    parameters = client.get("/_meta/openapi.json").json()["paths"]["/k/get"]["get"]["parameters"]
+    schemas = {parameter["name"]: parameter["schema"] for parameter in parameters}
+    assert schemas["key"] == {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"}
+    assert schemas["code"]["pattern"] == "^[A-Z]{2}$"
