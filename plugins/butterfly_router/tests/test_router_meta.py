@@ -199,3 +199,51 @@ def test_routes_listing_is_admin(app):
     assert routes["/m/create"]["methods"] == ["POST"] and routes["/m/create"]["admin"] is True
     assert routes["/static/*"]["kind"] == "static"
     assert routes["/_meta/routes"]["admin"] is True
+
+
+class Described:
+    """A plugin route the router cannot inspect, described through meta, plus the OpenAPI hook."""
+
+    @hookimpl
+    def butterfly_register_routes(self, register):
+        register(
+            "/p/report",
+            lambda request: None,
+            kind="json",
+            methods=("GET", "POST"),
+            meta={
+                "openapi": {
+                    "post": {
+                        "requestBody": {
+                            "required": True,
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "responses": {"503": None, "202": {"description": "queued"}},
+                    }
+                }
+            },
+        )
+        register("/p/raw", lambda request: None, meta={"openapi": {"responses": {"200": {"description": "ok"}}}})
+
+    @hookimpl(optionalhook=True)
+    def butterfly_router_openapi_operation(self, route, method, operation):
+        if route.path == "/p/report":
+            operation["responses"]["429"] = {"$ref": "#/components/responses/TooManyRequests"}
+
+
+def test_plugins_describe_their_routes_through_meta_and_the_hook(router_app):
+    app = router_app({}, plugins=[(Described(), "described")])
+    document = app.client.get("/_meta/openapi.json").json()
+    check_openapi_structure(document)
+    report = document["paths"]["/p/report"]
+    assert list(report) == ["get", "post"]
+    assert "requestBody" not in report["get"] and report["post"]["requestBody"]["required"] is True
+    assert report["post"]["responses"]["503"] == {"$ref": "#/components/responses/ServiceUnavailable"}
+    assert report["post"]["responses"]["202"] == {"description": "queued"}
+    assert "503" not in report["get"]["responses"]
+    assert report["get"]["responses"]["429"] == report["post"]["responses"]["429"]  # from the hook
+    resolve(document, report["get"]["responses"]["429"]["$ref"])
+    # a route of unknown kind says what it answers: the framework errors join its own reply
+    raw = document["paths"]["/p/raw"]
+    assert sorted(raw) == ["delete", "get", "head", "options", "patch", "post", "put"]  # registered without methods
+    assert {"200", "400", "500"} <= set(raw["get"]["responses"]) and "default" not in raw["get"]["responses"]
