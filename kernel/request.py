@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 #: ``source`` of an in-process call → the method recorded in the access log.
 SOURCE_METHODS = {"http": None, "mq": "QUEUE", "ruqi": "RUQI", "cli": "CLI"}
 FORM_TYPE = "application/x-www-form-urlencoded"
-#: Most fields a query string or form body may hold (``a&a&a...`` would otherwise
-#: cost seconds of parsing for a 10 MiB body).
+#: Most fields a query string, form body or JSON body object may hold (``a&a&a...``
+#: would otherwise cost seconds of parsing for a 10 MiB body, and as many errors).
 MAX_FIELDS = 10_000
 #: Marks "the JSON body was empty" apart from a body holding ``null``.
 _NO_BODY = object()
@@ -279,6 +279,8 @@ class Request:
                                 "JSON body must be an object",
                                 data={"errors": [{"param": "<body>", "reason": "JSON body must be an object"}]},
                             )
+                        if len(payload) > MAX_FIELDS:
+                            raise BadRequest(f"JSON body has more than {MAX_FIELDS} fields")
                         params.update(payload)
             self._params = params
         return self._params

@@ -132,6 +132,8 @@ def test_absurd_numbers_of_fields_are_400(client):
     assert form.status == 400 and "more than 10000 fields" in form.headers["x-reason"]
     query = client.get("/h/echo", query="&".join(f"k{i}=1" for i in range(10_001)))
     assert query.status == 400 and "more than 10000 fields" in query.headers["x-reason"]
+    body = client.post("/h/add", json={f"k{i}": 1 for i in range(10_001)})  # not 10,001 "unknown parameter" errors
+    assert body.status == 400 and "more than 10000 fields" in body.headers["x-reason"] and len(body.body) < 200
 
 
 def test_a_json_body_that_is_not_an_object_is_a_400_null_included(client):
