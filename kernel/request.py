@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
 from kernel.clientinput import ClientInputError, decode_json, parse_cookie_header
@@ -87,7 +87,9 @@ class Request:
 
     def __init__(self, environ: dict[str, Any], kernel: Kernel | None = None) -> None:
         self.environ = environ
-        self.kernel = kernel
+        # NOTE: typed as always present: every served request and call has a kernel; only
+        # unit tests build a bare Request, and they do not touch request.kernel.
+        self.kernel: Kernel = cast("Kernel", kernel)
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         self.path: str = _wsgi_text(environ.get("PATH_INFO", "") or "/")
         self.source = "http"
