@@ -21,10 +21,9 @@ from kernel.routes import RouteTable
 from kernel.settings import Settings, read_config_file
 
 FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
-#: What a route registered without ``methods`` answers to; anything else (TRACE,
-#: CONNECT, made-up methods) is a 405, so the OpenAPI document can list them all.
+#: The standard methods a route registered without ``methods`` is documented with
+#: (it accepts any method; OpenAPI 3.0 can name only these).
 ANY_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
-_ANY_ALLOW = ", ".join(sorted(ANY_METHODS))
 
 
 class Kernel:
@@ -181,9 +180,10 @@ class Kernel:
                 if route is None:
                     raise NotFound(f"no route for {request.path}")
                 request.route = route
-                if request.source == "http" and request.method not in (route.methods or ANY_METHODS):
-                    allow = ", ".join(sorted(route.methods)) if route.methods else _ANY_ALLOW
-                    raise MethodNotAllowed(f"{request.method} not allowed", headers=[("Allow", allow)])
+                if route.methods is not None and request.source == "http" and request.method not in route.methods:
+                    raise MethodNotAllowed(
+                        f"{request.method} not allowed", headers=[("Allow", ", ".join(sorted(route.methods)))]
+                    )
                 verdict = hooks.authorize(request, route)
                 if verdict is not None and verdict is not True:
                     raise verdict if isinstance(verdict, HTTPError) else Forbidden("denied")

@@ -6,7 +6,8 @@ dir, the repo's demo apps. schemathesis reads its live ``/_meta/openapi.json`` a
 runs once anonymously and once with an admin API token made with ``butterfly auth``.
 A run fails on any 5xx and on any status, content type, header or body schema the
 document does not declare, on a method the document does not list that is not
-answered 405, and on valid input (per the document) that is rejected.
+answered 405 (routes registered without methods accept any), and on valid input
+(per the document) that is rejected (``@http`` handlers choose their own status).
 
 Operations that still fail because of plugins other helpers own are listed in
 :data:`KNOWN_FAILURES` with the finding that names them (``/work/notes/findings.md``):
@@ -261,20 +262,36 @@ def handler_chosen_operations(document: dict) -> list[str]:
     )
 
 
-def write_config(path: Path, document: dict) -> Path:
-    """A ``schemathesis.toml`` naming the checks; an ``@http`` handler may answer valid input as it likes.
+def any_method_operations(document: dict) -> list[str]:
+    """Operations of routes registered without methods: they accept any method (TRACE, QUERY...)."""
+    return sorted(
+        operation["operationId"]
+        for item in document["paths"].values()
+        for operation in item.values()
+        if operation.get("x-butterfly-any-method")
+    )
 
+
+def write_config(path: Path, document: dict) -> Path:
+    """A ``schemathesis.toml`` naming the checks, with the two documented exceptions.
+
+    An ``@http`` handler may answer valid input with any status it likes; a route
+    registered without methods accepts any method, also those OpenAPI cannot list.
     NOTE: the checks are named here, not with ``--checks``: a check named on the
     command line would win over the per-operation ``enabled = false``.
     """
     lines = ["[checks]", "enabled = false", *(f"{check}.enabled = true" for check in CHECKS), ""]
-    for operation_id in handler_chosen_operations(document):
-        lines += [
-            "[[operations]]",
-            f'include-operation-id = "{operation_id}"',
-            "checks.positive_data_acceptance.enabled = false",
-            "",
-        ]
+    for operation_ids, check in (
+        (handler_chosen_operations(document), "positive_data_acceptance"),
+        (any_method_operations(document), "unsupported_method"),
+    ):
+        for operation_id in operation_ids:
+            lines += [
+                "[[operations]]",
+                f'include-operation-id = "{operation_id}"',
+                f"checks.{check}.enabled = false",
+                "",
+            ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 

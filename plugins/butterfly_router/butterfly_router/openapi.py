@@ -1,7 +1,8 @@
 """Generate an OpenAPI 3.0 document that tells the truth about the route table.
 
-- **Methods**: exactly those each route accepts (``route.methods``; a route
-  registered without methods accepts the kernel's ``ANY_METHODS``).
+- **Methods**: exactly those each route accepts (``route.methods``). A route
+  registered without methods accepts any method; it is listed with the seven
+  standard ones (all OpenAPI 3.0 can name) and marked ``x-butterfly-any-method``.
 - **Parameters**: from handler signatures and type hints, with their
   ``annotated_types`` constraints; in the query string for GET/HEAD/OPTIONS, as a
   JSON object body for POST/PUT/PATCH/DELETE (the query string works there too).
@@ -177,6 +178,8 @@ def _operation(route: Route, method: str, context: DocumentContext) -> dict[str,
         operation["description"] = description.strip()
     operation.update(_parameters(route, method, binder))
     operation["responses"] = _responses(route)
+    if route.methods is None:
+        operation["x-butterfly-any-method"] = True
     if route.admin:
         operation["x-butterfly-admin"] = True
         if context.security:
