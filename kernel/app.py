@@ -11,15 +11,19 @@ from typing import Any
 
 import pluggy
 
+from kernel import logs
 from kernel.errors import ConfigError, Forbidden, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, ServerError
 from kernel.fasthooks import RequestHooks
 from kernel.plugins import PluginInfo, disabled_plugins, extra_plugin_modules, make_plugin_manager, plugin_name_of
 from kernel.request import Request
-from kernel.response import Response, status_line
+from kernel.response import Response, status_line, wsgi_header_value
 from kernel.routes import RouteTable
 from kernel.settings import Settings, read_config_file
 
 FATAL = (KeyboardInterrupt, SystemExit, MemoryError)
+#: The standard methods a route registered without ``methods`` is documented with
+#: (it accepts any method; OpenAPI 3.0 can name only these).
+ANY_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
 
 
 class Kernel:
@@ -42,6 +46,8 @@ class Kernel:
         self.log_dir = Path("logs")
         #: per-plugin state, keyed by plugin name (``kernel.extensions["store"]``)
         self.extensions: dict[str, Any] = {}
+        #: counts identical tracebacks so a flood of one error stays a few log lines
+        self.error_limiter = logs.RepeatLimiter(logs.report_suppressed)
         self.started = False
         self._lifecycle_lock = threading.Lock()
         self._stopped = False
@@ -143,14 +149,22 @@ class Kernel:
             if not self.started or self._stopped:
                 return
             self._stopped = True
-        self.hook.butterfly_shutdown(kernel=self)
+        try:
+            self.hook.butterfly_shutdown(kernel=self)
+        finally:
+            self.error_limiter.flush()
 
     # -- the request path -------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
         """WSGI entry point."""
         response = self.handle(Request(environ, self))
-        start_response(status_line(response.status), response.headers)
+        headers = response.headers
+        for index, (name, value) in enumerate(headers):
+            # PERF: two C-level checks per header; only odd values pay for fixing.
+            if type(value) is not str or not (value.isascii() and value.isprintable()):
+                headers[index] = (name, wsgi_header_value(name, value))
+        start_response(status_line(response.status), headers)
         return response.iter_body()
 
     def handle(self, request: Request, *, encode: bool = True) -> Response:
@@ -209,15 +223,29 @@ class Kernel:
         return exc.to_response()
 
     def server_error(self, request: Request, exc: BaseException) -> Response:
-        """Report an unexpected exception: hooks log it, the client gets a bare 500."""
+        """Report an unexpected exception: logged with its traceback, the client gets a bare 500.
+
+        ``butterfly_handle_error`` implementations run first; unless one of them set
+        ``request.error_reported``, the kernel logs the traceback itself
+        (:func:`kernel.logs.log_exception`, rate-limited per signature), so an
+        exception is never lost when no plugin logs it.
+        """
         request.stat = ServerError.stat
         request.error = f"{type(exc).__name__}: {exc}"[:500]
         try:
             response = self.request_hooks.handle_error(request, exc)
         except FATAL:
             raise
-        except Exception:  # noqa: BLE001 - a broken error hook must not break the reply
+        except Exception as hook_exc:  # noqa: BLE001 - a broken error hook must not break the reply
             response = None
+            logs.log_exception("butterfly_handle_error failed", hook_exc, limiter=self.error_limiter)
+        if not request.error_reported:
+            try:
+                logs.log_exception(
+                    "handler exception", exc, limiter=self.error_limiter, method=request.method, path=request.path
+                )
+            except Exception:  # noqa: BLE001 - a failing log must not fail the reply
+                pass
         return response if response is not None else ServerError("server exception").to_response()
 
     # -- in-process calls -----------------------------------------------------------------

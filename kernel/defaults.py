@@ -98,8 +98,17 @@ def butterfly_add_settings(settings):
         owner="kernel",
     )
     add("server", "ident", str, "", "Server header value; empty sends none", owner="kernel")
-    add("server", "connection_limit", int, 1000, "waitress: most simultaneous connections", owner="kernel")
-    add("server", "channel_timeout", int, 120, "waitress: seconds before an idle connection closes", owner="kernel")
+    # NOTE: waitress stops accepting at connection_limit; at its default (1000) a
+    # thousand idle keep-alive sockets lock everyone out for channel_timeout seconds.
+    add(
+        "server",
+        "connection_limit",
+        int,
+        4096,
+        "most simultaneous connections (the open-file limit is raised to fit); put nginx in front for slow clients",
+        owner="kernel",
+    )
+    add("server", "channel_timeout", int, 60, "seconds before an idle connection is closed", owner="kernel")
 
 
 def is_loopback(address: str) -> bool:

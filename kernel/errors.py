@@ -110,6 +110,13 @@ class PayloadTooLarge(HTTPError):
     stat = "ERR_PAYLOAD_TOO_LARGE"
 
 
+class HeadersTooLarge(HTTPError):
+    """The request line and headers are larger than the server accepts (431)."""
+
+    status = 431
+    stat = "ERR_HEADERS_TOO_LARGE"
+
+
 class TooManyRequests(HTTPError):
     """The caller is rate limited (429)."""
 
@@ -122,6 +129,13 @@ class ServerError(HTTPError):
 
     status = 500
     stat = "ERR_SERVER_EXCEPTION"
+
+
+class ServerNotImplemented(HTTPError):
+    """The request needs something the server does not do, e.g. a ``Transfer-Encoding`` (501)."""
+
+    status = 501
+    stat = "ERR_NOT_IMPLEMENTED"
 
 
 class ServiceUnavailable(HTTPError):

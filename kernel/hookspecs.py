@@ -154,8 +154,11 @@ def butterfly_authorize(request, route):
 def butterfly_handle_error(request, exc):
     """An unexpected exception escaped a handler or a hook.
 
-    Runs on the request thread. Stops at first non-None result. Log it here; never
-    put the traceback in the reply.
+    Runs on the request thread. Stops at first non-None result. The kernel logs the
+    exception with its traceback afterwards (rate-limited per signature, see
+    :func:`kernel.logs.log_exception`) unless an implementation logged it itself and
+    set ``request.error_reported = True``. Report it elsewhere here (an error
+    tracker); never put the traceback in the reply.
 
     :param request: the :class:`kernel.request.Request`
     :param exc: the exception

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
+import traceback
 from typing import IO, Any
 
 import structlog
@@ -106,3 +109,156 @@ def configure(
     logging.getLogger("waitress").setLevel(logging.INFO)
     # waitress warns "Task queue depth" for nearly every request under load: noise.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+# --------------------------------------------------------------------------------------
+# unhandled exceptions: one readable traceback, rate-limited per signature
+# --------------------------------------------------------------------------------------
+
+#: A traceback longer than this is cut (deep recursion); the innermost part is kept.
+MAX_TRACEBACK_CHARS = 32 * 1024
+#: Frames (innermost last) that make two tracebacks "the same".
+SIGNATURE_FRAMES = 8
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The exception's traceback as text, chained causes included, locals never.
+
+    :param exc: the exception
+    :return: at most :data:`MAX_TRACEBACK_CHARS` characters
+    """
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > MAX_TRACEBACK_CHARS:
+        text = "…(traceback cut)\n" + text[-MAX_TRACEBACK_CHARS:]
+    return text
+
+
+def exception_signature(exc: BaseException) -> tuple:
+    """What makes two exceptions "identical" for rate limiting: type and innermost frames.
+
+    The message is left out on purpose: ``KeyError('a')`` and ``KeyError('b')``
+    raised at the same line are one problem, not two.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)[-SIGNATURE_FRAMES:]
+    return (type(exc).__module__, type(exc).__qualname__, *((f.filename, f.lineno, f.name) for f in frames))
+
+
+class RepeatLimiter:
+    """Lets the first ``burst`` events per signature through in each ``window`` seconds.
+
+    The rest are counted; when the window of a signature that suppressed something
+    ends, ``report(summary, suppressed, window)`` is called once (from a timer
+    thread), so a flood of identical errors costs a few lines a minute, not megabytes.
+
+    :param report: ``report(summary, suppressed, window)``; must not raise
+    :param burst: events let through per signature and window
+    :param window: seconds
+    :param max_signatures: signatures remembered at once (the oldest are forgotten)
+    """
+
+    def __init__(self, report, *, burst: int = 3, window: float = 60.0, max_signatures: int = 1024) -> None:
+        self.report = report
+        self.burst = burst
+        self.window = window
+        self.max_signatures = max_signatures
+        self._lock = threading.Lock()
+        #: signature → [window start, events in window, suppressed, summary]
+        self._entries: dict[tuple, list] = {}
+        self._timers: dict[tuple, threading.Timer] = {}
+
+    def allow(self, signature: tuple, summary: str) -> bool:
+        """Record one event; ``True`` when it should be logged in full.
+
+        :param signature: what makes events identical (:func:`exception_signature`)
+        :param summary: one line naming it, for the suppression report
+        """
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(signature)
+            if entry is None or now - entry[0] >= self.window:
+                if entry is not None and entry[2]:
+                    self._report_locked(signature)  # a window ended before its timer fired
+                if len(self._entries) >= self.max_signatures and signature not in self._entries:
+                    self._entries.pop(next(iter(self._entries)))
+                self._entries[signature] = [now, 1, 0, summary]
+                return True
+            entry[1] += 1
+            if entry[1] <= self.burst:
+                return True
+            entry[2] += 1
+            if signature not in self._timers:
+                delay = max(0.0, entry[0] + self.window - now)
+                timer = threading.Timer(delay, self._window_ended, args=(signature,))
+                timer.daemon = True
+                self._timers[signature] = timer
+                timer.start()
+            return False
+
+    def _window_ended(self, signature: tuple) -> None:
+        with self._lock:
+            self._timers.pop(signature, None)
+            if signature in self._entries and self._entries[signature][2]:
+                self._report_locked(signature)
+
+    def _report_locked(self, signature: tuple) -> None:
+        entry = self._entries.pop(signature)
+        timer = self._timers.pop(signature, None)
+        if timer is not None:
+            timer.cancel()
+        # NOTE: report under the lock: a report must not interleave with a new window.
+        self.report(entry[3], entry[2], self.window)
+
+    def flush(self) -> None:
+        """Report every pending suppression count now (shutdown, tests)."""
+        with self._lock:
+            for signature in [s for s, entry in self._entries.items() if entry[2]]:
+                self._report_locked(signature)
+
+
+def report_suppressed(summary: str, suppressed: int, window: float) -> None:
+    """The default ``report`` of :class:`RepeatLimiter`: one WARNING with the count."""
+    _emit(
+        logging.WARNING,
+        "identical errors suppressed",
+        {"error": summary, "suppressed": suppressed, "window_seconds": window},
+    )
+
+
+def _emit(level: int, event: str, fields: dict) -> None:
+    """Log through structlog when it is configured, else stdlib (stderr by default)."""
+    if structlog.is_configured():
+        structlog.get_logger("butterfly.kernel").log(level, event, **fields)
+        return
+    # NOTE: nobody configured logging (an embedding WSGI server): stdlib's last-resort
+    # handler still prints WARNING and above to stderr, so nothing is lost silently.
+    details = " ".join(f"{key}={value!r}" for key, value in fields.items() if key != "traceback")
+    text = f"{event} {details}"
+    if "traceback" in fields:
+        text += "\n" + fields["traceback"]
+    logging.getLogger("butterfly.kernel").log(level, text)
+
+
+#: The limiter used when none is given (each kernel has its own, ``kernel.error_limiter``).
+error_limiter = RepeatLimiter(report_suppressed)
+
+
+def log_exception(event: str, exc: BaseException, *, limiter: RepeatLimiter | None = None, **fields) -> bool:
+    """Log ``exc`` at ERROR with its traceback, unless identical ones flood the log.
+
+    The first few of each :func:`exception_signature` per minute are written in full;
+    the rest are counted and reported once a minute (``identical errors suppressed``).
+    For every unexpected exception in the framework and its plugins (handler
+    exceptions, background jobs), so the error log stays readable under a flood.
+
+    :param event: the log event (``"handler exception"``)
+    :param exc: the exception
+    :param limiter: the :class:`RepeatLimiter` to count against (default: the
+        process-wide :data:`error_limiter`)
+    :param fields: more fields for the line (``path``, ``method``)
+    :return: ``True`` when the traceback was written, ``False`` when suppressed
+    """
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    if not (limiter or error_limiter).allow(exception_signature(exc), error):
+        return False
+    _emit(logging.ERROR, event, {**fields, "error": error, "traceback": format_traceback(exc)})
+    return True

@@ -6,14 +6,13 @@ asks, and the body never past ``[server] max_body``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.cookies import CookieError, SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl
 
+from kernel.clientinput import ClientInputError, decode_json, parse_cookie_header
 from kernel.errors import BadRequest, PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -23,6 +22,11 @@ if TYPE_CHECKING:
 #: ``source`` of an in-process call → the method recorded in the access log.
 SOURCE_METHODS = {"http": None, "mq": "QUEUE", "ruqi": "RUQI", "cli": "CLI"}
 FORM_TYPE = "application/x-www-form-urlencoded"
+#: Most fields a query string, form body or JSON body object may hold (``a&a&a...``
+#: would otherwise cost seconds of parsing for a 10 MiB body, and as many errors).
+MAX_FIELDS = 10_000
+#: Marks "the JSON body was empty" apart from a body holding ``null``.
+_NO_BODY = object()
 
 
 def _wsgi_text(value: str) -> str:
@@ -77,12 +81,15 @@ class Request:
 
     Attributes plugins fill in: ``reqid`` and ``parent_reqid`` (trace), ``user``
     (auth), ``stat`` and ``error`` (protocols, for the access log), ``res`` (short
-    strings a handler wants in the access log), ``ctx`` (per-plugin private state).
+    strings a handler wants in the access log), ``ctx`` (per-plugin private state),
+    ``error_reported`` (an error hook logged the exception; the kernel then does not).
     """
 
     def __init__(self, environ: dict[str, Any], kernel: Kernel | None = None) -> None:
         self.environ = environ
-        self.kernel = kernel
+        # NOTE: typed as always present: every served request and call has a kernel; only
+        # unit tests build a bare Request, and they do not touch request.kernel.
+        self.kernel: Kernel = cast("Kernel", kernel)
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         self.path: str = _wsgi_text(environ.get("PATH_INFO", "") or "/")
         self.source = "http"
@@ -93,6 +100,8 @@ class Request:
         self.user: str | None = None
         self.stat: str | None = None
         self.error: str | None = None
+        #: set by a ``butterfly_handle_error`` implementation that logged the exception itself
+        self.error_reported = False
         self.res: list[str] = []
         self.ctx: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
@@ -161,27 +170,22 @@ class Request:
             raw = self.environ.get("QUERY_STRING", "")
             if not raw:
                 self._query = {}
-            elif raw.isascii() and "%" not in raw and "+" not in raw and ";" not in raw:
+            elif raw.isascii() and "%" not in raw and "+" not in raw and ";" not in raw and raw.count("&") < MAX_FIELDS:
                 # PERF: nothing to decode: split it ourselves (parse_qsl is ~5x slower)
                 self._query = _collect(
                     [(key, value) for key, _, value in (part.partition("=") for part in raw.split("&") if part)]
                 )
             else:
-                self._query = _collect(parse_qsl(_wsgi_text(raw), keep_blank_values=True))
+                self._query = _parse_fields(_wsgi_text(raw), "query string")
         return self._query
 
     @property
     def cookies(self) -> dict[str, str]:
-        """Cookies sent by the client (malformed cookie headers give ``{}``)."""
+        """Cookies sent by the client; a malformed pair is skipped, the others kept."""
         raw = self.environ.get("HTTP_COOKIE", "")
         if not raw:
             return {}
-        jar = SimpleCookie()
-        try:
-            jar.load(raw)
-        except CookieError:
-            return {}
-        return {key: morsel.value for key, morsel in jar.items()}
+        return parse_cookie_header(_wsgi_text(raw))
 
     # -- body -------------------------------------------------------------------------
 
@@ -224,17 +228,27 @@ class Request:
 
     @property
     def json(self) -> Any:
-        """The body decoded as JSON (``None`` for an empty body; 400 when invalid)."""
+        """The body decoded as JSON (``None`` for an empty body; 400 when invalid).
+
+        Decoded by :func:`kernel.clientinput.decode_json`: UTF-8 only, no ``NaN`` or
+        ``Infinity``, at most 64 levels deep, no lone surrogates.
+        """
+        value = self._json_body()
+        return None if value is _NO_BODY else value
+
+    def _json_body(self) -> Any:
         if not self._json_parsed:
             body = self.body
             if body.strip():
                 try:
-                    self._json = json.loads(body)
-                except (ValueError, UnicodeDecodeError) as exc:
+                    self._json = decode_json(body)
+                except ClientInputError as exc:
                     raise BadRequest(
-                        f"body is not valid JSON: {exc}",
-                        data={"errors": [{"param": "<body>", "reason": f"invalid JSON: {exc}"}]},
+                        f"body is not valid JSON: {exc.reason}",
+                        data={"errors": [{"param": "<body>", "reason": f"invalid JSON: {exc.reason}"}]},
                     ) from None
+            else:
+                self._json = _NO_BODY
             self._json_parsed = True
         return self._json
 
@@ -247,7 +261,7 @@ class Request:
             text = self.body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest("form body is not UTF-8") from None
-        return _collect(parse_qsl(text, keep_blank_values=True))
+        return _parse_fields(text, "form body")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -259,13 +273,16 @@ class Request:
                 if ctype == FORM_TYPE:
                     params.update(self.form)
                 elif ctype.endswith("json") or (not ctype and self.body[:1] in (b"{", b"[")):
-                    payload = self.json
-                    if payload is not None:
+                    payload = self._json_body()
+                    if payload is not _NO_BODY:
                         if not isinstance(payload, dict):
+                            # NOTE: `null` too: "no parameters" is an empty body or `{}`.
                             raise BadRequest(
                                 "JSON body must be an object",
                                 data={"errors": [{"param": "<body>", "reason": "JSON body must be an object"}]},
                             )
+                        if len(payload) > MAX_FIELDS:
+                            raise BadRequest(f"JSON body has more than {MAX_FIELDS} fields")
                         params.update(payload)
             self._params = params
         return self._params
@@ -304,6 +321,17 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path} reqid={self.reqid}>"
+
+
+def _parse_fields(text: str, what: str) -> dict[str, Any]:
+    """Parse ``a=1&b=2`` (percent-escapes decoded as UTF-8, bad bytes → U+FFFD).
+
+    :raises BadRequest: more than :data:`MAX_FIELDS` fields
+    """
+    try:
+        return _collect(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+    except ValueError:
+        raise BadRequest(f"{what} has more than {MAX_FIELDS} fields") from None
 
 
 def _collect(pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import math
+import urllib.parse
 import uuid
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -40,17 +42,91 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default, allow_nan=False)
+# NOTE: the fallback escapes everything outside ASCII, so a lone surrogate a handler
+# produced comes out as the JSON escape "\\ud800": valid JSON, valid UTF-8.
+_ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=json_default, allow_nan=False)
+#: Control characters (and DEL) a header value may not carry.
+_CONTROL = dict.fromkeys([*range(32), 127], " ")
 
 
 def dumps(data: Any) -> bytes:
-    """Encode ``data`` as compact UTF-8 JSON (datetimes as ISO strings)."""
-    return _encoder.encode(data).encode("utf-8")
+    """Encode ``data`` as compact UTF-8 JSON (datetimes as ISO strings).
+
+    Values that would make invalid JSON or fail to encode are made safe rather than
+    failing the reply: ``NaN``/``Infinity`` become ``null``, integers past Python's
+    4,300-digit conversion limit become strings of their digits, and strings with a
+    lone surrogate are sent escaped (``"\\ud800"``).
+
+    :raises TypeError: a value of a type JSON cannot represent
+    :raises ValueError: a circular reference
+    """
+    try:
+        # PERF: the normal path; the walk below runs only when this one fails.
+        return _encoder.encode(data).encode("utf-8")
+    except ValueError:  # UnicodeEncodeError included
+        return _ascii_encoder.encode(_json_safe(data, ())).encode("ascii")
+
+
+def _json_safe(value: Any, path: tuple[int, ...]) -> Any:
+    """A copy of ``value`` that the strict encoder accepts (see :func:`dumps`)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _int_fits(value) else str(decimal.Decimal(value))
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        if id(value) in path:
+            raise ValueError("Circular reference detected")
+        inner = (*path, id(value))
+        if isinstance(value, dict):
+            return {_json_safe_key(key): _json_safe(item, inner) for key, item in value.items()}
+        return [_json_safe(item, inner) for item in value]
+    return value
+
+
+def _json_safe_key(key: Any) -> Any:
+    if isinstance(key, float) and not math.isfinite(key):
+        return str(key)
+    if isinstance(key, int) and not isinstance(key, bool) and not _int_fits(key):
+        return str(decimal.Decimal(key))
+    return key
+
+
+def _int_fits(value: int) -> bool:
+    """Whether ``str(value)`` stays within Python's int/str digit limit."""
+    # PERF: bit_length is O(1); only numbers near the limit pay for a real attempt.
+    if value.bit_length() < 14_000:  # fewer than 4,215 decimal digits
+        return True
+    try:
+        int.__repr__(value)
+    except ValueError:
+        return False
+    return True
+
+
+#: What may stay as is in a ``Location`` URL (RFC 3986 reserved and unreserved, and ``%``).
+_URL_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
+
+
+def wsgi_header_value(name: str, value: Any) -> str:
+    """A header value WSGI servers accept: a Latin-1 ``str`` without control characters.
+
+    A ``Location`` keeps its meaning: non-ASCII characters are percent-encoded as
+    UTF-8 (``/中文`` → ``/%E4%B8%AD%E6%96%87``); other values lose what Latin-1
+    cannot hold. Nothing is cut (cookies and policies may be long).
+
+    :param name: the header name
+    :param value: what a handler or plugin set
+    """
+    text = str(value).translate(_CONTROL)
+    if name.lower() == "location":
+        return urllib.parse.quote(text, safe=_URL_SAFE)
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def safe_header_value(value: Any) -> str:
-    """Make ``value`` safe for a header: no CR/LF, latin-1 only, at most 200 chars."""
-    text = str(value).replace("\r", " ").replace("\n", " ")
+    """Make ``value`` safe for a header: no control characters, latin-1 only, at most 200 chars."""
+    text = str(value).translate(_CONTROL)
     return text.encode("latin-1", "replace").decode("latin-1")[:200]
 
 
@@ -116,7 +192,7 @@ class Response:
         if self.data is not None:
             try:
                 self.body = dumps(self.data)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 # NOTE: a handler returned something we cannot encode: that is a
                 # server error, reported as one, never an empty 200.
                 self.status = 500

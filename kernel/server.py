@@ -18,6 +18,8 @@ import structlog
 from waitress import create_server, wasyncore
 from waitress.channel import HTTPChannel
 
+from kernel.transport import fit_connection_limit, use_json_errors
+
 if TYPE_CHECKING:
     from kernel.app import Kernel
 
@@ -61,12 +63,15 @@ class Server:
             # NOTE: waitress refuses a body >= its limit; ours is "past max_body".
             max_request_body_size=kernel.max_body + 1,
             ident=server.ident,
-            connection_limit=server.connection_limit,
+            connection_limit=fit_connection_limit(server.connection_limit),
             channel_timeout=server.channel_timeout,
             # NOTE: proxy headers are the trace plugin's business (trusted proxies);
             # waitress must not rewrite them behind our back.
             clear_untrusted_proxy_headers=False,
         )
+        # NOTE: waitress's own 400/413/431/501 replies become the JSON envelope too; the
+        # 413 for a Content-Length over max_body is decided from the headers alone.
+        use_json_errors(self._waitress)
 
     @property
     def host(self) -> str:

@@ -4,12 +4,16 @@ Every public function whose first parameter is ``req`` is a route:
 ``ping`` → ``/demo_api/ping``, ``hello`` → ``/demo_api/hello``. Undecorated
 functions are ``@api`` (JSON) handlers; their parameters are the request's
 parameters, type hints convert and check them.
+
+It imports ``funcattr`` like the original Butterfly's demo, so the original's
+five-minute guide works verbatim: copy this app to ``handlers/test_app`` and append
+a ``@funcattr.api`` handler.
 """
 
 import base64
 import secrets
 
-from butterfly_router import api, retstat
+from butterfly_router import funcattr, retstat
 
 #: Every demo reply carries this header, like the original's ``(__info, __version)``.
 DEMO_HEADERS = [("demo", "1.0.1")]
@@ -42,7 +46,7 @@ def hello(req, str_info):
     return retstat.OK, {"str_info": str_info}, DEMO_HEADERS
 
 
-@api
+@funcattr.api
 def add(req, a: int, b: int = 1):
     """``/demo_api/add?a=2&b=3`` → ``{"stat": "OK", "sum": 5}``.
 

@@ -3,10 +3,14 @@
 Handler code imports from here::
 
     from butterfly_router import api, http, download, upload, retstat
+
+or, as in the original Butterfly, ``from butterfly_router import funcattr`` and
+``@funcattr.api`` (the same decorators under their old names).
 """
 
-from butterfly_router import retstat
+from butterfly_router import funcattr, retstat
 from butterfly_router.binder import check_params
+from butterfly_router.converters import NOT_BLANK
 from butterfly_router.decorators import api, download, http, upload
 
-__all__ = ["api", "check_params", "download", "http", "retstat", "upload"]
+__all__ = ["NOT_BLANK", "api", "check_params", "download", "funcattr", "http", "retstat", "upload"]

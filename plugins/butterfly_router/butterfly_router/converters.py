@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -22,6 +22,7 @@ from typing import Any
 import annotated_types
 
 from kernel import settings
+from kernel.clientinput import ClientInputError, decode_json
 
 Converter = Callable[[Any], Any]
 
@@ -75,7 +76,10 @@ def to_float(value: Any) -> float:
     """``float``: JSON numbers and numeric strings; finite only, never booleans."""
     value = _single(value, "number")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ParamError(f"number out of range: {_show(value)}") from None
     elif isinstance(value, str) and value.strip() and "_" not in value:
         try:
             result = float(value)
@@ -118,10 +122,11 @@ def to_dict(value: Any) -> dict:
     """``dict``: a JSON object, or (from a query string) JSON text of one."""
     value = _single(value, "JSON object")
     if isinstance(value, str):
+        # NOTE: the same hostile-input rules as a JSON body (depth, NaN, surrogates).
         try:
-            value = json.loads(value)
-        except ValueError:
-            raise ParamError("expected a JSON object, got text that is not JSON") from None
+            value = decode_json(value)
+        except ClientInputError as exc:
+            raise ParamError(f"expected a JSON object, got text that is not JSON ({exc.reason})") from None
     if not isinstance(value, dict):
         raise ParamError(f"expected a JSON object, got {_show(value)}")
     return value
@@ -273,15 +278,23 @@ CONSTRAINTS = (
 )
 
 
-def constraints_of(hint: Any) -> list[Any]:
-    """The supported ``annotated_types`` constraints of ``Annotated[X, ...]``, flattened.
+#: A pattern constraint: a string parameter must contain something other than blanks.
+#: ``Annotated[str, MinLen(1), NOT_BLANK]`` refuses ``""`` and ``" \t"`` alike; the
+#: OpenAPI document shows it as ``"pattern": "\\S"``.
+NOT_BLANK = re.compile(r"\S")
 
-    ``Interval(ge=1, le=10)`` and ``Len(1, 64)`` count as their parts; other
-    metadata is ignored (it may belong to another tool).
+
+def constraints_of(hint: Any) -> list[Any]:
+    r"""The supported constraints of ``Annotated[X, ...]``, flattened.
+
+    The ``annotated_types`` ones in :data:`CONSTRAINTS` (``Interval(ge=1, le=10)`` and
+    ``Len(1, 64)`` count as their parts), and compiled regular expressions
+    (``re.compile(r"\S")``: the string must contain a match, as JSON Schema's
+    ``pattern``). Other metadata is ignored (it may belong to another tool).
     """
     if typing.get_origin(hint) is not typing.Annotated:
         return []
-    return [item for item in _flatten(typing.get_args(hint)[1:]) if isinstance(item, CONSTRAINTS)]
+    return [item for item in _flatten(typing.get_args(hint)[1:]) if isinstance(item, (*CONSTRAINTS, re.Pattern))]
 
 
 def _flatten(metadata: tuple[Any, ...]) -> Iterator[Any]:
@@ -294,7 +307,10 @@ def _flatten(metadata: tuple[Any, ...]) -> Iterator[Any]:
 
 def _check(constraint: Any, value: Any) -> str | None:
     """Why ``value`` breaks ``constraint``, or ``None`` when it holds."""
-    if isinstance(constraint, annotated_types.MinLen):
+    if isinstance(constraint, re.Pattern):
+        if not isinstance(value, str) or constraint.search(value) is None:
+            return "must not be blank" if constraint is NOT_BLANK else f"must match {constraint.pattern!r}"
+    elif isinstance(constraint, annotated_types.MinLen):
         if len(value) < constraint.min_length:
             return (
                 "must not be empty" if constraint.min_length == 1 else f"needs at least {constraint.min_length} items"

@@ -92,10 +92,30 @@ def openapi(request: Request) -> Response:
     return Response.json(dict(state.openapi_document))
 
 
+#: What the health check answers, for the OpenAPI document.
+HEALTH_OPENAPI = {
+    "responses": {
+        "200": {
+            "description": "every check passed",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Reply"}}},
+        },
+        "503": None,  # the standard error response: a check failed, `checks` says which
+    }
+}
+OPENAPI_OPENAPI = {
+    "responses": {
+        "200": {
+            "description": "this document",
+            "content": {"application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}},
+        }
+    }
+}
+
+
 def register_meta_routes(register: Callable[..., Any], state: RouterState) -> None:
     """Register ``/_meta/health``, ``/_meta/routes`` (admin) and ``/_meta/openapi.json``."""
     read_only = ("GET", "HEAD")
-    register("/_meta/health", health, kind="meta", methods=read_only)
+    register("/_meta/health", health, kind="meta", methods=read_only, meta={"openapi": HEALTH_OPENAPI})
     register("/_meta/routes", routes, kind="meta", methods=read_only, admin=True)
     if state.openapi:
-        register("/_meta/openapi.json", openapi, kind="meta", methods=read_only)
+        register("/_meta/openapi.json", openapi, kind="meta", methods=read_only, meta={"openapi": OPENAPI_OPENAPI})

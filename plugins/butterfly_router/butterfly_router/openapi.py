@@ -1,165 +1,92 @@
-"""Generate an OpenAPI 3.0 document from the route table, signatures and type hints.
+"""Generate an OpenAPI 3.0 document that tells the truth about the route table.
 
-JSON handlers without a method restriction get a ``get`` operation (parameters in
-the query string) and a ``post`` one (a JSON object body); restricted handlers
-get only their methods. Other plugins' routes appear with their summary.
+- **Methods**: exactly those each route accepts (``route.methods``). A route
+  registered without methods accepts any method; it is listed with the seven
+  standard ones (all OpenAPI 3.0 can name) and marked ``x-butterfly-any-method``.
+- **Parameters**: from handler signatures and type hints, with their
+  ``annotated_types`` constraints; in the query string for GET/HEAD/OPTIONS, as a
+  JSON object body for POST/PUT/PATCH/DELETE (the query string works there too).
+- **Responses**: the success reply of the route's kind with its content type (the
+  JSON reply envelope, HTML, text, files), and every framework error a route can
+  answer (400, 401, 403, 404, 405, 413, 431, 500, 501) as the JSON error envelope
+  with ``x-reason``. ``@http`` handlers choose status and body themselves: their
+  operations say so with a ``default`` response.
+- **Security**: admin routes carry ``x-butterfly-admin`` and, with butterfly-auth,
+  a security requirement (bearer token or the session cookie).
+
+A plugin describes a route the router cannot inspect through
+``meta={"openapi": {...}}`` at ``register`` time (an operation fragment, or one per
+method: ``{"post": {...}}``; ``responses`` are merged, a status given as ``"503"``
+with a ``null`` value is the standard error response), or for many routes at once
+with the ``butterfly_router_openapi_operation`` hook.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime
-import enum
 import inspect
-import json
-import types
-import typing
 from typing import TYPE_CHECKING, Any
 
-import annotated_types
-
 from butterfly_router.binder import Binder, ParamSpec
-from butterfly_router.converters import constraints_of, unwrap_annotated
+from butterfly_router.openapi_schemas import (
+    COMPONENTS,
+    EXTRA_ERRORS,
+    FRAMEWORK_ERRORS,
+    REPLY_REF,
+    error_ref,
+    query_schema,
+    schema_for,
+)
+from kernel.app import ANY_METHODS
 
 if TYPE_CHECKING:
     from kernel import Kernel
+    from kernel.routes import Route
 
 OPENAPI_VERSION = "3.0.3"
+#: OpenAPI's method keys in the order operations are listed.
+METHOD_ORDER = ("get", "head", "post", "put", "patch", "delete", "options")
 BODY_METHODS = ("post", "put", "patch", "delete")
-ERROR_REF = {"$ref": "#/components/schemas/Error"}
-COMPONENTS = {
-    "schemas": {
-        "Reply": {
-            "type": "object",
-            "required": ["stat"],
-            "properties": {"stat": {"type": "string", "example": "OK"}},
-            "additionalProperties": True,
-        },
-        "Error": {
-            "type": "object",
-            "required": ["stat"],
-            "properties": {
-                "stat": {"type": "string", "example": "ERR_BAD_PARAMS"},
-                "errors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["param", "reason"],
-                        "properties": {"param": {"type": "string"}, "reason": {"type": "string"}},
-                    },
-                },
-            },
-        },
-    }
+BINARY = {"type": "string", "format": "binary"}
+#: The success reply of each route kind.
+SUCCESS_BY_KIND: dict[str, dict[str, Any]] = {
+    "json": {"description": "the reply; stat says how it went", "content": {"application/json": {"schema": REPLY_REF}}},
+    "upload": {
+        "description": "the reply; stat says how it went",
+        "content": {"application/json": {"schema": REPLY_REF}},
+    },
+    "meta": {"description": "the reply", "content": {"application/json": {"schema": REPLY_REF}}},
+    "html": {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
+    "text": {"description": "plain text", "content": {"text/plain": {"schema": {"type": "string"}}}},
+    "file": {"description": "the file, as an attachment", "content": {"*/*": {"schema": BINARY}}},
+    "static": {"description": "the file", "content": {"*/*": {"schema": BINARY}}},
 }
-_SIMPLE = {
-    int: {"type": "integer"},
-    float: {"type": "number"},
-    bool: {"type": "boolean"},
-    str: {"type": "string"},
-    dict: {"type": "object"},
-    list: {"type": "array", "items": {}},
-    datetime.datetime: {"type": "string", "format": "date-time"},
-    datetime.date: {"type": "string", "format": "date"},
-}
-
-
-def _literal_schema(values: tuple[Any, ...]) -> dict[str, Any]:
-    kinds = {type(value) for value in values}
-    schema: dict[str, Any] = {"enum": list(values)}
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        base = _SIMPLE.get(kind)
-        if base is not None:
-            schema["type"] = base["type"]
-    return schema
-
-
-def schema_for(hint: Any) -> dict[str, Any]:
-    """The JSON schema (OpenAPI 3.0 dialect) of a type hint; ``{}`` means any value.
-
-    :param hint: a resolved annotation, or ``inspect.Parameter.empty``
-    :return: a schema dict
-    """
-    constraints = constraints_of(hint)
-    if constraints:
-        return _constrained_schema(schema_for(unwrap_annotated(hint)), constraints)
-    hint = unwrap_annotated(hint)
-    if hint is inspect.Parameter.empty or hint is typing.Any or hint is None:
-        return {}
-    if hint in _SIMPLE:
-        return dict(_SIMPLE[hint])
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (list, tuple, set, frozenset):
-        return {"type": "array", "items": schema_for(args[0]) if args else {}}
-    if origin is dict:
-        schema: dict[str, Any] = {"type": "object"}
-        if len(args) == 2:
-            schema["additionalProperties"] = schema_for(args[1]) or True
-        return schema
-    if origin is typing.Literal:
-        return _literal_schema(args)
-    if origin in (typing.Union, types.UnionType):
-        members = [arg for arg in args if arg is not type(None)]
-        schema = schema_for(members[0]) if len(members) == 1 else {"anyOf": [schema_for(m) for m in members]}
-        if len(members) < len(args):
-            schema["nullable"] = True
-        return schema
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return _literal_schema(tuple(member.value for member in hint))
-    return {}
-
-
-def _constrained_schema(schema: dict[str, Any], constraints: list[Any]) -> dict[str, Any]:
-    """Add ``minLength``/``maximum``/... for the ``annotated_types`` constraints."""
-    kind = schema.get("type")
-    sized = {
-        "string": ("minLength", "maxLength"),
-        "array": ("minItems", "maxItems"),
-        "object": ("minProperties", "maxProperties"),
-    }.get(kind, ("minLength", "maxLength"))
-    for constraint in constraints:
-        if isinstance(constraint, annotated_types.MinLen):
-            schema[sized[0]] = constraint.min_length
-        elif isinstance(constraint, annotated_types.MaxLen):
-            schema[sized[1]] = constraint.max_length
-        elif isinstance(constraint, annotated_types.Ge):
-            schema["minimum"] = constraint.ge
-        elif isinstance(constraint, annotated_types.Le):
-            schema["maximum"] = constraint.le
-        elif isinstance(constraint, annotated_types.Gt):  # OpenAPI 3.0: boolean exclusiveMinimum
-            schema.update(minimum=constraint.gt, exclusiveMinimum=True)
-        elif isinstance(constraint, annotated_types.Lt):
-            schema.update(maximum=constraint.lt, exclusiveMaximum=True)
-    return schema
-
-
-def _jsonable_default(value: Any) -> tuple[bool, Any]:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False, None
-    return True, value
+HANDLER_CHOSEN = {"description": "the handler chooses status, headers and body"}
 
 
 def _param_schema(spec: ParamSpec) -> dict[str, Any]:
     schema = schema_for(spec.hint)
     if not spec.required:
-        ok, default = _jsonable_default(spec.default)
-        if ok and default is not None:
-            schema["default"] = default
-        elif default is None and ok:
+        default = spec.default
+        if default is None:
             schema["nullable"] = True
+        elif isinstance(default, bool | int | float | str):
+            schema["default"] = default
     return schema
 
 
 def _query_parameters(binder: Binder) -> list[dict[str, Any]]:
     parameters = []
     for spec in binder.specs:
-        schema = _param_schema(spec)
-        parameter = {"name": spec.name, "in": "query", "required": spec.required, "schema": schema}
-        if schema.get("type") in ("array", "object"):
-            parameter["style"], parameter["explode"] = ("form", True) if schema["type"] == "array" else ("form", False)
+        schema = query_schema(_param_schema(spec))
+        parameter: dict[str, Any] = {"name": spec.name, "in": "query", "required": spec.required}
+        if schema.get("type") == "object":
+            # NOTE: a dict parameter in the query string is JSON text (`?d={"k":1}`).
+            parameter["content"] = {"application/json": {"schema": schema}}
+        else:
+            parameter["schema"] = schema
+            if schema.get("type") == "array":
+                parameter["style"], parameter["explode"] = "form", True
         parameters.append(parameter)
     return parameters
 
@@ -176,63 +103,136 @@ def _body_schema(binder: Binder) -> dict[str, Any]:
     return schema
 
 
-def _responses(kind: str) -> dict[str, Any]:
-    if kind == "file":
-        ok = {
-            "description": "the file",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    elif kind in ("json", "upload"):
-        ok = {
-            "description": "reply; stat says how it went",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Reply"}}},
-        }
-    else:
-        ok = {"description": "reply"}
-    return {
-        "200": ok,
-        "400": {"description": "bad parameters", "content": {"application/json": {"schema": ERROR_REF}}},
-        "500": {"description": "server exception", "content": {"application/json": {"schema": ERROR_REF}}},
-    }
+def _responses(route: Route) -> dict[str, Any]:
+    success = SUCCESS_BY_KIND.get(route.kind)
+    if success is None:  # @http handlers and routes of unknown kinds pick their own replies
+        return {"default": dict(HANDLER_CHOSEN)}
+    responses: dict[str, Any] = {"200": copy.deepcopy(success)}
+    if route.kind == "static":
+        responses["304"] = {"description": "not modified (the client's copy is current)"}
+    for status in FRAMEWORK_ERRORS:
+        responses[status] = error_ref(status)
+    return responses
 
 
-def _operation(route: Any, method: str, binder: Binder | None) -> dict[str, Any]:
+def _parameters(route: Route, method: str, binder: Binder | None) -> dict[str, Any]:
+    """``parameters``/``requestBody`` of one operation."""
+    if route.prefix:
+        return {"parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}]}
+    if binder is None:
+        return {}
+    if route.kind == "upload":
+        return {
+            "parameters": _query_parameters(binder),
+            "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": BINARY}}},
+        }
+    if method in BODY_METHODS:
+        return {
+            "requestBody": {
+                "required": binder.has_required,
+                "content": {"application/json": {"schema": _body_schema(binder)}},
+            }
+        }
+    return {"parameters": _query_parameters(binder)} if binder.specs else {}
+
+
+def _merge(operation: dict[str, Any], fragment: dict[str, Any]) -> None:
+    """Apply a plugin's operation fragment; ``responses`` merge, ``None`` means the standard error."""
+    for key, value in fragment.items():
+        if key != "responses":
+            operation[key] = copy.deepcopy(value)
+            continue
+        responses = operation["responses"]
+        if set(responses) == {"default"}:  # the route now says what it answers
+            responses.clear()
+            responses.update({status: error_ref(status) for status in FRAMEWORK_ERRORS})
+        for status, response in value.items():
+            status = str(status)
+            if response is None and (status in FRAMEWORK_ERRORS or status in EXTRA_ERRORS):
+                responses[status] = error_ref(status)
+            elif response is not None:
+                responses[status] = copy.deepcopy(response)
+
+
+def _fragment_for(route: Route, method: str) -> dict[str, Any]:
+    fragment = route.meta.get("openapi") or {}
+    if not isinstance(fragment, dict):
+        return {}
+    if any(key in METHOD_ORDER for key in fragment):
+        return fragment.get(method) or {}
+    return fragment
+
+
+def _operation(route: Route, method: str, context: DocumentContext) -> dict[str, Any]:
+    binder = route.meta.get("binder")
+    binder = binder if isinstance(binder, Binder) else None
     doc = inspect.cleandoc(route.meta.get("doc") or getattr(route.endpoint, "__doc__", None) or "")
     summary, _, description = doc.partition("\n")
     operation: dict[str, Any] = {
-        "operationId": f"{method}_{route.path.strip('/').replace('/', '_').replace('.', '_') or 'root'}",
+        "operationId": context.operation_id(method, route.path),
         "tags": [route.meta.get("app") or route.plugin or "default"],
-        "responses": _responses(route.kind),
     }
     if summary.strip():
         operation["summary"] = summary.strip()
     if description.strip():
         operation["description"] = description.strip()
+    operation.update(_parameters(route, method, binder))
+    operation["responses"] = _responses(route)
+    if route.methods is None:
+        operation["x-butterfly-any-method"] = True
     if route.admin:
         operation["x-butterfly-admin"] = True
-    if route.prefix:
-        operation["parameters"] = [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}]
-    elif binder is not None:
-        if route.kind == "upload":
-            operation["parameters"] = _query_parameters(binder)
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        elif method in BODY_METHODS:
-            operation["requestBody"] = {
-                "required": binder.has_required,
-                "content": {"application/json": {"schema": _body_schema(binder)}},
-            }
-        else:
-            operation["parameters"] = _query_parameters(binder)
+        if context.security:
+            operation["security"] = copy.deepcopy(context.security)
+    _merge(operation, _fragment_for(route, method))
+    context.amend(route, method, operation)
     return operation
 
 
-def _methods(route: Any) -> list[str]:
-    if route.methods:
-        return sorted(m.lower() for m in route.methods if m != "HEAD") or ["get"]
-    return ["get", "post"] if route.kind in ("json", "http") else ["get"]
+def methods_of(route: Route) -> list[str]:
+    """The OpenAPI method keys of the methods ``route`` accepts, in a stable order."""
+    accepted = {method.lower() for method in (route.methods or ANY_METHODS)}
+    return [method for method in METHOD_ORDER if method in accepted]
+
+
+class DocumentContext:
+    """What building one document needs besides the routes: ids, security, the hook.
+
+    :param kernel: the kernel
+    """
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._ids: set[str] = set()
+        self.schemes = _security_schemes(kernel)
+        self.security = [{name: []} for name in self.schemes]
+        hook = getattr(kernel.hook, "butterfly_router_openapi_operation", None)
+        self._hook = hook if hook is not None and hook.get_hookimpls() else None
+
+    def operation_id(self, method: str, path: str) -> str:
+        """A unique ``operationId`` like ``get_demo_api_ping``."""
+        base = f"{method}_{path.strip('/').replace('/', '_').replace('.', '_').replace('-', '_') or 'root'}"
+        candidate, number = base, 2
+        while candidate in self._ids:
+            candidate, number = f"{base}_{number}", number + 1
+        self._ids.add(candidate)
+        return candidate
+
+    def amend(self, route: Route, method: str, operation: dict[str, Any]) -> None:
+        """Let plugins amend the operation (``butterfly_router_openapi_operation``)."""
+        if self._hook is not None:
+            self._hook(route=route, method=method, operation=operation)
+
+
+def _security_schemes(kernel: Kernel) -> dict[str, Any]:
+    """Bearer token and session cookie, when butterfly-auth (its ``[auth]`` settings) is loaded."""
+    if ("auth", "cookie_name") not in kernel.settings.declared:
+        return {}  # without auth, admin routes answer loopback clients only: no credentials
+    cookie = kernel.settings.get("auth", "cookie_name")
+    return {
+        "bearerAuth": {"type": "http", "scheme": "bearer"},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": cookie},
+    }
 
 
 def build_document(kernel: Kernel, title: str = "Butterfly API", version: str = "1.0.0") -> dict[str, Any]:
@@ -243,15 +243,17 @@ def build_document(kernel: Kernel, title: str = "Butterfly API", version: str = 
     :param version: ``info.version``
     :return: the document as a JSON-ready dict
     """
+    context = DocumentContext(kernel)
     paths: dict[str, Any] = {}
     for route in kernel.routes:
-        binder = route.meta.get("binder")
-        binder = binder if isinstance(binder, Binder) else None
         path = route.path.rstrip("/") + "/{path}" if route.prefix else route.path
-        paths[path] = {method: _operation(route, method, binder) for method in _methods(route)}
+        paths[path] = {method: _operation(route, method, context) for method in methods_of(route)}
+    components = copy.deepcopy(COMPONENTS)
+    if context.schemes:
+        components["securitySchemes"] = context.schemes
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": copy.deepcopy(COMPONENTS),
+        "components": components,
     }

@@ -43,9 +43,14 @@ def butterfly_register_routes(register, kernel):
 
 @hookimpl
 def butterfly_health(kernel):
-    """Report served routes and apps that failed to load (informational: still healthy)."""
+    """Report served routes and handler apps that failed to import.
+
+    A broken app is listed by name with its error; the check fails (503) only with
+    ``[router] strict = true``, where a broken app is not acceptable.
+    """
     state = state_of(kernel)
     detail = f"{len(kernel.routes)} routes"
-    if state.broken_apps:
-        detail += f"; apps that failed to load: {', '.join(sorted(state.broken_apps))}"
-    return {"router": (True, detail)}
+    checks = {"router": (True, detail)}
+    for app, error in sorted(state.broken_apps.items()):
+        checks[f"router.app:{app}"] = (not state.strict, f"failed to import: {error}"[:300])
+    return checks

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger("butterfly.router")
 #: The package-level functions of ``handlers/__init__.py`` are served at ``/<func>``.
 ROOT_APP = ""
+#: What an ``@api``/``@http`` handler without ``methods=`` answers to: the query
+#: string (GET, HEAD) or a body (POST). Other methods get a 405 with ``Allow``;
+#: OPTIONS in particular never runs a handler. ``methods=`` widens or narrows it.
+DEFAULT_METHODS = ("GET", "HEAD", "POST")
 
 
 def build_route(func: Callable[..., Any], state: RouterState) -> dict[str, Any]:
@@ -56,7 +60,7 @@ def build_route(func: Callable[..., Any], state: RouterState) -> dict[str, Any]:
     return {
         "protocol": protocol,
         "kind": options.kind,
-        "methods": options.methods,
+        "methods": options.methods if options.methods is not None else DEFAULT_METHODS,
         "admin": options.admin,
         "meta": {"binder": binder, "doc": func.__doc__ or ""},
     }

@@ -86,7 +86,11 @@ def test_decorator_options_reach_the_route(router_app):
     app = router_app(DEMO)
     route = app.kernel.routes.lookup("/demo/secret")
     assert route.admin is True and route.methods == frozenset({"POST"}) and route.kind == "json"
-    assert app.kernel.routes.lookup("/demo/hello").methods is None
+    # without methods=: GET/HEAD/POST (query string or body); OPTIONS never runs a handler
+    assert app.kernel.routes.lookup("/demo/hello").methods == frozenset({"GET", "HEAD", "POST"})
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"):
+        reply = app.client.request(method, "/demo/hello")
+        assert reply.status == 405 and reply.headers["allow"] == "GET, HEAD, POST", method
     assert app.client.get("/demo/secret").status == 405
     assert app.client.post("/demo/secret").json() == {"stat": "OK"}
     remote = app.client.post("/demo/secret", remote_addr="10.1.2.3")
@@ -110,8 +114,20 @@ def test_broken_app_is_logged_and_the_others_serve(router_app, captured_logs):
     assert failures["broken"]["log_level"] == "error"
     state = app.kernel.extensions["router"]
     assert set(state.broken_apps) == {"broken", "raising"}
-    health = app.client.get("/_meta/health").json()
-    assert "broken" in health["checks"]["router"]["detail"]
+    reply = app.client.get("/_meta/health")
+    assert reply.status == 200  # not strict: the other apps serve, the broken ones are listed
+    checks = reply.json()["checks"]
+    assert checks["router.app:broken"] == {
+        "ok": True,
+        "detail": "failed to import: ModuleNotFoundError: No module named 'no_such_module_xyz'",
+    }
+    assert "boom at import" in checks["router.app:raising"]["detail"]
+    # with [router] strict a broken app is unhealthy: the load balancer takes the instance out
+    state.strict = True
+    reply = app.client.get("/_meta/health")
+    assert reply.status == 503 and reply.json()["stat"] == "ERR_SERVICE_UNAVAILABLE"
+    assert "router.app:broken" in reply.headers["x-reason"]
+    assert reply.json()["checks"]["router.app:raising"]["ok"] is False
 
 
 def test_strict_mode_makes_a_broken_app_a_startup_error(router_app):

@@ -66,8 +66,12 @@ def check_openapi_structure(document):
             assert method in {"get", "post", "put", "patch", "delete", "head", "options", "trace"}
             assert operation["operationId"] not in operation_ids
             operation_ids.add(operation["operationId"])
-            assert operation["responses"] and all(code.isdigit() for code in operation["responses"])
+            assert operation["responses"] and all(
+                code.isdigit() or code == "default" for code in operation["responses"]
+            )
             for response in operation["responses"].values():
+                if "$ref" in response:
+                    response = resolve(document, response["$ref"])
                 assert response["description"]
                 for media in response.get("content", {}).values():
                     if "$ref" in media["schema"]:
@@ -75,7 +79,8 @@ def check_openapi_structure(document):
             names = set()
             for parameter in operation.get("parameters", []):
                 assert parameter["in"] in {"query", "path", "header", "cookie"}
-                assert "schema" in parameter and isinstance(parameter["required"], bool)
+                assert ("schema" in parameter) != ("content" in parameter)
+                assert isinstance(parameter["required"], bool)
                 if parameter["in"] == "path":
                     assert parameter["required"] and "{" + parameter["name"] + "}" in path
                 assert parameter["name"] not in names
@@ -91,13 +96,14 @@ def test_openapi_document(app):
     document = reply.json()
     check_openapi_structure(document)
     hello = document["paths"]["/m/hello"]
-    assert set(hello) == {"get", "post"}
+    assert list(hello) == ["get", "head", "post"]  # exactly the methods the route accepts
     get = hello["get"]
     assert get["summary"] == "Say hello." and get["description"] == "Longer description of hello."
     params = {p["name"]: p for p in get["parameters"]}
     assert params["name"] == {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}}
     assert params["times"]["schema"] == {"type": "integer", "default": 1} and not params["times"]["required"]
-    assert params["tags"]["schema"] == {"type": "array", "items": {"type": "string"}, "nullable": True}
+    # a query string cannot say null: optional parameters are left out instead
+    assert params["tags"]["schema"] == {"type": "array", "items": {"type": "string"}}
     assert params["mode"]["schema"] == {"enum": ["a", "b"], "type": "string", "default": "a"}
     body = hello["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["name"] and body["additionalProperties"] is False
@@ -113,9 +119,32 @@ def test_openapi_document(app):
     put = document["paths"]["/m/put"]["post"]
     assert put["requestBody"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
     assert [p["name"] for p in put["parameters"]] == ["label"]
-    assert "application/octet-stream" in document["paths"]["/m/fetch"]["get"]["responses"]["200"]["content"]
+    assert "*/*" in document["paths"]["/m/fetch"]["get"]["responses"]["200"]["content"]
+    assert set(document["paths"]["/m/page"]["get"]["responses"]) == {"default"}  # @http: the handler decides
     assert "/static/{path}" in document["paths"]
     assert "/_meta/health" in document["paths"]
+
+
+def test_openapi_declares_every_framework_status_with_the_error_envelope(app):
+    document = app.client.get("/_meta/openapi.json").json()
+    responses = document["paths"]["/m/hello"]["get"]["responses"]
+    assert set(responses) == {"200", "400", "401", "403", "404", "405", "413", "431", "500", "501"}
+    bad = resolve(document, responses["400"]["$ref"])
+    assert bad["headers"]["x-reason"] == {"$ref": "#/components/headers/XReason"}
+    assert bad["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["stat"] and error["properties"]["errors"]["items"]["required"] == ["param", "reason"]
+    assert "Allow" in resolve(document, responses["405"]["$ref"])["headers"]
+    health = document["paths"]["/_meta/health"]["get"]["responses"]
+    assert health["503"] == {"$ref": "#/components/responses/ServiceUnavailable"}
+    assert list(document["paths"]["/_meta/health"]) == ["get", "head"]
+
+
+def test_openapi_admin_routes_need_credentials_only_with_auth(app):
+    document = app.client.get("/_meta/openapi.json").json()
+    create = document["paths"]["/m/create"]["post"]
+    assert create["x-butterfly-admin"] is True
+    assert "security" not in create and "securitySchemes" not in document["components"]  # loopback only
 
 
 def test_openapi_can_be_switched_off(router_app):
@@ -170,3 +199,51 @@ def test_routes_listing_is_admin(app):
     assert routes["/m/create"]["methods"] == ["POST"] and routes["/m/create"]["admin"] is True
     assert routes["/static/*"]["kind"] == "static"
     assert routes["/_meta/routes"]["admin"] is True
+
+
+class Described:
+    """A plugin route the router cannot inspect, described through meta, plus the OpenAPI hook."""
+
+    @hookimpl
+    def butterfly_register_routes(self, register):
+        register(
+            "/p/report",
+            lambda request: None,
+            kind="json",
+            methods=("GET", "POST"),
+            meta={
+                "openapi": {
+                    "post": {
+                        "requestBody": {
+                            "required": True,
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "responses": {"503": None, "202": {"description": "queued"}},
+                    }
+                }
+            },
+        )
+        register("/p/raw", lambda request: None, meta={"openapi": {"responses": {"200": {"description": "ok"}}}})
+
+    @hookimpl(optionalhook=True)
+    def butterfly_router_openapi_operation(self, route, method, operation):
+        if route.path == "/p/report":
+            operation["responses"]["429"] = {"$ref": "#/components/responses/TooManyRequests"}
+
+
+def test_plugins_describe_their_routes_through_meta_and_the_hook(router_app):
+    app = router_app({}, plugins=[(Described(), "described")])
+    document = app.client.get("/_meta/openapi.json").json()
+    check_openapi_structure(document)
+    report = document["paths"]["/p/report"]
+    assert list(report) == ["get", "post"]
+    assert "requestBody" not in report["get"] and report["post"]["requestBody"]["required"] is True
+    assert report["post"]["responses"]["503"] == {"$ref": "#/components/responses/ServiceUnavailable"}
+    assert report["post"]["responses"]["202"] == {"description": "queued"}
+    assert "503" not in report["get"]["responses"]
+    assert report["get"]["responses"]["429"] == report["post"]["responses"]["429"]  # from the hook
+    resolve(document, report["get"]["responses"]["429"]["$ref"])
+    # a route of unknown kind says what it answers: the framework errors join its own reply
+    raw = document["paths"]["/p/raw"]
+    assert sorted(raw) == ["delete", "get", "head", "options", "patch", "post", "put"]  # registered without methods
+    assert {"200", "400", "500"} <= set(raw["get"]["responses"]) and "default" not in raw["get"]["responses"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from butterfly_trace.files import RotatingWriter
 from butterfly_trace.redact import Redactor
+from kernel import logs as kernel_logs
 
 if TYPE_CHECKING:
     from kernel import Request, Response
@@ -86,7 +87,7 @@ class AccessLog:
         """
         params = request.parsed_params()
         timings = request.timings
-        return {
+        record = {
             "time": self._time(request.started_at),
             "ip": request.client_ip,
             "reqid": request.reqid,
@@ -102,6 +103,8 @@ class AccessLog:
             "error": request.error,
             "res": request.res,
         }
+        record.update(_process_fields())
+        return record
 
     def line(self, request: Request, response: Response, cost: float) -> bytes:
         """The encoded access-log line (with its newline) of a finished request.
@@ -128,7 +131,8 @@ class AccessLog:
                 f'"status":{int(response.status)},"stat":{_json_str(request.stat)},"cost":{cost:.6f},'
                 f'"user":{_json_str(request.user)},'
                 f'"talk":{_encode(_rounded(timings)) if timings else "{}"},"params":{params_json},'
-                f'"error":{_json_str(request.error)},"res":{_encode(res) if res else "[]"}}}\n'
+                f'"error":{_json_str(request.error)},"res":{_encode(res) if res else "[]"}'
+                f"{_process_json()}}}\n"
             )
             # NOTE: "replace" so a lone surrogate from a JSON body cannot lose the line.
             return text.encode("utf-8", "replace")
@@ -140,6 +144,19 @@ class AccessLog:
         :raises OSError: when the file cannot be written (the caller reports it)
         """
         self.writer.write(self.line(request, response, cost))
+
+
+def _process_fields() -> dict[str, Any]:
+    """``worker``/``pid`` under ``run --workers`` (``kernel.logs.PROCESS_FIELDS``), else nothing."""
+    # NOTE: read per line: the fields are filled in after the plugin is imported.
+    return getattr(kernel_logs, "PROCESS_FIELDS", None) or {}
+
+
+def _process_json() -> str:
+    fields = _process_fields()
+    if not fields:  # PERF: the single-process case costs one lookup and one truth test
+        return ""
+    return "".join(f",{_encode_str(str(key))}:{_json_str(value)}" for key, value in fields.items())
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
@@ -177,5 +194,5 @@ def render_console(record: dict[str, Any]) -> str:
         f"{_plain(record['method'])} {_plain(record['path'])} {record['status']} "
         f"{_plain(record['stat'])} cost={record['cost']:.6f} user={_plain(record['user'])} "
         f"talk={_plain(talk)} params={_plain(record['params'])} error={_plain(record['error'])} "
-        f"res={_plain(record['res'])}"
+        f"res={_plain(record['res'])}" + "".join(f" {key}={_plain(record[key])}" for key in record if key not in FIELDS)
     )

@@ -90,13 +90,39 @@ def metrics(request: Request) -> Response:
     return Response(200, [("Content-Type", CONTENT_TYPE)], body, stat="OK")
 
 
+#: ``/_trace/loglevel`` for the OpenAPI document (the router cannot read a raw endpoint's parameters).
+LOGLEVEL_OPENAPI = {
+    "post": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["level"],
+                        "properties": {"level": {"type": "string", "enum": list(LEVELS)}},
+                    }
+                }
+            },
+        }
+    }
+}
+
+
 def register_routes(register, kernel) -> None:
     """Register the admin routes.
 
     :param register: the kernel's ``register`` callback
     :param kernel: the kernel (``[trace] metrics`` decides whether metrics are served)
     """
-    register("/_trace/loglevel", loglevel, kind="json", methods=("GET", "POST"), admin=True)
+    register(
+        "/_trace/loglevel",
+        loglevel,
+        kind="json",
+        methods=("GET", "POST"),
+        admin=True,
+        meta={"openapi": LOGLEVEL_OPENAPI},
+    )
     register("/_trace/stacks", stacks, kind="json", methods=("GET",), admin=True)
     if get_state(kernel).metrics is not None:
         register("/_trace/metrics", metrics, kind="text", methods=("GET",), admin=True)

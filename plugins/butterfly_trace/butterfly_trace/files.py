@@ -13,6 +13,7 @@ Rotation is size based and never truncates: ``acc.log`` → ``acc.log.1`` → ..
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -53,12 +54,18 @@ class RotatingWriter:
     :param max_bytes: rotate before a write would take the file past this size;
         ``0`` never rotates
     :param backups: old files to keep; ``0`` never rotates (the file only grows)
+    :param rename_check_interval: seconds between checks that the file was not
+        rotated by another process sharing it (``run --workers``, two instances on
+        one log directory); such a rename makes this writer reopen the new file
     """
 
-    def __init__(self, path: str | os.PathLike[str], max_bytes: int, backups: int) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], max_bytes: int, backups: int, *, rename_check_interval: float = 1.0
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
+        self.rename_check_interval = rename_check_interval
         self._rotates = max_bytes > 0 and backups > 0
         # NOTE: re-entrant: a signal handler that logs may interrupt this thread mid-write.
         self._lock = threading.RLock()
@@ -70,7 +77,33 @@ class RotatingWriter:
 
     def _open(self) -> None:
         self._fd = os.open(self.path, _OPEN_FLAGS, FILE_MODE)
-        self._size = os.fstat(self._fd).st_size
+        info = os.fstat(self._fd)
+        self._size = info.st_size
+        self._identity = (info.st_dev, info.st_ino)
+        self._checked = time.monotonic()
+
+    def _renamed_elsewhere(self) -> bool:
+        """Whether ``path`` is no longer the file this writer holds open."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (info.st_dev, info.st_ino) != self._identity
+
+    def _follow_rename(self) -> None:
+        # NOTE: another process may have rotated the file (then write to the new one) or
+        # appended to it (then its bytes count). PERF: a stat at most once per
+        # rename_check_interval.
+        now = time.monotonic()
+        if now - self._checked < self.rename_check_interval:
+            return
+        self._checked = now
+        if self._renamed_elsewhere():
+            os.close(self._fd)
+            self._fd = None
+            self._open()
+        else:  # other processes append too: count their bytes before deciding to rotate
+            self._size = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:
         """Append ``data`` (one or more complete lines), rotating first if needed.
@@ -113,6 +146,8 @@ class RotatingWriter:
         """Write ``lines`` (only ever one thread at a time), rotating between lines."""
         if self._fd is None:
             self._open()
+        else:
+            self._follow_rename()
         if len(lines) == 1:  # PERF: the common case, one line and no rotation due
             line = lines[0]
             if not self._rotates or self._size == 0 or self._size + len(line) <= self.max_bytes:
@@ -129,7 +164,7 @@ class RotatingWriter:
                     self._write_all(b"".join(chunk))
                     chunk = []
                 self._rotate()
-                size = 0
+                size = self._size  # 0, or what another process wrote since it rotated
             chunk.append(line)
             size += len(line)
         if chunk:
@@ -144,7 +179,8 @@ class RotatingWriter:
     def _rotate(self) -> None:
         os.close(self._fd)
         self._fd = None
-        rotate_files(self.path, self.backups)
+        if not self._renamed_elsewhere():  # else another process rotated it a moment ago
+            rotate_files(self.path, self.backups)
         self._open()
 
     def close(self) -> None:
@@ -218,6 +254,28 @@ def acquire_writer(path: Path, max_bytes: int, backups: int) -> RotatingWriter:
         return shared.resource
 
 
+#: Event-dict keys that carry a traceback (ours, structlog's exception renderer).
+TRACEBACK_KEYS = ("traceback", "exc_info", "exception", "stack_info")
+
+
+def without_traceback(record: logging.LogRecord) -> logging.LogRecord:
+    """``record`` itself when it has no traceback, else a copy without it.
+
+    The copy says where the traceback went (``"traceback": "in err.log"``); the
+    original record is left alone, since the err.log handler formats it next.
+    """
+    message = record.msg
+    carries = isinstance(message, dict) and any(key in message for key in TRACEBACK_KEYS)
+    if not (carries or record.exc_info or record.exc_text or record.stack_info):
+        return record
+    clone = copy.copy(record)
+    clone.exc_info = clone.exc_text = clone.stack_info = None
+    if isinstance(message, dict):
+        clone.msg = {key: value for key, value in message.items() if key not in TRACEBACK_KEYS}
+        clone.msg["traceback"] = "in err.log"
+    return clone
+
+
 # PERF: logging.handlers.RotatingFileHandler formats every record twice and stats the
 # file twice per record to decide on rollover; this formats once and counts bytes.
 class LogFileHandler(logging.Handler):
@@ -226,16 +284,28 @@ class LogFileHandler(logging.Handler):
     :param writer: the file
     :param level: the handler's threshold
     :param formatter: renders the record
+    :param omit_tracebacks_from: records at this level or above are written without
+        their traceback (``app.log``: err.log already has it); ``None`` keeps them
     """
 
-    def __init__(self, writer: RotatingWriter, level: int, formatter: logging.Formatter) -> None:
+    def __init__(
+        self,
+        writer: RotatingWriter,
+        level: int,
+        formatter: logging.Formatter,
+        *,
+        omit_tracebacks_from: int | None = None,
+    ) -> None:
         super().__init__(level)
         self.writer = writer
+        self.omit_tracebacks_from = omit_tracebacks_from
         self.setFormatter(formatter)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write one record as one line (a logging failure never raises)."""
         try:
+            if self.omit_tracebacks_from is not None and record.levelno >= self.omit_tracebacks_from:
+                record = without_traceback(record)
             self.writer.write((self.format(record) + "\n").encode("utf-8", "replace"))
         except Exception:  # noqa: BLE001 - logging's contract: report, don't raise
             self.handleError(record)
@@ -249,6 +319,8 @@ class LogFileHandler(logging.Handler):
 def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes: int, backups: int) -> str:
     """Attach ``app.log`` (every level) and ``err.log`` (WARNING+) to the root logger.
 
+    Tracebacks of WARNING+ records go to ``err.log`` only (see :func:`without_traceback`).
+
     A second kernel with the same ``log_dir`` shares the handlers already attached.
 
     :param log_dir: absolute log directory (created if missing)
@@ -261,8 +333,15 @@ def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes
         shared = _registry.get(key)
         if shared is None:
             log_dir.mkdir(parents=True, exist_ok=True)
+            # NOTE: a traceback is written once, to err.log; app.log keeps the line
+            # without it, so one failing request does not fill both files.
             handlers = [
-                LogFileHandler(RotatingWriter(log_dir / "app.log", max_bytes, backups), logging.NOTSET, formatter),
+                LogFileHandler(
+                    RotatingWriter(log_dir / "app.log", max_bytes, backups),
+                    logging.NOTSET,
+                    formatter,
+                    omit_tracebacks_from=logging.WARNING,
+                ),
                 LogFileHandler(RotatingWriter(log_dir / "err.log", max_bytes, backups), logging.WARNING, formatter),
             ]
             root = logging.getLogger()

@@ -2,6 +2,10 @@
 
 Request ids, trace headers, trusted-proxy client IPs, the access/app/error logs,
 metrics and the admin endpoints. The logic lives in the sibling modules.
+
+Handler exceptions are logged by the kernel itself (``kernel.logs.log_exception``:
+one traceback, rate-limited); with this plugin that line lands in ``err.log`` with
+the request id, and ``app.log`` keeps a copy without the traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import structlog
 
 from butterfly_trace import admin, config, logsetup
-from butterfly_trace.errors import format_traceback
 from butterfly_trace.headers import add_trace_headers
 from butterfly_trace.reqid import assign_reqid, bind_request_context, current_request, unbind_request_context
 from butterfly_trace.state import EXTENSION, TraceState, get_state
@@ -64,20 +67,6 @@ def butterfly_request_started(request):
             request.client_ip = proxies.client_ip(
                 request.client_ip, environ.get("HTTP_X_REAL_IP"), environ.get("HTTP_X_FORWARDED_FOR")
             )
-
-
-@hookimpl(tryfirst=True)
-def butterfly_handle_error(request, exc):
-    """Log the traceback (err.log and app.log); the client still gets a bare 500."""
-    # NOTE: a plain text traceback, not exc_info: structlog's dict tracebacks would
-    # also dump every frame's locals (passwords, tokens) into the log.
-    log.error(
-        "handler exception",
-        method=request.method,
-        path=request.path,
-        error=f"{type(exc).__name__}: {exc}"[:500],
-        traceback=format_traceback(exc),
-    )
 
 
 @hookimpl(trylast=True)

@@ -4,6 +4,10 @@ Values of secret-looking keys become ``"***"``; long strings, long lists and dee
 nesting are cut. Key matching ignores case, ``-`` and ``_`` and looks for the
 secret word anywhere in the key, so ``password``, ``newPassword``, ``X-Api-Key``
 and ``access_token`` are all caught.
+
+A string value that holds a JSON object or array (``?filter={"token": "..."}``) is
+decoded — defensively: size-capped, and with the kernel's hostile-input rules — and
+logged as its cleaned JSON text, so secrets inside it are masked too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernel.clientinput import ClientInputError, decode_json
 from kernel.redaction import SECRET_WORDS
 
 REDACTED = "***"
@@ -22,6 +27,9 @@ DEFAULT_SECRET_WORDS = SECRET_WORDS
 MAX_VALUE_CHARS = 256
 MAX_ITEMS = 32
 MAX_DEPTH = 4
+#: JSON text longer than this is not decoded for redaction: it is cut instead
+#: (and the cut keeps only the first MAX_VALUE_CHARS characters anyway).
+MAX_JSON_CHARS = 64 * 1024
 _CACHE_LIMIT = 4096
 _encode_str = json.encoder.encode_basestring
 
@@ -89,7 +97,7 @@ class Redactor:
                 return None
             kind = value.__class__
             if kind is str:
-                if len(value) > MAX_VALUE_CHARS:
+                if len(value) > MAX_VALUE_CHARS or looks_like_json(value):
                     return None
                 parts.append(f"{_encode_str(key)}:{_encode_str(value)}")
             elif value is None:
@@ -113,6 +121,8 @@ class Redactor:
         if value is None or isinstance(value, bool | int | float):
             return value
         if isinstance(value, str):
+            if looks_like_json(value):
+                return self._json_text(value, depth)
             return truncate(value)
         if depth >= MAX_DEPTH:
             return "…"
@@ -127,6 +137,31 @@ class Redactor:
         if isinstance(value, bytes | bytearray):
             return f"<{len(value)} bytes>"
         return truncate(str(value))
+
+    def _json_text(self, text: str, depth: int) -> str:
+        """JSON text in a parameter: its cleaned re-encoding, or the text cut when it is not JSON."""
+        if len(text) > MAX_JSON_CHARS:
+            # NOTE: too big to decode on the logging path; never log what might hide a secret.
+            return f"<JSON text, {len(text)} chars>"
+        try:
+            decoded = decode_json(text)
+        except ClientInputError:
+            return truncate(text)
+        if not isinstance(decoded, dict | list):
+            return truncate(text)
+        cleaned = self._value(decoded, depth)
+        return truncate(json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+_JSON_STARTS = ("{", "[")
+
+
+def looks_like_json(text: str) -> bool:
+    """Whether ``text`` starts (after blanks) like a JSON object or array."""
+    first = text[:1]
+    if first in _JSON_STARTS:
+        return True
+    return first.isspace() and text.lstrip()[:1] in _JSON_STARTS
 
 
 def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
