@@ -115,11 +115,6 @@ KNOWN_FAILURES: dict[str, tuple[str, list[str]]] = {
         "POST /auth/login without its documented parameters is answered 400",
         ["post_auth_login"],
     ),
-    "H3-enqueue-delay-overflow": (
-        "demo_async_job/add_job: a huge delay is a 500 in butterfly_mq enqueue; a negative one a 400 the document "
-        "does not announce",
-        ["get_demo_async_job_add_job", "post_demo_async_job_add_job"],
-    ),
     "H5-xingqiao-params-undocumented": (
         "xingqiao: /xingqiao/job has no parameters in the document; list_jobs/create_job check bounds "
         "(page_size, job_timeout, job_type) the document does not show: valid input answered 400",
