@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from butterfly_mq.dashboard import lookup_message, message_page, queues_overview, service_of
+from butterfly_mq.dashboard import _topic, lookup_message, message_page, queues_overview, service_of
 from butterfly_mq.keys import STATES, TERMINAL_STATES
 from butterfly_mq.queue import Queue
 from butterfly_router import ui
@@ -66,11 +66,21 @@ def page_overview(request: Any) -> Response:
     )
 
 
+#: Without ``state``, a queue's page opens the first of these that has messages.
+OPENING_STATES = ("queued", "started", "scheduled", "failed", "dead", "finished")
+
+
 def page_queue(request: Any) -> Response:
-    """``/canghai/queue?queue=&state=&page=``: one page of messages with actions."""
+    """``/canghai/queue?queue=&state=&page=``: one page of messages with actions.
+
+    Without ``state`` it shows the first state (in :data:`OPENING_STATES` order) that has messages.
+    """
     service = service_of(request)
-    page = message_page(service, request.query)
-    counts = Queue(service.client, page["queue"], service.config.prefix).counts()
+    params = dict(request.query)
+    counts = Queue(service.client, _topic(params), service.config.prefix).counts()
+    if not params.get("state"):
+        params["state"] = next((state for state in OPENING_STATES if counts.get(state)), "queued")
+    page = message_page(service, params)
     return ui.render(
         request,
         "queue.html",

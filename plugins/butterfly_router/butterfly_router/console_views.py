@@ -63,6 +63,7 @@ def console_page(request: Request) -> Response:
     from butterfly_router.config import state_of
 
     router = state_of(kernel)
+    user_apps = {route.meta.get("app") for route in kernel.routes if route.meta.get("source") == "handlers"}
     body = (
         ui.environment("butterfly_router")
         .get_template("console.html")
@@ -74,7 +75,7 @@ def console_page(request: Request) -> Response:
             route_count=len(kernel.routes),
             checks=sorted(checks.items()),
             failing=failing,
-            apps=[app for app, _ in router.loaded_apps],
+            apps=sorted(app or "(root)" for app in user_apps if app is not None),
             broken_apps=sorted(router.broken_apps.items()),
         )
     )

@@ -93,6 +93,14 @@ def ago(value: Any, now: dt.datetime | None = None) -> str:
     return f"{when:%Y-%m-%d}"
 
 
+def since(seconds: Any, now: dt.datetime | None = None) -> str:
+    """An age in seconds as :func:`ago` words (``just now``, ``12 s ago``); ``—`` when unknown."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return "—"
+    now = now or dt.datetime.now(dt.UTC)
+    return ago(now - dt.timedelta(seconds=seconds), now)
+
+
 def duration(seconds: Any) -> str:
     """Seconds as ``850 ms``, ``4.2 s``, ``3 min 20 s``, ``2 h 5 min``; ``—`` when unknown."""
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
@@ -163,6 +171,7 @@ FILTERS = {
     "absolute": absolute,
     "iso": iso,
     "ago": ago,
+    "since": since,
     "duration": duration,
     "pretty": pretty,
     "sparkline": sparkline,
