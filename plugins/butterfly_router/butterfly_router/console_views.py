@@ -55,7 +55,7 @@ def app_pages(links: list[ui.NavLink]) -> list[ui.NavLink]:
 
 def console_page(request: Request) -> Response:
     """``GET /``: installed plugins and their pages, route count, health, sign-in."""
-    kernel = request.kernel
+    kernel: Any = request.kernel
     site = ui.site_for(request, "Console")
     checks = collect_health(kernel)
     failing = sorted(name for name, check in checks.items() if not check["ok"])

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -65,7 +64,7 @@ CONTENT_SECURITY_POLICY = (
 
 
 @functools.cache
-def environment(source: str | os.PathLike[str]) -> jinja2.Environment:
+def environment(source: str | Path) -> jinja2.Environment:
     """A Jinja2 environment (autoescaping on) whose loader also sees the shared templates.
 
     :param source: a package name (its ``templates/`` folder) or a directory of templates
@@ -73,8 +72,8 @@ def environment(source: str | os.PathLike[str]) -> jinja2.Environment:
     """
     import jinja2
 
-    if isinstance(source, os.PathLike):
-        own: jinja2.BaseLoader = jinja2.FileSystemLoader(os.fspath(source))
+    if isinstance(source, Path):
+        own: jinja2.BaseLoader = jinja2.FileSystemLoader(source)
     else:
         own = jinja2.PackageLoader(source, "templates")
     shared = jinja2.PrefixLoader({SHARED_PREFIX: jinja2.PackageLoader("butterfly_router", "templates")})
@@ -243,7 +242,7 @@ def render(
     request: Request,
     template: str,
     *,
-    source: str | os.PathLike[str],
+    source: str | Path,
     title: str,
     http_status: int = 200,
     headers: list[tuple[str, str]] | None = None,
