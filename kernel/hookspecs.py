@@ -205,8 +205,8 @@ def butterfly_console_links(register, kernel):
 
     Called once per kernel, on the main thread, right after every route is registered
     (by butterfly-router's console, which draws the bar); the links are kept for the
-    kernel's life. Handler apps may define a module-level function of the same name
-    and signature, which the console calls too.
+    kernel's life. A handler app may define a module-level
+    ``butterfly_console_links(register)`` in its ``__init__.py``, which the console calls too.
 
     :param register: ``register(title, path, *, admin=False, description="")``: ``title``
         is the link text, ``path`` the page's absolute path (a GET route), ``admin=True``
