@@ -192,10 +192,14 @@ def build_site(base: Path, redis_url: str) -> Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, redis_server):
-    served = build_site(tmp_path_factory.mktemp("pages"), redis_server.url)
+    base = tmp_path_factory.mktemp("pages")
+    served = build_site(base, redis_server.url)
     yield served
     served.server.stop()
     served.kernel.shutdown()
+    sys.path.remove(str(base / "plugins"))
+    for name in [n for n in sys.modules if n == "hello_plugin" or n.startswith("hello_plugin.")]:
+        del sys.modules[name]
     print("\nscreenshots:\n" + "\n".join(served.screenshots))
 
 
@@ -403,6 +407,7 @@ def test_mq_off_page_explains_how_to_turn_it_on(make_kernel, live_server, chromi
         assert "redis_url" in page.inner_text("#turn-on") and "off" in page.inner_text("#mq-off")
         check_layout(page, problems, site, "canghai-off")
         page.click("#nav a[href='/']")  # loopback without butterfly-auth: an admin, canghai in the bar
+        page.wait_for_url(server.url + "/")
         assert page.locator("#nav a[href='/canghai/']").count() == 1
     finally:
         page.close()
@@ -429,10 +434,10 @@ def test_click_through_sign_in_console_nav_and_ruqi_buttons(site, chromium):
         assert {"如期 ruqi", "沧海 canghai", "五行 wuxing", "Access report", "Hello"} <= {title for title, _ in titles}
         for title, href in titles:
             page.click(f"#nav a[href='{href}']")
-            page.wait_for_load_state("load")
-            assert urlsplit(page.url).path == href, (title, page.url)
+            page.wait_for_url(site.url + href)
             assert page.locator("#nav a[aria-current='page']").inner_text().strip() == title
         page.click("#nav a[href='/ruqi/']")
+        page.wait_for_url(site.url + "/ruqi/")
         state = page.locator("tr[data-job='nightly'] .job-state")
         assert state.inner_text() == "active"
         page.click("tr[data-job='nightly'] button[data-post='/ruqi/pause_job']")
