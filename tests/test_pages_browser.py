@@ -397,8 +397,8 @@ def test_mq_off_page_explains_how_to_turn_it_on(make_kernel, live_server, chromi
         plugins=[butterfly_router.plugin, butterfly_mq.plugin], settings={"router.handlers_dir": str(tmp_path / "none")}
     )
     server = live_server(kernel)
-    site = Site(kernel, server, "", tmp_path / "shots")
-    site.shots.mkdir()
+    site = Site(kernel, server, "", Path(os.environ.get("BUTTERFLY_TEST_ARTIFACTS") or tmp_path / "shots"))
+    site.shots.mkdir(parents=True, exist_ok=True)
     page = chromium.new_page(viewport=VIEWPORTS[0])
     problems = PageProblems(page, server.url)
     try:
