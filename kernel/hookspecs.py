@@ -195,3 +195,27 @@ def butterfly_request_finished(request, response):
     :param response: the final :class:`kernel.response.Response`
     :return: ``None``
     """
+
+
+# --------------------------------------------------------------------------------------
+# console: the shared navigation of every HTML page
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def butterfly_console_links(register, kernel):
+    """Add links to the navigation bar every HTML page shares, and to the console at ``/``.
+
+    Called once per kernel, on the main thread, right after every route is registered
+    (by butterfly-router's console, which draws the bar); the links are kept for the
+    kernel's life. A handler app may define a module-level
+    ``butterfly_console_links(register)`` in its ``__init__.py``, which the console calls too.
+
+    :param register: ``register(title, path, *, admin=False, description="")``: ``title``
+        is the link text, ``path`` the page's absolute path (a GET route), ``admin=True``
+        shows the link to admins only (as :func:`kernel.defaults.caller_is_admin` decides),
+        ``description`` one line for the console's list of pages. Registering a path twice
+        is an error naming both plugins.
+    :param kernel: the :class:`kernel.app.Kernel`
+    :return: ``None``
+    """

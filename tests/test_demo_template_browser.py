@@ -107,7 +107,7 @@ def test_report_page_in_chromium(make_kernel, live_server, chromium, tmp_path):
     try:
         response = page.goto(server.url + "/demo_template/log", wait_until="load")
         assert response.status == 200
-        assert page.title() == "Butterfly · access log report"
+        assert page.title() == "Access log report · Butterfly"
 
         days = page.locator("#chart-per-day g.day")
         assert days.count() == 5  # 4 days ago .. today, the quiet day included

@@ -223,3 +223,39 @@ def test_cost_bars_scale_to_the_slowest(modules):
     assert [row.width for row in rows] == [200, 50] and [row.y for row in rows] == [0, 30]
     assert charts.format_ms(0.00042) == "0.42 ms" and charts.format_ms(0.0123) == "12.3 ms"
     assert charts.format_ms(1.25) == "1,250 ms"
+
+
+def test_errors_are_statuses_from_400_and_non_ok_stats_of_json_routes(modules, tmp_path):
+    report_module, _ = modules
+    records = [
+        record("2024-05-01", path="/canghai/", stat="200"),  # an HTML page view: its stat is its status
+        record("2024-05-01", path="/demo_download/file", stat="200"),  # a file
+        record("2024-05-01", path="/demo_api/hello", stat="ERR_BAD_PARAMS", status=400),  # 400
+        record("2024-05-01", path="/demo_httpapi/teapot", stat="418", status=418),  # a raw handler's 418
+        record("2024-05-01", path="/demo_api/add", stat="ERR_NOT_ALLOWED"),  # JSON business error, HTTP 200
+        record("2024-05-01", path="/page/with/json/stat", stat="ERR_ODD"),  # a raw route that is not JSON
+        record("2024-05-01", path="/demo_api/hello", stat="OK"),
+    ]
+    json_routes = {"/demo_api/hello", "/demo_api/add"}
+    report = report_module.build_report(write_log(tmp_path / "acc.log", records), json_route=json_routes.__contains__)
+    assert report.total == 7 and report.errors == 3
+    assert [row["path"] for row in report.recent_errors] == ["/demo_api/add", "/demo_httpapi/teapot", "/demo_api/hello"]
+    assert report.recent_errors[1]["status"] == "418"
+    # without the route table a numeric stat is still judged as a status, and a word stat as a JSON stat
+    assert report_module.build_report(tmp_path / "acc.log").errors == 4
+
+
+def test_the_live_page_does_not_count_page_views_as_errors(make_kernel, tmp_path):
+    kernel = make_kernel(
+        plugins=[butterfly_router.plugin, butterfly_trace.plugin],
+        settings={"router.handlers_dir": str(REPO / "handlers")},
+    )
+    from kernel.testing import Client
+
+    client = Client(kernel)
+    for path in ("/", "/", "/demo_api/hello?str_info=x", "/demo_api/hello"):
+        client.get(path, headers={"Accept": "text/html"})
+    page = client.get("/demo_template/log", headers={"Accept": "text/html"}).text
+    assert '<span class="value">4</span>' in page  # 4 requests: two console views, an OK, a 400
+    assert 'id="kpi-error-rate"><span class="label">Error rate</span><span class="value bad">25.0 %' in page
+    assert "Access report" in page and 'aria-current="page">Access report</a>' in page  # in the shared bar

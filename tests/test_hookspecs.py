@@ -106,6 +106,13 @@ class Recorder:
     def butterfly_recorder_ping(self, value):
         return value
 
+    # console (called by butterfly-router's console, not by the kernel)
+    @hookimpl
+    def butterfly_console_links(self, register, kernel):
+        self.record("butterfly_console_links", kernel=kernel)
+        register("Recorder", "/rec/ok", description="what the recorder saw")
+        register("Recorder admin", "/rec/denied", admin=True)
+
     # request
     @hookimpl
     def butterfly_request_started(self, request):
@@ -240,3 +247,20 @@ def test_optional_hook_of_an_absent_plugin_does_not_fail_startup(make_kernel):
 
     kernel = make_kernel(plugins=[(UsesStoreHook(), "uses-store")])
     assert "uses-store" in [info.name for info in kernel.plugins]
+
+
+def test_console_links_feed_the_navigation_bar_of_every_page(make_kernel):
+    import butterfly_router.plugin
+
+    recorder = Recorder()
+    kernel = make_kernel(plugins=[butterfly_router.plugin, (recorder, "recorder")])
+    assert [kwargs for name, kwargs in recorder.calls if name == "butterfly_console_links"] == [{"kernel": kernel}]
+
+    local = Client(kernel).get("/", headers={"Accept": "text/html"})  # loopback without auth: an admin
+    assert local.status == 200
+    assert '<a href="/rec/ok">Recorder</a>' in local.text and '<a href="/rec/denied">Recorder admin</a>' in local.text
+    assert "what the recorder saw" in local.text
+
+    remote = Client(kernel, remote_addr="192.0.2.7").get("/")  # not an admin: admin links hidden
+    assert remote.status == 200
+    assert '<a href="/rec/ok">Recorder</a>' in remote.text and "/rec/denied" not in remote.text

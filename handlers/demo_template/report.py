@@ -4,6 +4,11 @@ Reads the JSON-lines access log the trace plugin writes (``<log_dir>/acc.log``:
 ``time``, ``ip``, ``reqid``, ``method``, ``path``, ``cost``, ``stat``, ``error`` ...)
 and summarises it: requests per day, stat distribution, slowest paths, recent errors.
 
+An error is a request answered with an HTTP status of 400 or more, or a JSON route
+whose ``stat`` is not ``OK`` (a business error answered with 200). The ``stat`` of any
+other reply (an HTML page, a file) is just its HTTP status, so a page view that
+answered ``200`` is not an error.
+
 # PERF: the work per page view is bounded: only the last :data:`TAIL_BYTES` of the
 # file are read (the original parsed up to 20 MB per request). Lines that are not
 # JSON objects (a console-format log, a torn write) are counted and skipped.
@@ -16,6 +21,7 @@ import json
 import math
 import os
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,7 @@ from typing import Any
 #: Read at most this many bytes from the end of the access log per page view.
 TAIL_BYTES = 8 * 1024 * 1024
 #: The report page itself and browser noise are not traffic worth charting.
-SKIPPED_PREFIXES = ("/demo_template/", "/favicon.ico")
+SKIPPED_PREFIXES = ("/demo_template/", "/favicon.ico", "/_console/")
 #: Stats shown by name in the distribution; the rest are summed as "other".
 MAX_STATS = 8
 SLOWEST_PATHS = 10
@@ -66,7 +72,7 @@ class Report:
 
     @property
     def error_rate(self) -> float:
-        """Share of requests whose stat is not ``OK`` (0.0–1.0)."""
+        """Share of requests that are errors (see :func:`is_error`; 0.0–1.0)."""
         return self.errors / self.total if self.total else 0.0
 
 
@@ -199,12 +205,50 @@ def parse_console_line(text: str) -> dict[str, Any] | None:
     return record
 
 
-def build_report(log_file: Path, max_days: int = 30, limit: int = TAIL_BYTES) -> Report:
+def entry_status(value: Any) -> int | None:
+    """The ``status`` field as an HTTP status (``None`` when missing or not a number)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_error(status: int | None, stat: str, path: str, json_route: Callable[[str], bool] | None = None) -> bool:
+    """Is this access-log line an error?
+
+    Yes when the HTTP status is 400 or more; else when the route replies JSON and its
+    ``stat`` is not ``OK``. The stat of a non-JSON reply is its HTTP status (``"200"``
+    for a page view), which is judged as a status.
+
+    :param status: the HTTP status, if logged
+    :param stat: the logged stat
+    :param path: the request path
+    :param json_route: tells whether ``path`` is a JSON route; ``None``: any route
+        whose stat is not a number is taken for one
+    """
+    if status is not None and status >= 400:
+        return True
+    if stat.isdigit():
+        return int(stat) >= 400
+    if json_route is not None and not json_route(path):
+        return False
+    return stat != "OK"
+
+
+def build_report(
+    log_file: Path,
+    max_days: int = 30,
+    limit: int = TAIL_BYTES,
+    json_route: Callable[[str], bool] | None = None,
+) -> Report:
     """Summarise the tail of an access log.
 
     :param log_file: ``<log_dir>/acc.log``
     :param max_days: keep the most recent days in the per-day series (1–366)
     :param limit: most bytes to read (:data:`TAIL_BYTES`)
+    :param json_route: tells whether a path is a JSON route (see :func:`is_error`)
     :return: the :class:`Report`; ``exists`` is false when there is no log yet
     """
     report = Report(log_file=str(log_file))
@@ -234,7 +278,7 @@ def build_report(log_file: Path, max_days: int = 30, limit: int = TAIL_BYTES) ->
         methods[str(entry.get("method") or "-")] += 1
         costs_by_path[path].append(cost)
         all_costs.append(cost)
-        failed = stat != "OK"
+        failed = is_error(entry_status(entry.get("status")), stat, path, json_route)
         if failed:
             report.errors += 1
             errors.append(entry)
@@ -297,4 +341,4 @@ def _top_with_other(counter: Counter[str], limit: int) -> list[tuple[str, int]]:
 
 
 def _error_row(entry: dict[str, Any]) -> dict[str, Any]:
-    return {key: str(entry.get(key) or "") for key in ("time", "method", "path", "stat", "error", "reqid")}
+    return {key: str(entry.get(key) or "") for key in ("time", "method", "path", "status", "stat", "error", "reqid")}

@@ -1,40 +1,19 @@
-"""Server-rendered pages (Jinja2, autoescaped, no CDN) and browser-facing helpers."""
+"""Server-rendered pages (the shared layout of every Butterfly page, no CDN) and browser-facing helpers."""
 
 from __future__ import annotations
 
-import secrets
-import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from butterfly_router import ui
 from kernel import HTTPError, Response
 
 if TYPE_CHECKING:
     from kernel import Request
 
-TEMPLATE_DIR = Path(__file__).parent / "templates"
+SOURCE = "butterfly_auth"
 LOGIN_PATH = "/auth/login"
-HTML_TYPE = "text/html; charset=utf-8"
-
-_environment = None
-_environment_lock = threading.Lock()
-
-
-def _jinja():
-    global _environment
-    if _environment is None:
-        with _environment_lock:
-            if _environment is None:
-                import jinja2
-
-                _environment = jinja2.Environment(
-                    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                    autoescape=True,
-                    trim_blocks=True,
-                    lstrip_blocks=True,
-                )
-    return _environment
+HTML_TYPE = ui.HTML_TYPE
 
 
 def _quality(accept: str, wanted: str) -> float:
@@ -111,32 +90,20 @@ def login_url(next_path: str) -> str:
     return f"{LOGIN_PATH}?next={quote(safe_next(next_path), safe='/')}"
 
 
-def html_response(status: int, body: str, headers: list[tuple[str, str]] | None = None, nonce: str = "") -> Response:
-    """An HTML reply with strict security headers (CSP allows only our nonce'd style).
-
-    :param nonce: the CSP nonce used in the page's ``<style>``
-    """
-    policy = (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
-    base = [
-        ("Content-Type", HTML_TYPE),
-        ("Cache-Control", "no-store"),
-        ("X-Frame-Options", "DENY"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "same-origin"),
-        ("Content-Security-Policy", policy),
-    ]
-    return Response(status, base + list(headers or []), body.encode("utf-8"))
-
-
 def render_page(
-    template: str, status: int = 200, headers: list[tuple[str, str]] | None = None, **context: Any
+    request: Request,
+    template: str,
+    status: int = 200,
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    title: str,
+    **context: Any,
 ) -> Response:
-    """Render ``templates/<template>`` into an HTML :class:`Response`."""
-    nonce = secrets.token_urlsafe(16)
-    body = _jinja().get_template(template).render(nonce=nonce, **context)
-    return html_response(status, body, headers, nonce)
+    """Render ``templates/<template>`` in the shared layout into an HTML :class:`Response`.
+
+    The reply carries the pages' strict security headers (:func:`butterfly_router.ui.html_response`).
+    """
+    return ui.render(request, template, source=SOURCE, title=title, http_status=status, headers=headers, **context)
 
 
 class LoginRedirect(HTTPError):
@@ -154,7 +121,10 @@ class LoginRedirect(HTTPError):
 
     def to_response(self) -> Response:
         """A tiny HTML body with the link, for clients that do not follow redirects."""
-        response = render_page("redirect.html", self.status, list(self.headers), location=self.location)
+        # NOTE: no request here (an error object renders itself): a page without the navigation bar.
+        site = ui.Site("Sign in required", LOGIN_PATH)
+        body = ui.environment(SOURCE).get_template("redirect.html").render(site=site, location=self.location)
+        response = ui.html_response(self.status, body, list(self.headers))
         response.stat = self.stat
         response.set_reason(self.reason)
         return response

@@ -144,7 +144,9 @@ def login(request: Request) -> Response:
         identity = identify(request)
         notice = "You are signed out." if request.query.get("logged_out") and identity is None else None
         return render_page(
+            request,
             "login.html",
+            title="Sign in",
             user=identity.name if identity else None,
             notice=notice,
             next=safe_next(request.query.get("next")),
@@ -171,9 +173,11 @@ def login(request: Request) -> Response:
     if reservation is None:
         if browser:
             return render_page(
+                request,
                 "login.html",
                 429,
                 [("Retry-After", str(wait))],
+                title="Sign in",
                 user=None,
                 next=next_path,
                 username=name,
@@ -185,7 +189,15 @@ def login(request: Request) -> Response:
         note_failed_login(request, name)  # the reservation stays counted as the failure
         if browser:
             return render_page(
-                "login.html", 401, user=None, next=next_path, username=name, error="Invalid user name or password."
+                request,
+                "login.html",
+                401,
+                title="Sign in",
+                user=None,
+                notice=None,
+                next=next_path,
+                username=name,
+                error="Invalid user name or password.",
             )
         raise Unauthorized(GENERIC_FAILURE)
     limiter.succeeded(reservation, forget=(keys[0],))
@@ -216,7 +228,7 @@ def logout(request: Request) -> Response:
     identity = identify(request)
     if request.method != "POST":
         if accepts_html(request):
-            return render_page("logout.html", user=identity.name if identity else None)
+            return render_page(request, "logout.html", title="Sign out", user=identity.name if identity else None)
         return _json({"user": identity.name if identity else None, "hint": "POST to log out"})
     ended = False
     if identity is not None and identity.kind == "session" and identity.claims is not None:

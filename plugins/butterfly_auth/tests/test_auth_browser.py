@@ -39,7 +39,7 @@ def test_browser_login_lands_on_next_and_logout_clears_the_cookie(
     try:
         page.goto(server.url + "/t/dashboard?tab=queues")
         assert page.url == server.url + "/auth/login?next=/t/dashboard%3Ftab%3Dqueues"
-        # the page's CSS is allowed by its CSP nonce (a blocked style would leave the default button)
+        # the shared stylesheet is allowed by the CSP (a blocked style would leave the default button)
         color = page.evaluate("getComputedStyle(document.querySelector('#submit')).backgroundColor")
         assert color not in ("", "rgb(239, 239, 239)", "rgba(0, 0, 0, 0)")
 

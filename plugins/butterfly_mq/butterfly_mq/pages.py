@@ -1,74 +1,116 @@
-"""沧海 canghai HTML pages: server-rendered with Jinja2, no CDN, refreshing themselves."""
+"""沧海 canghai HTML pages, in the shared layout of every Butterfly page (server-rendered, no CDN).
+
+* ``/canghai/``: queues × states; idle queues hidden unless ``?all=1``; a throughput
+  sparkline per queue; a warning for queues whose messages wait with no live consumer
+  (when the queue rows carry ``consumers``); live and dead instances.
+* ``/canghai/queue?queue=&state=&page=``: one page of a queue's messages, with
+  requeue / delete / empty buttons.
+* ``/canghai/msg?msg_id=``: everything about one message.
+* With the MQ off, ``/canghai/`` explains how to turn it on.
+
+The buttons POST JSON to the admin API (:mod:`butterfly_mq.dashboard`); the pages
+refresh their live parts every few seconds.
+"""
 
 from __future__ import annotations
 
-import datetime
-import json
-from functools import cache
 from typing import Any
 
-from butterfly_mq.dashboard import lookup_message, message_page, queues_overview, service_of
-from butterfly_mq.keys import STATES
+from butterfly_mq.dashboard import _topic, lookup_message, message_page, queues_overview, service_of
+from butterfly_mq.keys import STATES, TERMINAL_STATES
+from butterfly_mq.queue import Queue
+from butterfly_router import ui
 from kernel.response import Response
 
-HTML_TYPE = "text/html; charset=utf-8"
+SOURCE = "butterfly_mq"
+TITLE = "沧海 canghai"
+REFRESH_SECONDS = 5
+#: States that mean work is waiting or running.
+WAITING_STATES = ("queued", "started", "scheduled")
+#: States an operator may requeue a message from.
+REQUEUEABLE = ("finished", "failed", "dead", "scheduled")
 
 
-def format_time(ms: Any) -> str:
-    """Epoch milliseconds → ``2024-05-01 12:00:03.120`` (local time); ``-`` when missing."""
-    if not isinstance(ms, int | float) or ms <= 0:
-        return "-"
-    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+def is_active(queue: dict[str, Any]) -> bool:
+    """A queue worth showing by default: work waiting or running, failures to look at,
+    recent throughput, or paused by someone."""
+    busy = any(queue.get(state) for state in (*WAITING_STATES, "failed", "dead"))
+    return bool(busy or queue.get("throughput_per_min") or queue.get("paused"))
 
 
-def format_age(seconds: Any) -> str:
-    """Seconds → ``4s``, ``3m 20s``, ``2h 5m``, ``3d 4h``; ``-`` when missing."""
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    for size, unit, small, small_unit in ((86400, "d", 3600, "h"), (3600, "h", 60, "m"), (60, "m", 1, "s")):
-        if seconds >= size:
-            return f"{seconds // size}{unit} {seconds % size // small}{small_unit}"
-    return f"{seconds}s"
-
-
-@cache
-def environment():
-    """The Jinja2 environment (autoescaping on), built on first use."""
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("butterfly_mq", "templates"),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-    )
-    env.filters["time"] = format_time
-    env.filters["age"] = format_age
-    env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    return env
-
-
-def render(name: str, **context: Any) -> Response:
-    """Render template ``name`` into an HTML response."""
-    body = environment().get_template(name).render(states=STATES, **context).encode("utf-8")
-    return Response(200, [("Content-Type", HTML_TYPE), ("Cache-Control", "no-store")], body)
+def lacks_consumer(queue: dict[str, Any]) -> bool:
+    """True when the row says no live instance consumes the queue (rows without the field: unknown)."""
+    return "consumers" in queue and not queue["consumers"]
 
 
 def page_overview(request: Any) -> Response:
-    """``/canghai/``: queues × states, instances; refreshes itself every few seconds."""
+    """``/canghai/``: the queues that matter (``?all=1``: every queue), instances."""
     service = service_of(request)
+    show_all = ui.query_flag(request, "all")
     instances = service.registry_list()
-    return render(
-        "overview.html", queues=queues_overview(service, instances), instances=instances, title="沧海 canghai"
+    queues = queues_overview(service, instances)
+    shown = queues if show_all else [queue for queue in queues if is_active(queue)]
+    unconsumed = [q for q in queues if lacks_consumer(q) and any(q.get(state) for state in ("queued", "scheduled"))]
+    return ui.render(
+        request,
+        "overview.html",
+        source=SOURCE,
+        title=TITLE,
+        refresh=REFRESH_SECONDS,
+        states=STATES,
+        queues=shown,
+        total_queues=len(queues),
+        hidden=len(queues) - len(shown),
+        show_all=show_all,
+        unconsumed=unconsumed,
+        instances=instances,
     )
 
 
+#: Without ``state``, a queue's page opens the first of these that has messages.
+OPENING_STATES = ("queued", "started", "scheduled", "failed", "dead", "finished")
+
+
 def page_queue(request: Any) -> Response:
-    """``/canghai/queue?queue=&state=&page=``: one page of messages with actions."""
-    page = message_page(service_of(request), request.query)
-    return render("queue.html", page=page, title=f"{page['queue']} · {page['state']}")
+    """``/canghai/queue?queue=&state=&page=``: one page of messages with actions.
+
+    Without ``state`` it shows the first state (in :data:`OPENING_STATES` order) that has messages.
+    """
+    service = service_of(request)
+    params = dict(request.query)
+    counts = Queue(service.client, _topic(params), service.config.prefix).counts()
+    if not params.get("state"):
+        params["state"] = next((state for state in OPENING_STATES if counts.get(state)), "queued")
+    page = message_page(service, params)
+    return ui.render(
+        request,
+        "queue.html",
+        source=SOURCE,
+        title=page["queue"],
+        refresh=REFRESH_SECONDS,
+        states=STATES,
+        page=page,
+        counts=counts,
+        requeueable=REQUEUEABLE,
+        emptiable=tuple(state for state in STATES if state != "started"),
+    )
 
 
 def page_msg(request: Any) -> Response:
     """``/canghai/msg?msg_id=``: everything about one message."""
     message = lookup_message(service_of(request), request.query)
-    return render("msg.html", msg=message, title=f"message {message['id']}")
+    return ui.render(
+        request,
+        "msg.html",
+        source=SOURCE,
+        title=f"message {message['id']}",
+        refresh=REFRESH_SECONDS if message.get("state") in WAITING_STATES else 0,
+        msg=message,
+        requeueable=REQUEUEABLE,
+        terminal=TERMINAL_STATES,
+    )
+
+
+def page_off(request: Any) -> Response:
+    """``/canghai/`` with the MQ off: how to turn it on."""
+    return ui.render(request, "off.html", source=SOURCE, title=TITLE)

@@ -35,19 +35,29 @@ def butterfly_configure(kernel):
 
 @hookimpl
 def butterfly_register_routes(register, kernel):
-    """Serve canghai at ``/canghai/`` (every route admin) when the MQ is on."""
-    service = kernel.extensions.get("mq")
-    if service is None or not service.config.dashboard:
+    """Serve canghai at ``/canghai/`` (every route admin); with the MQ off, a page saying how to turn it on."""
+    if not kernel.settings.get("mq", "dashboard"):
         return
     from butterfly_mq import dashboard, pages
 
-    register("/canghai", pages.page_overview, kind="html", methods=("GET", "HEAD"), admin=True)
-    register("/canghai/queue", pages.page_queue, kind="html", methods=("GET", "HEAD"), admin=True)
-    register("/canghai/msg", pages.page_msg, kind="html", methods=("GET", "HEAD"), admin=True)
+    read_only = ("GET", "HEAD")
+    if kernel.extensions.get("mq") is None:
+        register("/canghai", pages.page_off, kind="html", methods=read_only, admin=True)
+        return
+    register("/canghai", pages.page_overview, kind="html", methods=read_only, admin=True)
+    register("/canghai/queue", pages.page_queue, kind="html", methods=read_only, admin=True)
+    register("/canghai/msg", pages.page_msg, kind="html", methods=read_only, admin=True)
     for name, endpoint in dashboard.READ_ROUTES.items():
-        register(f"/canghai/api/{name}", endpoint, kind="json", methods=("GET", "HEAD"), admin=True)
+        register(f"/canghai/api/{name}", endpoint, kind="json", methods=read_only, admin=True)
     for name, endpoint in dashboard.ACTION_ROUTES.items():
         register(f"/canghai/api/{name}", endpoint, kind="json", methods=("POST",), admin=True)
+
+
+@hookimpl
+def butterfly_console_links(register, kernel):
+    """canghai in the navigation bar (admins only), unless ``[mq] dashboard = false``."""
+    if kernel.settings.get("mq", "dashboard"):
+        register("沧海 canghai", "/canghai/", admin=True, description="message queues, their messages and workers")
 
 
 @hookimpl

@@ -18,6 +18,8 @@ from butterfly_mq.scripts import ENQUEUE_KEYS, SCRIPTS, Call, run_pipelined
 #: How many ids one EMPTY / PURGE script handles before returning (keeps Redis responsive).
 CHUNK = 500
 THROUGHPUT_MINUTES = 5
+#: Minutes in ``throughput_series`` (the ring of one-minute buckets the scripts keep).
+SERIES_MINUTES = 10
 
 
 @dataclass
@@ -223,6 +225,9 @@ class Queue:
         done = sum(int(c) for m, c in zip(minutes, counts, strict=True) if int(m) > current - THROUGHPUT_MINUTES)
         covered = THROUGHPUT_MINUTES - 1 + (now % 60000) / 60000
         row["throughput_per_min"] = round(done / covered, 1)
+        # messages done per minute over the last SERIES_MINUTES minutes, oldest first (canghai's sparkline)
+        by_minute = {int(m): int(c) for m, c in zip(minutes, counts, strict=True)}
+        row["throughput_series"] = [by_minute.get(m, 0) for m in range(current - SERIES_MINUTES + 1, current + 1)]
         return row
 
     def counts(self) -> dict[str, Any]:

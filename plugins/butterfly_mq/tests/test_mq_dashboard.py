@@ -128,8 +128,21 @@ def test_counts_do_constant_redis_work_with_100k_messages(make_kernel, redis_ser
     assert work_page.get("hget", 0) == 20
 
 
-def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
-    kernel = mq_kernel(start=True)
+def test_dashboard_in_chromium(make_kernel, redis_url, prefix, mq, live_server, chromium, tmp_path):
+    import butterfly_mq.plugin
+    import butterfly_router.plugin
+
+    # NOTE: with butterfly-router, whose console serves the pages' stylesheet and script
+    settings = {
+        "mq.redis_url": redis_url,
+        "mq.prefix": prefix,
+        "mq.poll_max_interval": 0.1,
+        "mq.heartbeat_interval": 0.5,
+        "router.handlers_dir": str(tmp_path / "no-handlers"),
+    }
+    handlers = mq.Handlers(redis_url, f"{prefix}:runs")
+    kernel = make_kernel(plugins=[butterfly_router.plugin, butterfly_mq.plugin, handlers], settings=settings)
+    kernel.startup()
     done = enqueue("/t/ok", {"n": 7}, kernel=kernel)
     failed = enqueue("/t/boom", {}, kernel=kernel, retries=0)
     mq.wait_for(
@@ -146,7 +159,7 @@ def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
         row = page.locator("#queues tr[data-queue='/t/boom']")
         assert row.locator("td[data-state='failed'] a").inner_text() == "1"
         assert page.locator("#instances tbody tr").count() >= 1
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('updated')", timeout=10_000)
+        page.locator("#live-status", has_text="updated").wait_for(timeout=10_000)  # the live refresh ran
         page.screenshot(path=str(tmp_path / "canghai-overview.png"), full_page=True)
         row.locator("td[data-state='failed'] a").click()
         page.wait_for_selector("#msgs tbody tr[data-msg]")
@@ -156,7 +169,7 @@ def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
         assert "kaboom" in page.locator("#detail").inner_text()
         page.screenshot(path=str(tmp_path / "canghai-message.png"), full_page=True)
         page.on("dialog", lambda dialog: dialog.accept())
-        page.locator("button[data-action='requeue']").click()
+        page.locator("button[data-post='/canghai/api/requeue']").click()
         mq.wait_for(lambda: get_message(failed, kernel=kernel)["attempts"] == 2)
     finally:
         page.close()

@@ -5,7 +5,7 @@ Only hookimpls live here; the logic is in the sibling modules.
 
 from __future__ import annotations
 
-from butterfly_router import config, hookspecs, routing
+from butterfly_router import config, console, hookspecs, routing
 from butterfly_router.config import EXTENSION, RouterState, state_of
 from butterfly_router.stat_adaptor import StatAdaptor
 from kernel import hookimpl
@@ -25,9 +25,11 @@ def butterfly_add_settings(settings):
 
 @hookimpl
 def butterfly_configure(kernel):
-    """Resolve directories; switch on the stat adaptor when configured."""
+    """Resolve directories; switch on the stat adaptor when configured; add the console."""
     state = RouterState.from_kernel(kernel)
     kernel.extensions[EXTENSION] = state
+    # NOTE: its own plugin, so its routes can be registered last (``/`` only when nobody took it).
+    kernel.pm.register(console, name=console.PLUGIN_NAME)
     adaptor = kernel.settings.get(config.SECTION, "stat_adaptor")
     if adaptor:
         state.stat_adaptor = StatAdaptor(**adaptor)

@@ -1,63 +1,66 @@
-"""The ruqi web page at ``/ruqi/``: jobs, next runs, recent history, instances.
+"""The ruqi web page at ``/ruqi/``: jobs with their next runs and actions, runs, instances.
 
-Server-rendered with Jinja2 (autoescaped), no JavaScript and no CDN; it refreshes
-itself every ``REFRESH_SECONDS``.
+Server-rendered in the shared layout of every Butterfly page, no CDN. Admins (the
+page is an admin route) pause, resume, run now and remove jobs with buttons that
+POST JSON to the API (``/ruqi/pause_job`` ...): same-origin requests the auth
+plugin's CSRF rule accepts by their Origin, and that a cross-site form cannot send.
+Times read "in 3 min" / "5 s ago" with the exact time on hover. Jobs and runs are
+paginated (``?jobs_page=``, ``?page=``); ``?job_id=`` shows one job's runs and
+``?status=`` one status. The jobs, runs and instances refresh themselves.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
+from butterfly_router import ui
 from butterfly_ruqi import service
+from butterfly_ruqi.models import RUN_STATES
 from kernel import BadRequest, Response
 
+SOURCE = "butterfly_ruqi"
 REFRESH_SECONDS = 10
-RECENT_RUNS = 50
-MAX_JOBS = 200
+JOBS_PER_PAGE = 25
+RUNS_PER_PAGE = 20
 
 
-@lru_cache(maxsize=1)
-def _environment():
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    return Environment(loader=PackageLoader("butterfly_ruqi", "templates"), autoescape=select_autoescape(["html"]))
-
-
-def render_page(state: service.RuqiState, *, job_id: str | None = None) -> str:
-    """The page's HTML.
-
-    :param job_id: show only this job's history
-    """
-    jobs = service.get_jobs(state, page_size=min(MAX_JOBS, state.settings.max_page_size))
-    history = service.get_history(
-        state, job_id=job_id or None, page_size=min(RECENT_RUNS, state.settings.max_page_size)
-    )
-    counts: dict[str, int] = {}
-    for run in history["list"]:
-        counts[run["status"]] = counts.get(run["status"], 0) + 1
-    return (
-        _environment()
-        .get_template("ruqi.html")
-        .render(
-            jobs=jobs,
-            history=history,
-            status=service.status(state),
-            counts=counts,
-            job_id=job_id,
-            refresh=REFRESH_SECONDS,
-        )
-    )
+def pages_of(total: int, size: int) -> int:
+    """How many pages ``total`` rows fill (at least one)."""
+    return max(1, -(-total // size))
 
 
 def ruqi_page(request) -> Response:
-    """``GET /ruqi/`` (``?job_id=`` filters the history)."""
+    """``GET /ruqi/`` (``?job_id=``, ``?status=``, ``?page=``, ``?jobs_page=``)."""
     state = request.kernel.extensions["ruqi"]
-    job_id = request.query.get("job_id")
-    if isinstance(job_id, list):
-        job_id = job_id[0] if job_id else None
-    if job_id is not None and len(job_id) > 64:
-        raise BadRequest("job_id too long", data={"errors": [{"param": "job_id", "reason": "is longer than 64"}]})
-    html = render_page(state, job_id=job_id)
-    return Response(
-        200, [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")], html.encode("utf-8")
+    job_id = ui.query_text(request, "job_id", max_length=64)
+    status_filter = ui.query_text(request, "status", max_length=24)
+    if status_filter is not None and status_filter not in RUN_STATES:
+        raise BadRequest(
+            "status: unknown run status",
+            data={"errors": [{"param": "status", "reason": f"one of {', '.join(RUN_STATES)}"}]},
+        )
+    runs_page = ui.query_int(request, "page", 1, 1, service.MAX_PAGE_INDEX)
+    jobs_page = ui.query_int(request, "jobs_page", 1, 1, service.MAX_PAGE_INDEX)
+    jobs = service.get_jobs(state, page_index=jobs_page, page_size=min(JOBS_PER_PAGE, state.settings.max_page_size))
+    runs = service.get_history(
+        state,
+        job_id=job_id,
+        status=status_filter,
+        page_index=runs_page,
+        page_size=min(RUNS_PER_PAGE, state.settings.max_page_size),
+    )
+    status = service.status(state)
+    return ui.render(
+        request,
+        "ruqi.html",
+        source=SOURCE,
+        title="如期 ruqi",
+        refresh=REFRESH_SECONDS,
+        jobs=jobs,
+        jobs_pages=pages_of(jobs["total"], jobs["page_size"]),
+        runs=runs,
+        runs_pages=pages_of(runs["total"], runs["page_size"]),
+        status=status,
+        alive=sum(1 for instance in status["instances"] if instance["alive"]),
+        job_id=job_id,
+        status_filter=status_filter,
+        run_states=RUN_STATES,
     )

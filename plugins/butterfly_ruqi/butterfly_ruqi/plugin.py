@@ -127,10 +127,18 @@ def butterfly_configure(kernel):
 
 @hookimpl
 def butterfly_register_routes(register, kernel):
-    """The web page at ``/ruqi/`` (admin: it shows targets and payloads)."""
+    """The web page at ``/ruqi/`` (admin: it shows targets and payloads; its buttons use the admin API)."""
     from butterfly_ruqi.page import ruqi_page
 
     register("/ruqi", ruqi_page, kind="html", methods=("GET", "HEAD"), admin=True)
+
+
+@hookimpl
+def butterfly_console_links(register):
+    """The ruqi page in the navigation bar (admins only)."""
+    register(
+        "如期 ruqi", "/ruqi/", admin=True, description="scheduled jobs: next runs, pause, resume, run now, history"
+    )
 
 
 @hookimpl

@@ -66,3 +66,20 @@ def butterfly_configure(kernel):
         raise ConfigError(
             "butterfly-wuxing needs butterfly-store (pip install butterfly-store), which is missing or disabled"
         )
+
+
+@hookimpl
+def butterfly_register_routes(register):
+    """The read-only browser: ``/wuxing/`` and its namespace, section, instance and item pages."""
+    from butterfly_wuxing.pages import ROUTES
+
+    for path, page in ROUTES.items():
+        register(path, page, kind="html", methods=("GET", "HEAD"))
+
+
+@hookimpl
+def butterfly_console_links(register):
+    """The browser in the navigation bar (reads need a signed-in user unless ``[wuxing] public_read``)."""
+    register(
+        "五行 wuxing", "/wuxing/", description="config and monitoring data: namespaces, sections, instances, history"
+    )
