@@ -138,13 +138,18 @@ class Handlers:
 
 @pytest.fixture
 def mq_kernel(make_kernel, redis_url, redis_cluster_mode, prefix):
-    """Factory: a kernel with the MQ on ``redis_url`` and the ``/t/`` handlers; ``start=True`` starts it."""
+    """Factory: a kernel with the MQ on ``redis_url`` and the ``/t/`` handlers; ``start=True`` starts it.
 
-    def factory(start: bool = False, handlers: Handlers | None = None, **settings):
+    ``plugins`` adds plugins (e.g. the router, for pages), ``other_settings`` their
+    ``{"section.key": value}`` settings; other keyword arguments are ``[mq]`` settings.
+    """
+
+    def factory(start: bool = False, handlers: Handlers | None = None, plugins=(), other_settings=None, **settings):
         handlers = handlers or Handlers(redis_url, f"{prefix}:runs", cluster=redis_cluster_mode)
         values = {"mq.redis_url": redis_url, "mq.redis_cluster": redis_cluster_mode, "mq.prefix": prefix, **FAST}
         values.update({f"mq.{key}": value for key, value in settings.items()})
-        kernel = make_kernel(plugins=[butterfly_mq.plugin, handlers], settings=values)
+        values.update(other_settings or {})
+        kernel = make_kernel(plugins=[*plugins, butterfly_mq.plugin, handlers], settings=values)
         kernel.test_handlers = handlers
         if start:
             kernel.startup()

@@ -128,21 +128,15 @@ def test_counts_do_constant_redis_work_with_100k_messages(make_kernel, redis_ser
     assert work_page.get("hget", 0) == 20
 
 
-def test_dashboard_in_chromium(make_kernel, redis_url, prefix, mq, live_server, chromium, tmp_path):
-    import butterfly_mq.plugin
+def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
     import butterfly_router.plugin
 
     # NOTE: with butterfly-router, whose console serves the pages' stylesheet and script
-    settings = {
-        "mq.redis_url": redis_url,
-        "mq.prefix": prefix,
-        "mq.poll_max_interval": 0.1,
-        "mq.heartbeat_interval": 0.5,
-        "router.handlers_dir": str(tmp_path / "no-handlers"),
-    }
-    handlers = mq.Handlers(redis_url, f"{prefix}:runs")
-    kernel = make_kernel(plugins=[butterfly_router.plugin, butterfly_mq.plugin, handlers], settings=settings)
-    kernel.startup()
+    kernel = mq_kernel(
+        start=True,
+        plugins=[butterfly_router.plugin],
+        other_settings={"router.handlers_dir": str(tmp_path / "no-handlers")},
+    )
     done = enqueue("/t/ok", {"n": 7}, kernel=kernel)
     failed = enqueue("/t/boom", {}, kernel=kernel, retries=0)
     mq.wait_for(
