@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development environment: Debian packages the tests use (when root and
 # missing), a virtualenv in .venv, and every distribution of the repo installed
-# editable. Safe to run again; fast when nothing is missing.
+# editable with all its extras. Safe to run again; fast when nothing changed.
 #   scripts/bootstrap.sh          # python packages only
 #   scripts/bootstrap.sh --test   # also the Debian packages the test suite needs
 set -euo pipefail
@@ -17,6 +17,8 @@ if [[ $want_system == 1 ]]; then
   command -v nutcracker >/dev/null || missing+=(nutcracker)
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   command -v wrk >/dev/null || missing+=(wrk)
+  # pg_config and libpq headers: psycopg2 (butterfly-store[postgresql]) builds from source
+  command -v pg_config >/dev/null || missing+=(libpq-dev)
   # a CJK font, so 沧海 / 如期 render in the Chromium screenshots
   [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || missing+=(fonts-wqy-microhei)
   if ((${#missing[@]})); then
@@ -33,15 +35,35 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 fi
 stamp=.venv/.butterfly-installed
-sources=$(ls setup.cfg plugins/*/setup.cfg requirements-dev.txt 2>/dev/null)
-if [[ ! -f $stamp ]] || [[ -n $(find $sources -newer "$stamp" 2>/dev/null) ]]; then
-  echo "==> installing butterfly-kernel and plugins (editable)"
-  args=(-e ".[test]")
-  for dir in plugins/*/; do
-    [[ -f "$dir/setup.cfg" ]] && args+=(-e "$dir")
-  done
-  .venv/bin/python -m pip install -q --disable-pip-version-check "${args[@]}" -r requirements-dev.txt
+# Reinstall when any distribution's metadata or the dev requirements changed.
+sources=(pyproject.toml plugins/*/pyproject.toml requirements-dev.txt)
+if [[ ! -f $stamp ]] || [[ -n $(find "${sources[@]}" -newer "$stamp" 2>/dev/null) ]]; then
+  echo "==> installing butterfly-kernel and plugins (editable, every extra)"
+  skip_extras=()
+  # psycopg2 compiles against libpq; without pg_config the PostgreSQL extra is left out
+  # (the PostgreSQL tests then skip, or fail under CI=true).
+  command -v pg_config >/dev/null || skip_extras+=(postgresql)
+  # NOTE: psycopg2-binary and psycopg2 install the same `psycopg2` package; an old
+  # .venv has the binary one, which must go before the source one comes in.
+  if .venv/bin/python -m pip show -q psycopg2-binary 2>/dev/null; then
+    .venv/bin/python -m pip uninstall -q -y psycopg2-binary
+  fi
+  mapfile -t targets < <(SKIP_EXTRAS="${skip_extras[*]}" .venv/bin/python - <<'EOF'
+import os, tomllib
+from pathlib import Path
+
+skip = set(os.environ["SKIP_EXTRAS"].split())
+folders = ["."] + sorted(str(p) for p in Path("plugins").glob("*") if (p / "pyproject.toml").is_file())
+for folder in folders:
+    project = tomllib.loads(Path(folder, "pyproject.toml").read_text())["project"]
+    extras = sorted(set(project.get("optional-dependencies", {})) - skip)
+    print("-e")
+    print(folder + (f"[{','.join(extras)}]" if extras else ""))
+EOF
+  )
+  .venv/bin/python -m pip install -q --disable-pip-version-check "${targets[@]}" -r requirements-dev.txt
   touch "$stamp"
 fi
