@@ -98,7 +98,7 @@ def route_signature(route: Route) -> str:
     given = route.meta.get("signature") or route.meta.get("usage")
     if isinstance(given, str):
         return given
-    binder = route.meta.get("binder")  # the router's parameter binder knows best
+    binder: Any = route.meta.get("binder")  # the router's parameter binder knows best
     if callable(getattr(binder, "usage", None)):
         return str(binder.usage())
     params = route_parameters(route)

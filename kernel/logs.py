@@ -17,7 +17,7 @@ import structlog
 #: that moment; ``kernel.testing`` turns this off so ``capture_logs`` keeps working.
 CACHE_LOGGERS = True
 
-SHARED_PROCESSORS = [
+SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -33,7 +33,10 @@ def make_formatter(fmt: str = "json", *, colors: bool = False) -> logging.Format
     """
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=colors)
-        processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+        processors: list[structlog.typing.Processor] = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            renderer,
+        ]
     else:
         processors = [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -65,7 +68,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream: IO[str] | None = N
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(make_formatter(fmt, colors=fmt == "console" and stream.isatty()))
-    handler._butterfly = True  # type: ignore[attr-defined] - lets a reconfigure replace it
+    handler._butterfly = True  # type: ignore[attr-defined]  # lets a reconfigure replace it
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_butterfly", False)]:
         root.removeHandler(old)

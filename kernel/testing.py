@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 class TestResponse:
@@ -440,7 +440,7 @@ def chromium():
 
 
 @pytest.fixture
-def captured_logs(isolated_logging: None) -> Iterator[list[dict[str, Any]]]:
+def captured_logs(isolated_logging: None) -> Iterator[list[MutableMapping[str, Any]]]:
     """structlog events as dicts (``event``, ``log_level`` and the bound keys), contextvars cleared."""
     structlog.contextvars.clear_contextvars()
     with structlog.testing.capture_logs() as logs:
