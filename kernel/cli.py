@@ -28,6 +28,7 @@ from kernel.app import Kernel
 from kernel.daemon import add_daemon_commands
 from kernel.debug import add_call_command, route_signature
 from kernel.errors import ButterflyError, ConfigError, PluginLoadError
+from kernel.hints import warn_unserved_handlers
 from kernel.plugins import disabled_plugins, extra_plugin_modules, make_plugin_manager
 from kernel.settings import read_config_file
 
@@ -90,6 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args,
         **{"server.host": args.host, "server.port": args.port, "server.log_format": "console" if args.dev else None},
     )
+    warn_unserved_handlers(kernel)
     # NOTE: plugins start before the socket listens, so a port that accepts means
     # a server that is ready (`butterfly start` relies on it).
     kernel.startup()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from butterfly_store.drivers import require_driver
 from butterfly_store.urls import StoreTarget
 from kernel import ConfigError
 
@@ -106,11 +107,12 @@ def open_database(
     :param sleep: the wait function (tests pass a fake clock)
     :return: the bound, mapped :class:`pony.orm.Database`
     :raises ConfigError: naming the password-masked URL when every attempt failed,
-        or at once for errors a retry cannot fix (bad entity definitions, a file
-        that cannot be created)
+        or at once for errors a retry cannot fix (no driver, bad entity definitions,
+        a file that cannot be created)
     """
     from pony.orm.core import DBException, OrmError
 
+    require_driver(target.provider, target.display)
     attempts = max(0, retries) + 1
     last_error = ""
     for attempt in range(1, attempts + 1):
