@@ -58,12 +58,13 @@ _CACHE_LOGGERS_KEY = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Turn off structlog's logger cache for the test session.
+    """Register the ``slow`` marker; turn off structlog's logger cache for the session.
 
     NOTE: structlog loggers cached under one test's config would ignore the next
     test's ``capture_logs()``; never cache in tests (structlog's own advice).
     Restored by :func:`pytest_unconfigure`.
     """
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (end-to-end, crash tests)")
     config.stash[_CACHE_LOGGERS_KEY] = logs.CACHE_LOGGERS
     logs.CACHE_LOGGERS = False
 
