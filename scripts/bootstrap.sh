@@ -35,13 +35,16 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
   echo "==> creating .venv"
   "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 fi
 stamp=.venv/.butterfly-installed
-# Reinstall when any distribution's metadata or the dev requirements changed.
-sources=(pyproject.toml plugins/*/pyproject.toml requirements-dev.txt)
+# Reinstall when any distribution's metadata, its version (__version__ in the package's
+# __init__.py) or the dev requirements changed.
+sources=(pyproject.toml plugins/*/pyproject.toml kernel/__init__.py plugins/*/butterfly_*/__init__.py requirements-dev.txt)
 if [[ ! -f $stamp ]] || [[ -n $(find "${sources[@]}" -newer "$stamp" 2>/dev/null) ]]; then
   echo "==> installing butterfly-kernel and plugins (editable, every extra)"
+  # NOTE: pip 23's resolver cannot match a sibling's bounded requirement
+  # (butterfly-store>=0.2,<0.3) to the editable install of the same command.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
   skip_extras=()
   # psycopg2 compiles against libpq; without pg_config the PostgreSQL extra is left out
   # (the PostgreSQL tests then skip, or fail under CI=true).
