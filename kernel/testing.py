@@ -440,6 +440,9 @@ def chromium() -> Iterator[Any]:
         try:
             yield browser
         finally:
+            # NOTE: contexts a test left open are closed first, as Playwright advises.
+            for context in browser.contexts:
+                context.close()
             browser.close()
 
 

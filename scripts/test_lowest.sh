@@ -31,4 +31,5 @@ VIRTUAL_ENV=$venv "$UV" pip install -q --resolution lowest-direct "${targets[@]}
   "pytest>=8" "pytest-timeout>=2.2" "hypothesis>=6.100"
 VIRTUAL_ENV=$venv "$UV" pip list --format freeze 2>/dev/null | tr '\n' ' ' | fold -s -w 110
 echo
-exec "$venv/bin/python" -m pytest -q -m "not slow" "$@"
+# NOTE: a 120 s timeout per test keeps a hang (an old release that does not work) short.
+exec "$venv/bin/python" -m pytest -q -m "not slow" --timeout 120 "$@"
