@@ -1,7 +1,10 @@
-# Two commands matter: `make run` (demo server on embedded defaults) and `make test`.
+# Two commands matter: `make run` (demo server on embedded defaults) and `make test`
+# (lint, then the whole suite, which also builds and installs the wheels: tests/test_wheels.py).
 PY := .venv/bin/python
+BIN := .venv/bin
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 
-.PHONY: install run test bench clean
+.PHONY: install run lint deptry test test-lowest dist bench clean
 
 install:
 	scripts/bootstrap.sh
@@ -9,12 +12,33 @@ install:
 run: install
 	$(PY) -m kernel run --dev
 
+# ruff (lint + format), mypy and deptry (configs in pyproject.toml); also a pre-commit hook
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(MAKE) --no-print-directory deptry
+
+# every import declared, nothing declared unused: each distribution against its own pyproject.toml
+deptry:
+	$(BIN)/deptry .
+	@set -e; for dir in $(PLUGINS); do echo "deptry $$dir"; (cd $$dir && $(CURDIR)/$(BIN)/deptry .); done
+
 test:
 	scripts/bootstrap.sh --test
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest
+
+# A smoke subset of the suite with every dependency at its declared lower bound (.venv-lowest).
+test-lowest: install
+	scripts/test_lowest.sh
+
+# Every sdist and wheel into dist/, checked with twine.
+dist: install
+	scripts/build_dists.sh dist
 
 bench: install
 	$(PY) bench/http/run.py
 
 clean:
-	rm -rf .venv data logs .pytest_cache
+	rm -rf .venv .venv-lowest dist data logs .pytest_cache .mypy_cache

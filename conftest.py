@@ -1,13 +1,53 @@
-"""Root conftest: every test directory in the repo uses the kernel's test kit.
+"""Root conftest: what every test of this repository shares.
 
-Plugins that ship their own pytest fixtures (``butterfly_store.testing``,
-``butterfly_mq.testing``) are added when installed; only this root conftest may set
-``pytest_plugins``.
+The test kits are pytest plugins registered by their distributions' ``pytest11``
+entry points (``kernel.testing`` from butterfly-kernel, ``butterfly_store.testing``
+from butterfly-store, ``butterfly_mq.testing`` from butterfly-mq), so nothing is listed
+in ``pytest_plugins`` here: listing them too would register them twice.
+
+The suite is hermetic (issue 12): it never reads the developer's ``./butterfly.toml``,
+``BUTTERFLY_*`` environment or ``data/``. Before any test runs, every ``BUTTERFLY_*``
+variable except the test kit's ``BUTTERFLY_TEST_*`` leaves ``os.environ`` (so
+subprocesses do not inherit it either) and the working directory becomes an empty
+scratch directory, so a ``Kernel.create()`` or ``butterfly`` run that looks for
+``./butterfly.toml`` or ``./data`` finds nothing of the developer's. Tests that
+need the repository use paths relative to their own file.
 """
 
-import importlib.util
+from __future__ import annotations
 
-pytest_plugins = ["kernel.testing"]
-for _optional in ("butterfly_store.testing", "butterfly_mq.testing"):
-    if importlib.util.find_spec(_optional.split(".")[0]) is not None:
-        pytest_plugins.append(_optional)
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from kernel.testing import hermetic_environ
+
+_SCRATCH_CWD = pytest.StashKey[tempfile.TemporaryDirectory]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Scrub Butterfly's environment and move into an empty working directory."""
+    clean = hermetic_environ()
+    for key in [key for key in os.environ if key not in clean]:
+        del os.environ[key]
+    # NOTE: collection arguments are resolved against pytest's invocation directory,
+    # not the working directory, so changing it here does not change what is collected.
+    scratch = tempfile.TemporaryDirectory(prefix="butterfly-test-cwd-")
+    config.stash[_SCRATCH_CWD] = scratch
+    os.chdir(scratch.name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Go back to where pytest started and remove the scratch directory."""
+    scratch = config.stash.get(_SCRATCH_CWD, None)
+    if scratch is not None:
+        os.chdir(config.invocation_params.dir)
+        scratch.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _repo_isolated_logging(isolated_logging: None) -> Iterator[None]:
+    """Every test of this repo starts and ends with the same logging setup (in-process CLI runs)."""
+    yield

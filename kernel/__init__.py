@@ -25,7 +25,10 @@ from kernel.markers import hookimpl, hookspec
 from kernel.request import Request
 from kernel.response import Response
 
-__version__ = "0.1.0"
+#: The one place butterfly-kernel's version is written (pyproject.toml reads it).
+__version__ = "0.2.0"
+#: Tells ``_butterfly_cli`` that ``import kernel`` found this package, not the PyPI ``kernel``.
+__butterfly_distribution__ = "butterfly-kernel"
 
 __all__ = [
     "BadRequest",

@@ -1,7 +1,7 @@
-"""``python -m kernel``: the ``butterfly`` command."""
+"""``python -m kernel``: the ``butterfly`` command (checks first that ``kernel`` is Butterfly's)."""
 
 import sys
 
-from kernel.cli import main
+from _butterfly_cli import main
 
 sys.exit(main())

@@ -34,6 +34,7 @@ from kernel.cliargs import CommandError, CommandParser, UsageError, mask_text, p
 from kernel.daemon import add_daemon_commands
 from kernel.debug import add_call_command, route_signature
 from kernel.errors import ButterflyError, ConfigError, PluginLoadError
+from kernel.hints import warn_unserved_handlers
 from kernel.init import add_init_command
 from kernel.plugins import disabled_plugins, extra_plugin_modules, make_plugin_manager
 from kernel.settings import read_config_file
@@ -141,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         extra_plugins.append((RequestLines(sys.stderr, want_colors(sys.stderr, colors)), "dev-console"))
     kernel = load_kernel(args, serving=True, plugins=extra_plugins, **overrides)
+    warn_unserved_handlers(kernel)
     # NOTE: plugins start before the socket listens, so a port that accepts means
     # a server that is ready (`butterfly start` relies on it).
     kernel.startup()

@@ -85,7 +85,7 @@ class CommandParser(argparse.ArgumentParser):
         # of the command that runs (its usage line goes with errors found after parsing).
         self.set_defaults(command_parser=self)
 
-    def add_subparsers(self, **kwargs: Any):
+    def add_subparsers(self, **kwargs: Any) -> Any:
         """:meth:`argparse.ArgumentParser.add_subparsers`, remembered for :meth:`command_paths`."""
         action = super().add_subparsers(**kwargs)
         self.subcommands = action
@@ -115,6 +115,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, environ: Mapping[str,
     :return: ``None``
     """
     root = environ is not None
+    env: Mapping[str, str] = environ or {}
 
     def default(value: Any) -> Any:
         return value if root else argparse.SUPPRESS
@@ -122,13 +123,13 @@ def add_global_options(parser: argparse.ArgumentParser, *, environ: Mapping[str,
     group = parser.add_argument_group("global options (before or after the command)")
     group.add_argument(
         "--url",
-        default=default(environ.get(URL_ENV) if root else None),
+        default=default(env.get(URL_ENV)),
         metavar="URL",
         help=f"server that ruqi/wuxing commands talk to (default ${URL_ENV}, else [server] host:port)",
     )
     group.add_argument(
         "--token",
-        default=default(environ.get(TOKEN_ENV) if root else None),
+        default=default(env.get(TOKEN_ENV)),
         metavar="TOKEN",
         help=f"bearer token for the server (default ${TOKEN_ENV}); get one with: butterfly auth add-token USER",
     )
@@ -142,7 +143,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, environ: Mapping[str,
     group.add_argument(
         "--config",
         metavar="FILE",
-        default=default(environ.get(CONFIG_ENV) if root else None),
+        default=default(env.get(CONFIG_ENV)),
         help=f"config file (default ${CONFIG_ENV}, else ./butterfly.toml if present)",
     )
     group.add_argument(

@@ -95,7 +95,7 @@ def route_signature(route: Route) -> str:
     given = route.meta.get("signature") or route.meta.get("usage")
     if isinstance(given, str):
         return given
-    binder = route.meta.get("binder")  # the router's parameter binder knows best
+    binder: Any = route.meta.get("binder")  # the router's parameter binder knows best
     if callable(getattr(binder, "usage", None)):
         return str(binder.usage())
     params = route_parameters(route)
@@ -229,7 +229,11 @@ def cmd_call(args: argparse.Namespace) -> int:
             else {}
         )
     except UsageError as exc:
-        raise UsageError(str(exc), usage=f"usage: butterfly call {usage_line(route)}", prog="butterfly call") from None
+        raise UsageError(
+            str(exc),
+            usage=f"usage: butterfly call {usage_line(route) if route is not None else args.path}",
+            prog="butterfly call",
+        ) from None
     if args.trace and route is not None:
         response = call_traced(route, lambda: kernel.call(args.path, params, source="cli"), color=sys.stderr.isatty())
     else:

@@ -9,11 +9,15 @@ admin, for handlers that show admins more on a route anyone may call.
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING, Any
 
 from kernel.errors import Forbidden
 from kernel.markers import hookimpl
 from kernel.routes import Route
 from kernel.settings import as_int
+
+if TYPE_CHECKING:
+    from kernel.request import Request
 
 #: Headers that show a request came through a proxy, even from a loopback peer.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED")
@@ -30,7 +34,7 @@ def _admin_probe(request):
 ADMIN_PROBE = Route("/", _admin_probe, kind="probe", methods=frozenset({"GET", "HEAD"}), admin=True)
 
 
-def positive_int(value) -> int:
+def positive_int(value: Any) -> int:
     """Setting converter: an integer ``>= 1``."""
     number = as_int(value)
     if number < 1:
@@ -121,7 +125,7 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def caller_is_admin(request) -> bool:
+def caller_is_admin(request: Request) -> bool:
     """Would the caller of ``request`` be let into an admin route?
 
     For handlers that show more to admins (unmasked secrets) on a route anyone may
@@ -139,7 +143,7 @@ def caller_is_admin(request) -> bool:
         decision = request.kernel.hook.butterfly_authorize(request=request, route=ADMIN_PROBE)
         verdict = decision is None or decision is True
         request.ctx[CTX_IS_ADMIN] = verdict
-    return verdict
+    return bool(verdict)
 
 
 @hookimpl(trylast=True)

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import MutableMapping
 from typing import IO, Any
 
 import structlog
@@ -81,7 +82,7 @@ class DevRenderer:
         self.colors = colors
         self._console = structlog.dev.ConsoleRenderer(colors=colors)
 
-    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> str:
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
         """Render one event: the console line, then its traceback, if any."""
         traceback_text = event_dict.pop("traceback", None)
         for key, value in event_dict.items():

@@ -7,7 +7,10 @@ render themselves as the JSON envelope every client sees.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kernel.response import Response
 
 
 class ButterflyError(Exception):
@@ -57,7 +60,7 @@ class HTTPError(ButterflyError):
         if stat is not None:
             self.stat = stat
 
-    def to_response(self):
+    def to_response(self) -> Response:
         """Render the error as a JSON :class:`~kernel.response.Response`."""
         from kernel.response import Response
 

@@ -72,6 +72,12 @@ class FastHook:
 class RequestHooks:
     """The five request hooks of one kernel, resolved from its plugin manager."""
 
+    request_started: FastHook
+    authorize: FastHook
+    handle_error: FastHook
+    response_headers: FastHook
+    request_finished: FastHook
+
     def __init__(self, pm: pluggy.PluginManager) -> None:
         # NOTE: pluggy exposes no public flag for hook-call monitoring; a replaced
         # _inner_hookexec means someone installed it (tracing, tests).

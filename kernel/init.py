@@ -161,7 +161,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_init_command(subparsers) -> None:
+def add_init_command(subparsers: Any) -> None:
     """Register ``butterfly init`` on ``subparsers``.
 
     :param subparsers: the ``butterfly`` sub-parsers action

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, MutableMapping
 from typing import IO, Any
 
 import structlog
@@ -26,7 +27,7 @@ CACHE_LOGGERS = True
 PROCESS_FIELDS: dict[str, Any] = {}
 
 
-def add_process_fields(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def add_process_fields(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: add :data:`PROCESS_FIELDS` (an event's own values win)."""
     if PROCESS_FIELDS:  # PERF: one truth test per line in the common single-process case
         for key, value in PROCESS_FIELDS.items():
@@ -34,7 +35,7 @@ def add_process_fields(logger: Any, method_name: str, event_dict: dict[str, Any]
     return event_dict
 
 
-SHARED_PROCESSORS = [
+SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     add_process_fields,
     structlog.stdlib.add_log_level,
@@ -52,7 +53,10 @@ def make_formatter(fmt: str = "json", *, colors: bool = False) -> logging.Format
     if fmt == "console":
         from kernel.devconsole import DevRenderer  # structlog's console lines, tracebacks kept multi-line
 
-        processors = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, DevRenderer(colors=colors)]
+        processors: list[structlog.typing.Processor] = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            DevRenderer(colors=colors),
+        ]
     else:
         processors = [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -100,7 +104,7 @@ def configure(
     handler.setFormatter(make_formatter(fmt, colors=fmt == "console" and colors))
     if console_level:
         handler.setLevel(console_level.upper())
-    handler._butterfly = True  # type: ignore[attr-defined] - lets a reconfigure replace it
+    handler._butterfly = True  # type: ignore[attr-defined]  # lets a reconfigure replace it
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_butterfly", False)]:
         root.removeHandler(old)
@@ -156,7 +160,14 @@ class RepeatLimiter:
     :param max_signatures: signatures remembered at once (the oldest are forgotten)
     """
 
-    def __init__(self, report, *, burst: int = 3, window: float = 60.0, max_signatures: int = 1024) -> None:
+    def __init__(
+        self,
+        report: Callable[[str, int, float], None],
+        *,
+        burst: int = 3,
+        window: float = 60.0,
+        max_signatures: int = 1024,
+    ) -> None:
         self.report = report
         self.burst = burst
         self.window = window
@@ -242,7 +253,7 @@ def _emit(level: int, event: str, fields: dict) -> None:
 error_limiter = RepeatLimiter(report_suppressed)
 
 
-def log_exception(event: str, exc: BaseException, *, limiter: RepeatLimiter | None = None, **fields) -> bool:
+def log_exception(event: str, exc: BaseException, *, limiter: RepeatLimiter | None = None, **fields: Any) -> bool:
     """Log ``exc`` at ERROR with its traceback, unless identical ones flood the log.
 
     The first few of each :func:`exception_signature` per minute are written in full;

@@ -21,6 +21,7 @@ reloading and says so.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import queue
@@ -29,8 +30,9 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -72,6 +74,11 @@ def watched_paths(args: argparse.Namespace) -> list[Path]:
     if config_file.is_file():
         paths.append(config_file)
     return paths
+
+
+def _is_file(wanted: str, change: Any, name: str) -> bool:
+    """watchfiles filter: only changes of the file ``wanted``."""
+    return name == wanted
 
 
 class Reloader:
@@ -130,11 +137,11 @@ class Reloader:
         default_filter = DefaultFilter()
         watched = []
         for path in self.paths:
+            accept: Callable[[Any, str], bool]
             if path.is_dir():
-                target, recursive, accept = path, True, lambda change, name: default_filter(change, name)
+                target, recursive, accept = path, True, default_filter
             elif path.is_file():
-                wanted = str(path)
-                target, recursive, accept = path.parent, False, lambda change, name, wanted=wanted: name == wanted
+                target, recursive, accept = path.parent, False, functools.partial(_is_file, str(path))
             else:
                 continue
             thread = threading.Thread(
@@ -144,7 +151,7 @@ class Reloader:
             watched.append(path)
         return watched
 
-    def _watch(self, target: Path, recursive: bool, accept) -> None:
+    def _watch(self, target: Path, recursive: bool, accept: Callable[[Any, str], bool]) -> None:
         """Watcher thread: queue each burst of changes under ``target`` that ``accept`` takes."""
         from watchfiles import watch
 

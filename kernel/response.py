@@ -205,12 +205,11 @@ class Response:
             json_body = False
         if isinstance(self.body, str):
             self.body = self.body.encode("utf-8")
-        sized = isinstance(self.body, bytes | bytearray)
         # PERF: one pass over the headers instead of a lookup per header name.
         present = {name.lower() for name, _ in self.headers} if self.headers else ()
         if json_body and "content-type" not in present:
             self.headers.append(("Content-Type", JSON_TYPE))
-        if sized and "content-length" not in present:
+        if isinstance(self.body, bytes | bytearray) and "content-length" not in present:
             self.headers.append(("Content-Length", str(len(self.body))))
 
     def iter_body(self) -> Iterable[bytes]:

@@ -124,7 +124,9 @@ class Server:
                         target=self._shutdown_plugins, name="butterfly-shutdown", daemon=True
                     )
                     shutdown_thread.start()
-                if (self._idle() and not shutdown_thread.is_alive()) or time.monotonic() > deadline:
+                if (
+                    self._idle() and shutdown_thread is not None and not shutdown_thread.is_alive()
+                ) or time.monotonic() > deadline:
                     if time.monotonic() > deadline:
                         log.warning("shutdown timeout reached, closing anyway", timeout=self.shutdown_timeout)
                     break

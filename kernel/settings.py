@@ -285,7 +285,7 @@ def read_config_file(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any
     :raises ConfigError: when an explicit ``path`` is missing or the TOML is invalid
     """
     explicit = path is not None
-    candidate = Path(path) if explicit else Path("butterfly.toml")
+    candidate = Path(path) if path is not None else Path("butterfly.toml")
     if not candidate.exists():
         if explicit:
             raise ConfigError(f"config file not found: {candidate}")

@@ -1,11 +1,17 @@
-"""The kernel's test kit: a pytest plugin every Butterfly distribution uses.
+"""The kernel's test kit: a pytest plugin for Butterfly and third-party plugin distributions.
 
-Enable it with ``pytest_plugins = ["kernel.testing"]`` in the root ``conftest.py``.
+Installing butterfly-kernel registers it with pytest (the ``pytest11`` entry point
+``butterfly``): every fixture below is available without a ``conftest.py`` line.
+``-p no:butterfly`` switches it off. Importing this module has no side effects and
+it defines no autouse fixture; see docs/testing.md.
 
-Fixtures: ``make_kernel`` (entry points off, temp data/log dirs), ``client`` helpers
-via :class:`Client`, ``live_server`` (a real waitress server on a free port),
-``redis_server`` (a private ``redis-server`` per session), ``chromium`` (headless
-Chromium through Playwright), ``captured_logs``.
+Fixtures: ``make_kernel`` (in-process kernel: entry points off, no config file, no
+environment, temp data/log dirs), ``live_server`` (a real waitress server on a free
+port), ``captured_logs`` (structlog events as dicts), ``isolated_logging`` (undo a
+test's changes to logging), ``redis_server`` (a private ``redis-server`` per
+session), ``chromium`` (headless Chromium through Playwright). Helpers:
+:class:`Client` (in-process WSGI client), :func:`free_port`, :class:`RedisServer`,
+:func:`hermetic_environ` (``os.environ`` without Butterfly's settings, for subprocesses).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -33,9 +39,8 @@ from kernel import logs
 from kernel.app import Kernel
 from kernel.server import Server
 
-# NOTE: structlog loggers cached under one test's config would ignore the next
-# test's capture_logs(); never cache in tests (structlog's own advice).
-logs.CACHE_LOGGERS = False
+#: Environment variables that configure the test kit itself, kept by :func:`hermetic_environ`.
+TEST_ENV_PREFIX = "BUTTERFLY_TEST_"
 
 CHROMIUM = os.environ.get("BUTTERFLY_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,11 +54,49 @@ CHROMIUM_ARGS = [
 ]
 
 
+_CACHE_LOGGERS_KEY = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``slow`` marker; turn off structlog's logger cache for the session.
+
+    NOTE: structlog loggers cached under one test's config would ignore the next
+    test's ``capture_logs()``; never cache in tests (structlog's own advice).
+    Restored by :func:`pytest_unconfigure`.
+    """
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (end-to-end, crash tests)")
+    config.stash[_CACHE_LOGGERS_KEY] = logs.CACHE_LOGGERS
+    logs.CACHE_LOGGERS = False
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Restore what :func:`pytest_configure` changed."""
+    logs.CACHE_LOGGERS = config.stash.get(_CACHE_LOGGERS_KEY, logs.CACHE_LOGGERS)
+
+
+def hermetic_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment without Butterfly's settings, for a subprocess or ``Kernel.create``.
+
+    Drops every ``BUTTERFLY_*`` variable (settings, ``BUTTERFLY_CONFIG``,
+    ``BUTTERFLY_DISABLE_PLUGINS``, ``BUTTERFLY_PLUGINS``) except the test kit's own
+    ``BUTTERFLY_TEST_*``, so a developer's shell cannot change what a test sees.
+
+    :param base: the environment to copy (default ``os.environ``)
+    :return: the filtered copy
+    """
+    source = os.environ if base is None else base
+    return {
+        key: value
+        for key, value in source.items()
+        if not key.startswith("BUTTERFLY_") or key.startswith(TEST_ENV_PREFIX)
+    }
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 class TestResponse:
@@ -186,12 +229,14 @@ def build_kernel(
     )
 
 
-@pytest.fixture(autouse=True)
-def _isolated_logging():
+@pytest.fixture
+def isolated_logging() -> Iterator[None]:
     """Undo what a test did to logging: root handlers, root level, structlog config.
 
-    In-process CLI tests call ``kernel.logs.configure``, which points a handler at
+    Use it (or depend on it from an autouse fixture in your ``conftest.py``) when a
+    test runs the CLI in-process: ``kernel.logs.configure`` points a handler at
     pytest's captured stderr; once that is closed, later tests would log into it.
+    ``make_kernel``, ``live_server`` and ``captured_logs`` use it already.
     """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -208,14 +253,17 @@ def _isolated_logging():
 
 
 @pytest.fixture
-def make_kernel(tmp_path: Path):
+def make_kernel(tmp_path: Path, isolated_logging: None) -> Iterator[Callable[..., Kernel]]:
     """Factory: ``make_kernel(plugins=[...], settings={"section.key": v}, config=...)``.
 
-    Kernels that were started are shut down at teardown.
+    The kernel is hermetic: no ``butterfly.toml`` is read, no environment variable
+    applies (pass ``environ=`` to test one), no installed plugin is loaded unless
+    ``load_entrypoints=True``; data and logs go under ``tmp_path``. Kernels that were
+    started are shut down at teardown.
     """
     made: list[Kernel] = []
 
-    def factory(plugins=(), settings=None, **kwargs):
+    def factory(plugins: Any = (), settings: Mapping[str, Any] | None = None, **kwargs: Any) -> Kernel:
         kernel = build_kernel(tmp_path, plugins, settings, **kwargs)
         made.append(kernel)
         return kernel
@@ -263,7 +311,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server():
+def live_server(isolated_logging: None) -> Iterator[Callable[[Kernel], LiveServer]]:
     """Factory: ``live_server(kernel)`` serves it on a free port; stopped at teardown."""
     servers: list[LiveServer] = []
 
@@ -353,21 +401,22 @@ class RedisServer:
         self.start()
 
 
+class ExternalRedis:
+    """A Redis server the tests did not start (``BUTTERFLY_TEST_REDIS_URL``); never stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_server() -> Iterator[RedisServer | ExternalRedis]:
     """A ``redis-server`` for the whole session (or ``BUTTERFLY_TEST_REDIS_URL``'s).
 
     Tests must use their own key prefixes or DB numbers; never FLUSHALL a shared one.
     """
     url = os.environ.get("BUTTERFLY_TEST_REDIS_URL")
     if url:
-
-        class External:
-            pass
-
-        external = External()
-        external.url = url  # type: ignore[attr-defined]
-        yield external  # type: ignore[misc]
+        yield ExternalRedis(url)
         return
     server = RedisServer().start()
     try:
@@ -377,25 +426,29 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def chromium():
+def chromium() -> Iterator[Any]:
     """A headless Chromium (Debian's) driven by Playwright; one per session."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is missing: pip install 'butterfly-kernel[testing-browser]'")
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:
+            # NOTE: contexts a test left open are closed first, as Playwright advises.
+            for context in browser.contexts:
+                context.close()
             browser.close()
 
 
 @pytest.fixture
-def captured_logs():
-    """structlog events as dicts, contextvars cleared before and after."""
-    import structlog
-
+def captured_logs(isolated_logging: None) -> Iterator[list[MutableMapping[str, Any]]]:
+    """structlog events as dicts (``event``, ``log_level`` and the bound keys), contextvars cleared."""
     structlog.contextvars.clear_contextvars()
     with structlog.testing.capture_logs() as logs:
         yield logs

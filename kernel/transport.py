@@ -80,6 +80,7 @@ class JSONErrorTask(ErrorTask):
         max_body = max(0, int(self.channel.server.adj.max_request_body_size) - 1)
         response = envelope_for(self.request.error, max_body)
         body = response.body
+        assert isinstance(body, bytes)  # finalize() encoded the JSON envelope
         self.status = status_line(response.status)
         self.response_headers.extend(response.headers)
         self.set_close_on_finish()

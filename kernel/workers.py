@@ -265,7 +265,7 @@ class Supervisor:
                 continue
             if READY.strip() in data and not worker.ready:
                 worker.ready = True
-                log.info("worker ready", worker_slot=worker.slot, worker_pid=worker.process.pid)
+                log.info("worker ready", worker_slot=worker.slot, worker_pid=worker.process and worker.process.pid)
                 if not self._ever_ready:
                     self._ever_ready = True
                     for other in self.workers[1:]:

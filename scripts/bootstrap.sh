@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development environment: Debian packages the tests use (when root and
 # missing), a virtualenv in .venv, and every distribution of the repo installed
-# editable. Safe to run again; fast when nothing is missing.
+# editable with all its extras. Safe to run again; fast when nothing changed.
 #   scripts/bootstrap.sh          # python packages only
 #   scripts/bootstrap.sh --test   # also the Debian packages the test suite needs
 set -euo pipefail
@@ -18,6 +18,8 @@ if [[ $want_system == 1 ]]; then
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   command -v wrk >/dev/null || missing+=(wrk)
   [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx)   # tests/test_deploy_nginx.py
+  # pg_config and libpq headers: psycopg2 (butterfly-store[postgresql]) builds from source
+  command -v pg_config >/dev/null || missing+=(libpq-dev)
   # a CJK font, so 沧海 / 如期 render in the Chromium screenshots
   [[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || missing+=(fonts-wqy-microhei)
   if ((${#missing[@]})); then
@@ -36,13 +38,36 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.butterfly-installed
-sources=$(ls setup.cfg plugins/*/setup.cfg requirements-dev.txt 2>/dev/null)
-if [[ ! -f $stamp ]] || [[ -n $(find $sources -newer "$stamp" 2>/dev/null) ]]; then
-  echo "==> installing butterfly-kernel and plugins (editable)"
-  args=(-e ".[test]")
-  for dir in plugins/*/; do
-    [[ -f "$dir/setup.cfg" ]] && args+=(-e "$dir")
-  done
-  .venv/bin/python -m pip install -q --disable-pip-version-check "${args[@]}" -r requirements-dev.txt
+# Reinstall when any distribution's metadata, its version (__version__ in the package's
+# __init__.py) or the dev requirements changed.
+sources=(pyproject.toml plugins/*/pyproject.toml kernel/__init__.py plugins/*/butterfly_*/__init__.py requirements-dev.txt)
+if [[ ! -f $stamp ]] || [[ -n $(find "${sources[@]}" -newer "$stamp" 2>/dev/null) ]]; then
+  echo "==> installing butterfly-kernel and plugins (editable, every extra)"
+  # NOTE: pip 23's resolver cannot match a sibling's bounded requirement
+  # (butterfly-store>=0.2,<0.3) to the editable install of the same command.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
+  skip_extras=()
+  # psycopg2 compiles against libpq; without pg_config the PostgreSQL extra is left out
+  # (the PostgreSQL tests then skip, or fail under CI=true).
+  command -v pg_config >/dev/null || skip_extras+=(postgresql)
+  # NOTE: psycopg2-binary and psycopg2 install the same `psycopg2` package; an old
+  # .venv has the binary one, which must go before the source one comes in.
+  if .venv/bin/python -m pip show -q psycopg2-binary 2>/dev/null; then
+    .venv/bin/python -m pip uninstall -q -y psycopg2-binary
+  fi
+  mapfile -t targets < <(SKIP_EXTRAS="${skip_extras[*]}" .venv/bin/python - <<'EOF'
+import os, tomllib
+from pathlib import Path
+
+skip = set(os.environ["SKIP_EXTRAS"].split())
+folders = ["."] + sorted(str(p) for p in Path("plugins").glob("*") if (p / "pyproject.toml").is_file())
+for folder in folders:
+    project = tomllib.loads(Path(folder, "pyproject.toml").read_text())["project"]
+    extras = sorted(set(project.get("optional-dependencies", {})) - skip)
+    print("-e")
+    print(folder + (f"[{','.join(extras)}]" if extras else ""))
+EOF
+  )
+  .venv/bin/python -m pip install -q --disable-pip-version-check "${targets[@]}" -r requirements-dev.txt
   touch "$stamp"
 fi

@@ -45,7 +45,11 @@ def quickstart_server(tmp_path):
     """``python -m kernel run --dev`` started from the repo root on a free port."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("BUTTERFLY_")}
+    # NOTE: the repo root may hold the developer's own butterfly.toml (MQ on, say);
+    # the test runs on the embedded defaults, so it names an empty config instead.
+    (tmp_path / "butterfly.toml").write_text("")
     env.update(
+        BUTTERFLY_CONFIG=str(tmp_path / "butterfly.toml"),
         BUTTERFLY_SERVER_PORT=str(port),
         BUTTERFLY_SERVER_DATA_DIR=str(tmp_path / "data"),
         BUTTERFLY_SERVER_LOG_DIR=str(tmp_path / "logs"),

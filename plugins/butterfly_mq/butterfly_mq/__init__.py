@@ -7,4 +7,7 @@ from __future__ import annotations
 
 from butterfly_mq.producer import enqueue, get_message
 
+#: The one place this distribution's version is written (pyproject.toml reads it).
+__version__ = "0.2.0"
+
 __all__ = ["enqueue", "get_message"]

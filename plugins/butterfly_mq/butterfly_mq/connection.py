@@ -12,7 +12,7 @@
 Background loops pair it with :class:`butterfly_mq.backoff.Backoff`; producers treat
 :data:`UNAVAILABLE` errors as "not stored, try again".
 
-Used by butterfly-mq and butterfly-ruqi's Redis claims (``pip install butterfly-ruqi[redis]``);
+Used by butterfly-mq and butterfly-ruqi's Redis claims (``pip install butterfly-ruqi[mq]``);
 a future plugin that talks to Redis should use it too.
 """
 

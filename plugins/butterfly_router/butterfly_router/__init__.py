@@ -13,4 +13,7 @@ from butterfly_router.binder import check_params
 from butterfly_router.converters import NOT_BLANK
 from butterfly_router.decorators import api, download, http, upload
 
+#: The one place this distribution's version is written (pyproject.toml reads it).
+__version__ = "0.2.0"
+
 __all__ = ["NOT_BLANK", "api", "check_params", "download", "funcattr", "http", "retstat", "upload"]

@@ -205,7 +205,7 @@ class DocumentContext:
         self.kernel = kernel
         self._ids: set[str] = set()
         self.schemes = _security_schemes(kernel)
-        self.security = [{name: []} for name in self.schemes]
+        self.security: list[dict[str, list[str]]] = [{name: []} for name in self.schemes]
         hook = getattr(kernel.hook, "butterfly_router_openapi_operation", None)
         self._hook = hook if hook is not None and hook.get_hookimpls() else None
 

@@ -95,7 +95,7 @@ COMPONENTS["responses"]["MethodNotAllowed"]["headers"]["Allow"] = {
     "schema": {"type": "string"},
 }
 
-_SIMPLE = {
+_SIMPLE: dict[Any, dict[str, Any]] = {
     int: {"type": "integer"},
     float: {"type": "number"},
     bool: {"type": "boolean"},
@@ -166,7 +166,7 @@ def _constrained_schema(schema: dict[str, Any], constraints: list[Any]) -> dict[
         "string": ("minLength", "maxLength"),
         "array": ("minItems", "maxItems"),
         "object": ("minProperties", "maxProperties"),
-    }.get(kind, ("minLength", "maxLength"))
+    }.get(str(kind), ("minLength", "maxLength"))
     for constraint in constraints:
         if isinstance(constraint, re.Pattern):
             schema["pattern"] = constraint.pattern

@@ -69,7 +69,7 @@ def butterfly_add_settings(settings):
         "claim_redis_cluster",
         bool,
         False,
-        "claim_redis_url names a node of a Redis Cluster (needs butterfly-ruqi[redis])",
+        "claim_redis_url names a node of a Redis Cluster (needs butterfly-ruqi[mq])",
         owner="ruqi",
     )
 

@@ -18,7 +18,7 @@ generous margin keeps it readable for diagnosis and covers clocks that disagree.
 The client comes from butterfly-mq's shared connection code
 (:func:`butterfly_mq.connection.connect`: RESP2, no ``HELLO`` or ``CLIENT SETINFO``, so it
 works through Twemproxy; ``[ruqi] claim_redis_cluster = true`` for a Redis Cluster), which
-is why the setting needs ``pip install butterfly-ruqi[redis]``. It is created in
+is why the setting needs ``pip install butterfly-ruqi[mq]``. It is created in
 ``butterfly_startup`` (imported there, not at import time) with short socket timeouts and
 **no retries**: the claim runs while the job row is locked, so a slow Redis must fail fast
 rather than hold the lock. After a failure, claims fail at once without asking Redis until
@@ -71,7 +71,7 @@ def check_url(url: str) -> None:
     if not url.startswith(URL_SCHEMES):
         raise ValueError(f"must start with one of {', '.join(URL_SCHEMES)}")
     if importlib.util.find_spec("butterfly_mq") is None:
-        raise ValueError("Redis claims need butterfly-mq's Redis connection: pip install 'butterfly-ruqi[redis]'")
+        raise ValueError("Redis claims need butterfly-mq's Redis connection: pip install 'butterfly-ruqi[mq]'")
 
 
 class RedisClaims:

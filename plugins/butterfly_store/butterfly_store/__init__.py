@@ -7,4 +7,7 @@ the ``butterfly_store_define_entities(db)`` hook (see :mod:`butterfly_store.hook
 from butterfly_store.database import EXTENSION, get_db
 from butterfly_store.urls import mask_url, parse_store_url
 
+#: The one place this distribution's version is written (pyproject.toml reads it).
+__version__ = "0.2.0"
+
 __all__ = ["EXTENSION", "get_db", "mask_url", "parse_store_url"]

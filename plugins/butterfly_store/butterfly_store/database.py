@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from butterfly_store.budget import ConnectionBudget, mysql_connect_callback, psycopg2_connection_class
+from butterfly_store.drivers import require_driver
 from butterfly_store.permissions import secure_database_file
 from butterfly_store.urls import StoreTarget
 from kernel import ConfigError
@@ -123,11 +124,12 @@ def open_database(
     :param budget: bound the connections (``[store] max_connections``); MySQL/PostgreSQL only
     :return: the bound, mapped :class:`pony.orm.Database`
     :raises ConfigError: naming the password-masked URL when every attempt failed,
-        or at once for errors a retry cannot fix (bad entity definitions, a file
-        that cannot be created)
+        or at once for errors a retry cannot fix (no driver, bad entity definitions,
+        a file that cannot be created)
     """
     from pony.orm.core import DBException, OrmError
 
+    require_driver(target.provider, target.display)
     attempts = max(0, retries) + 1
     last_error = ""
     for attempt in range(1, attempts + 1):

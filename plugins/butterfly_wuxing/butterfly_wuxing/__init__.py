@@ -18,4 +18,7 @@ def wuxing_of(kernel):
     return _wuxing_of(kernel)
 
 
+#: The one place this distribution's version is written (pyproject.toml reads it).
+__version__ = "0.2.0"
+
 __all__ = ["WuxingError", "wuxing_of"]

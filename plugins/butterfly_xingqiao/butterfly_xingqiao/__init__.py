@@ -10,4 +10,7 @@
 
 from butterfly_xingqiao.definition import Flow, ResultRef, TaskRef, workflow
 
+#: The one place this distribution's version is written (pyproject.toml reads it).
+__version__ = "0.2.0"
+
 __all__ = ["Flow", "ResultRef", "TaskRef", "workflow"]

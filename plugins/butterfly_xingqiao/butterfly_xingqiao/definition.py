@@ -266,8 +266,9 @@ def _as_handler(func: Callable[..., Any]) -> Callable[..., Any]:
     def stand_in(*args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
 
-    stand_in.__signature__ = signature.replace(parameters=[parameters[0].replace(name="req"), *parameters[1:]])
-    stand_in.__wrapped__ = func
+    new_signature = signature.replace(parameters=[parameters[0].replace(name="req"), *parameters[1:]])
+    stand_in.__signature__ = new_signature  # type: ignore[attr-defined]
+    stand_in.__wrapped__ = func  # type: ignore[attr-defined]
     stand_in.__qualname__ = func.__qualname__
     stand_in.__module__ = func.__module__
     return stand_in

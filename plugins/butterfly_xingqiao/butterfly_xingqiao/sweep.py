@@ -97,7 +97,7 @@ def repair(state: Any, task_id: int, route: str, msg_id: str) -> str | None:
                 and task.task_status in ACTIVE_TASK_STATES
                 and task.run_params is not None
             )
-            dispatch = Dispatch(route, task.run_params, msg_id, job.job_reqid) if resend else None
+            dispatch = Dispatch(route, task.run_params, msg_id, job.job_reqid) if resend and job is not None else None
         if dispatch is not None:
             state.send([dispatch])
             outcome = "resent"
