@@ -156,8 +156,9 @@ def test_plugin_wheels_ship_their_templates_and_py_typed(dists):
         assert f"{package}/py.typed" in names, name
         # no test suite in a wheel (``butterfly init``'s templates/init/tests/ is package data)
         assert not [n for n in names if ("/tests/" in n and "/templates/" not in n) or n.startswith("tests/")], name
-        for template in (folder / "templates").glob("*"):
-            assert f"{package}/templates/{template.name}" in names, (name, template.name)
+        for template in (path for path in (folder / "templates").rglob("*") if path.is_file()):
+            relative = template.relative_to(folder).as_posix()
+            assert f"{package}/{relative}" in names, (name, relative)
         metadata = wheel_metadata(dists, name)
         assert metadata["Description-Content-Type"] == "text/markdown" and metadata.get_payload().strip(), name
 
