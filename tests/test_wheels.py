@@ -186,8 +186,24 @@ def test_pip_install_kernel_and_mq_from_the_wheels_serves_a_handler(dists, tmp_p
         "router": "butterfly-router",
     }
 
+    reply = serve_and_get(python, project, "/hello/greet?name=wheel", tmp_path / "server.log")
+    assert reply == {"stat": "OK", "greeting": "hello, wheel"}
+
+    # the other user path: no repository, no handlers yet — `butterfly init` writes a starter project
+    starter = tmp_path / "starter"
+    starter.mkdir()
+    run(str(tmp_path / "venv" / "bin" / "butterfly"), "init", cwd=starter)
+    assert {"butterfly.toml", "handlers", "tests"} <= {path.name for path in starter.iterdir()}
+    reply = serve_and_get(python, starter, "/hello/greet?name=Ada&times=2", tmp_path / "starter.log")
+    assert reply == {"stat": "OK", "message": "hello, Ada! hello, Ada!"}
+    run(UV, "pip", "install", "-q", "--python", str(python), "pytest>=8")
+    output = run(str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=starter)
+    assert re.search(r"\b\d+ passed\b", output) and " failed" not in output, output[-2000:]
+
+
+def serve_and_get(python: Path, project: Path, path: str, log: Path) -> dict:
+    """Run ``python -m kernel run`` in ``project``, GET ``path``, stop it with SIGTERM; the JSON reply."""
     port = free_port()
-    log = tmp_path / "server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
             [str(python), "-m", "kernel", "run", "--port", str(port)],
@@ -198,13 +214,14 @@ def test_pip_install_kernel_and_mq_from_the_wheels_serves_a_handler(dists, tmp_p
         )
     try:
         wait_for_port(port, server, log)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello/greet?name=wheel", timeout=10) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
             assert reply.status == 200
-            assert json.loads(reply.read()) == {"stat": "OK", "greeting": "hello, wheel"}
+            body = json.loads(reply.read())
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
     assert server.returncode == 0, log.read_text()
+    return body
 
 
 def test_an_unpacked_sdist_runs_its_own_tests(dists, tmp_path):
