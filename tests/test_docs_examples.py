@@ -9,7 +9,7 @@ then the order of ``mkdocs.yml``'s nav), block by block:
   Exported variables and the working directory carry over to the next block of the page.
 * ``console`` blocks: each ``$ command`` runs the same way, and the lines under it are
   its expected output (stdout and stderr). ``…`` in an expected line matches any text,
-  a line that is only ``…`` any number of lines.
+  a line that is only ``…`` any number of lines; runs of spaces count as one.
 * ``python`` blocks run with this virtualenv's Python in the project directory.
 * ``toml`` blocks are checked against the settings the installed plugins declare.
 * other languages (``json``, ``text``, ``nginx``, ``yaml``, ``html`` …) are data, not run;
@@ -82,7 +82,8 @@ def expected_matches(expected: str, actual: str) -> bool:
     """Whether ``actual`` fits ``expected``, where ``…`` stands for any text."""
 
     def tidy(text: str) -> str:
-        return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()).strip("\n")
+        # NOTE: runs of spaces count as one, so a table whose columns widen still matches
+        return "\n".join(re.sub(" {2,}", " ", line.rstrip()) for line in text.strip("\n").splitlines()).strip("\n")
 
     pattern = ""
     for line in tidy(expected).splitlines():
