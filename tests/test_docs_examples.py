@@ -273,7 +273,9 @@ class PageRun:
         if block.has("output"):
             assert self.last_output is not None, f"{block.where}: an output block follows nothing that ran"
             if not expected_matches(self.project.rewrite(block.text), self.last_output):
-                self.mismatches.append(f"{block.where}: the output differs\n--- page ---\n{block.text}\n--- actual ---\n{self.last_output}")
+                self.mismatches.append(
+                    f"{block.where}: the output differs\n--- page ---\n{block.text}\n--- actual ---\n{self.last_output}"
+                )
             return
         if block.has("restart"):
             self.project.restart()
