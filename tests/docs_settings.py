@@ -40,7 +40,7 @@ def type_name(setting: Any) -> str:
 def default_text(setting: Any) -> str:
     """The default as it would be written in ``butterfly.toml``."""
     value = setting.default
-    if value is None or value == "" and setting.secret:
+    if value is None or (value == "" and setting.secret):
         return "unset"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
