@@ -4,7 +4,7 @@ PY := .venv/bin/python
 BIN := .venv/bin
 PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 
-.PHONY: install run lint deptry test test-lowest dist bench clean
+.PHONY: install run lint deptry test test-lowest dist docs bench clean
 
 install:
 	scripts/bootstrap.sh
@@ -37,8 +37,13 @@ test-lowest: install
 dist: install
 	scripts/build_dists.sh dist
 
+# The manual (docs/, mkdocs.yml) as a site in site/; the settings tables regenerated first.
+docs: install
+	$(PY) tests/docs_settings.py
+	$(BIN)/mkdocs build --strict
+
 bench: install
 	$(PY) bench/http/run.py
 
 clean:
-	rm -rf .venv .venv-lowest dist data logs .pytest_cache .mypy_cache
+	rm -rf .venv .venv-lowest dist site data logs .pytest_cache .mypy_cache
