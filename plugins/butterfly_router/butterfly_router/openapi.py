@@ -18,13 +18,15 @@ A plugin describes a route the router cannot inspect through
 ``meta={"openapi": {...}}`` at ``register`` time (an operation fragment, or one per
 method: ``{"post": {...}}``; ``responses`` are merged, a status given as ``"503"``
 with a ``null`` value is the standard error response), or for many routes at once
-with the ``butterfly_router_openapi_operation`` hook.
+with the ``butterfly_router_openapi_operation`` hook. A bound that comes from a
+setting (the largest ``page_size``) is shown with :func:`document_parameter`.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from butterfly_router.binder import Binder, ParamSpec
@@ -37,6 +39,7 @@ from butterfly_router.openapi_schemas import (
     query_schema,
     schema_for,
 )
+from kernel import hookimpl
 from kernel.app import ANY_METHODS
 
 if TYPE_CHECKING:
@@ -257,3 +260,59 @@ def build_document(kernel: Kernel, title: str = "Butterfly API", version: str = 
         "paths": paths,
         "components": components,
     }
+
+
+def amend_parameter(operation: dict[str, Any], name: str, **schema: Any) -> bool:
+    """Change the schema of parameter ``name`` of ``operation`` in place.
+
+    The parameter may be in the query string or a property of the JSON body;
+    ``amend_parameter(operation, "page_size", maximum=200)``.
+
+    :param operation: an operation of the document (as the hook receives it)
+    :param name: the parameter's name
+    :param schema: JSON schema keywords to set
+    :return: ``True`` when the operation has that parameter
+    """
+    found = False
+    for parameter in operation.get("parameters") or []:
+        if parameter.get("name") == name and "schema" in parameter:
+            parameter["schema"].update(schema)
+            found = True
+    content = (operation.get("requestBody") or {}).get("content") or {}
+    body = (content.get("application/json") or {}).get("schema") or {}
+    if name in (body.get("properties") or {}):
+        body["properties"][name].update(schema)
+        found = True
+    return found
+
+
+class _ParameterDocs:
+    """A per-kernel hook implementation that :func:`document_parameter` registers."""
+
+    def __init__(self, paths: frozenset[str], name: str, schema: dict[str, Any]) -> None:
+        self.paths, self.name, self.schema = paths, name, schema
+
+    @hookimpl(optionalhook=True)
+    def butterfly_router_openapi_operation(self, route: Route, method: str, operation: dict[str, Any]) -> None:
+        """Amend the operations of :attr:`paths`."""
+        if route.path in self.paths:
+            amend_parameter(operation, self.name, **self.schema)
+
+
+def document_parameter(kernel: Kernel, owner: str, paths: Iterable[str], name: str, **schema: Any) -> None:
+    """Show a bound the handlers check from a setting in the OpenAPI document of ``kernel``.
+
+    A signature holds the bounds known when the code is written
+    (``Annotated[int, Interval(ge=1, le=10_000)]``); one a setting narrows (``[ruqi]
+    max_page_size``) is checked by the handler and shown here, so the document never
+    calls valid what the server refuses::
+
+        document_parameter(kernel, "ruqi", ["/ruqi/get_jobs"], "page_size", maximum=200)
+
+    :param kernel: the kernel (call it from ``butterfly_configure`` or later, before the document is built)
+    :param owner: the calling plugin's name (names the registration)
+    :param paths: the routes whose parameter it is
+    :param name: the parameter
+    :param schema: JSON schema keywords to set (``maximum=...``)
+    """
+    kernel.pm.register(_ParameterDocs(frozenset(paths), name, schema), name=f"{owner}.openapi.{name}")
