@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from butterfly_router import ui
+from butterfly_router.openapi import query_parameters
 from butterfly_xingqiao import jobs
 from butterfly_xingqiao.graph import render_svg
 from butterfly_xingqiao.models import JOB_STATES, TASK_STATES
@@ -36,27 +37,13 @@ PILL_KINDS = {
     "canceled": "idle",
 }
 #: How the pages' query parameters are shown in the OpenAPI document (they read them themselves).
-JOBS_PAGE_OPENAPI = {
-    "parameters": [
-        {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(JOB_STATES)}},
-        {
-            "name": "page",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_INDEX, "default": 1},
-        },
-    ]
-}
-JOB_PAGE_OPENAPI = {
-    "parameters": [
-        {
-            "name": "job_id",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": jobs.MAX_ID},
-        }
-    ]
-}
+JOBS_PAGE_OPENAPI = query_parameters(
+    status={"type": "string", "enum": list(JOB_STATES)},
+    page={"type": "integer", "minimum": 1, "maximum": MAX_PAGE_INDEX, "default": 1},
+)
+JOB_PAGE_OPENAPI = query_parameters(
+    required=["job_id"], job_id={"type": "integer", "minimum": 1, "maximum": jobs.MAX_ID}
+)
 
 
 def jobs_page(request) -> Response:

@@ -95,19 +95,18 @@ def butterfly_register_routes(register, kernel):
 
 def _document_bounds(kernel, state) -> None:
     """Show in the OpenAPI document what the settings and the workflows allow (the handlers check it)."""
-    from butterfly_router.openapi import document_parameter
+    from butterfly_router.openapi import document_parameters
 
-    document_parameter(kernel, "xingqiao", ["/xingqiao/list_jobs"], "page_size", maximum=state.settings.max_page_size)
+    document_parameters(kernel, ["/xingqiao/list_jobs"], page_size={"maximum": state.settings.max_page_size})
+    create = {
+        "job_extra": {
+            "description": "the workflow's params, checked against its signature (a 400 names task and param)",
+            "x-butterfly-checked-by-handler": "the params of the job_type's workflow",
+        }
+    }
     if state.workflows:
-        document_parameter(kernel, "xingqiao", ["/xingqiao/create_job"], "job_type", enum=sorted(state.workflows))
-    document_parameter(
-        kernel,
-        "xingqiao",
-        ["/xingqiao/create_job"],
-        "job_extra",
-        description="the workflow's params, checked against its signature (a 400 names task and param)",
-        **{"x-butterfly-checked-by-handler": "the params of the job_type's workflow"},
-    )
+        create["job_type"] = {"enum": sorted(state.workflows)}
+    document_parameters(kernel, ["/xingqiao/create_job"], **create)
 
 
 @hookimpl
