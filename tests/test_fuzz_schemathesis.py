@@ -263,8 +263,8 @@ def write_config(path: Path, document: dict) -> Path:
     return path
 
 
-def schemathesis(server: FullInstall, tmp: Path, *, admin: bool, include=(), exclude=()) -> subprocess.CompletedProcess:
-    """Run the schemathesis CLI against the server; returns the finished process."""
+def schemathesis_command(server: FullInstall, tmp: Path, *, admin: bool, include=(), exclude=()) -> list[str]:
+    """The schemathesis CLI command line for one run against the server (its config written to ``tmp``)."""
     binary = Path(sys.executable).with_name("schemathesis")
     if not binary.exists():
         binary = Path(shutil.which("schemathesis") or "schemathesis")
@@ -295,7 +295,40 @@ def schemathesis(server: FullInstall, tmp: Path, *, admin: bool, include=(), exc
         command += ["--include-operation-id", operation_id]
     for operation_id in exclude:
         command += ["--exclude-operation-id", operation_id]
+    return command
+
+
+def schemathesis(server: FullInstall, tmp: Path, *, admin: bool, include=(), exclude=()) -> subprocess.CompletedProcess:
+    """Run the schemathesis CLI against the server; returns the finished process."""
+    command = schemathesis_command(server, tmp, admin=admin, include=include, exclude=exclude)
     return subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def main_runs(full_install, tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """The anonymous and the admin run, side by side (they do not share state that matters):
+    ``{"anonymous": finished process, "admin": ...}``.
+
+    NOTE: run at once, the two take about the time of the longer one on two cores.
+    """
+    skipped = sorted(set(NOT_RUN) | known())
+    started = {}
+    for run in ("anonymous", "admin"):
+        tmp = tmp_path_factory.mktemp(f"schemathesis-{run}")
+        command = schemathesis_command(full_install, tmp, admin=run == "admin", exclude=skipped)
+        output = open(tmp / "output.txt", "w+", encoding="utf-8")
+        started[run] = (subprocess.Popen(command, cwd=tmp, stdout=output, stderr=subprocess.STDOUT, text=True), output)
+    finished = {}
+    for run, (process, output) in started.items():
+        try:
+            process.wait(RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        output.seek(0)
+        finished[run] = subprocess.CompletedProcess(process.args, process.returncode, output.read(), "")
+        output.close()
+    return finished
 
 
 def known() -> set[str]:
@@ -311,9 +344,9 @@ def summary_of(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("run", ["anonymous", "admin"])
-def test_schemathesis_finds_no_server_error_and_no_undocumented_reply(full_install, tmp_path, run):
+def test_schemathesis_finds_no_server_error_and_no_undocumented_reply(full_install, main_runs, run):
     skipped = set(NOT_RUN) | known()
-    result = schemathesis(full_install, tmp_path, admin=run == "admin", exclude=sorted(skipped))
+    result = main_runs[run]
     assert result.returncode == 0, summary_of(result)
     # the run really covered the document, less only what is listed above
     assert len(full_install.operation_ids() - skipped) > 60
