@@ -149,5 +149,6 @@ def test_a_topic_nobody_consumes_is_flagged(mq_kernel, mq):
     page = client.get("/canghai/").text
     orphan_row = page[page.index('data-queue="/nobody/home"') :].split("</tr>")[0]
     served_row = page[page.index('data-queue="/t/ok"') :].split("</tr>")[0]
-    assert 'class="pill unconsumed"' in orphan_row and " hidden>" not in orphan_row
-    assert " hidden>no consumer" in served_row
+    assert 'class="pill unconsumed"' in orphan_row and "unconsumed" not in served_row
+    warning = page[page.index("that no running instance consumes") :].split("</p>")[0]
+    assert "/nobody/home" in warning and "/t/ok" not in warning  # the warning card names the waiting queue
