@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from kernel.errors import Forbidden
 from kernel.markers import hookimpl
-from kernel.routes import Route
+from kernel.origin import foreign_source, is_loopback_host
+from kernel.routes import SAFE_METHODS, Route
 from kernel.settings import as_int
 
 if TYPE_CHECKING:
@@ -148,15 +149,35 @@ def caller_is_admin(request: Request) -> bool:
 
 @hookimpl(trylast=True)
 def butterfly_authorize(request, route):
-    """Default policy: admin routes answer loopback HTTP clients only.
+    """Default policy: admin routes answer loopback HTTP clients only, and not other sites' pages.
 
     A loopback peer that forwards proxy headers is treated as remote, since a
     reverse proxy on the same host would otherwise make every client "local".
+    A loopback peer is still refused when a browser on this machine was steered here:
+
+    * the ``Host`` header must name this machine (``localhost``, ``127.0.0.0/8``,
+      ``[::1]``): a page of another site whose name was made to resolve to 127.0.0.1
+      (DNS rebinding) sends its own name, and would otherwise read admin pages;
+    * a write (any method but GET, HEAD, OPTIONS) must not come from another site's
+      page (``Sec-Fetch-Site``, ``Origin``, ``Referer``; :func:`kernel.origin.foreign_source`):
+      a cross-site HTML form would otherwise drive admin writes. curl, the CLI and
+      scripts send none of these headers and pass.
+
     In-process calls (``cli``, ``ruqi``, ``mq``) are trusted code and allowed.
     """
     if not route.admin or request.source != "http":
         return None
     environ = request.environ
-    if is_loopback(environ.get("REMOTE_ADDR", "")) and not any(h in environ for h in PROXY_HEADERS):
-        return True
-    return Forbidden("admin route: loopback clients only (install butterfly-auth for remote admin)")
+    if not is_loopback(environ.get("REMOTE_ADDR", "")) or any(h in environ for h in PROXY_HEADERS):
+        return Forbidden("admin route: loopback clients only (install butterfly-auth for remote admin)")
+    host = request.header("Host")
+    if host and not is_loopback_host(host):
+        return Forbidden(
+            f"admin route: Host {host[:100]!r} is not this machine; open it as http://127.0.0.1 or "
+            "http://localhost (install butterfly-auth to use other names)"
+        )
+    if request.method not in SAFE_METHODS:
+        reason = foreign_source(request)
+        if reason:
+            return Forbidden(f"admin write refused: {reason}")
+    return True

@@ -146,6 +146,15 @@ def seed_mq(kernel) -> dict[str, str]:
     return ids
 
 
+def seed_xingqiao(kernel) -> int:
+    """A workflow job of the demo app (its page is linked from the job list; its queues are not demo_api's)."""
+    from butterfly_xingqiao import jobs
+
+    return jobs.create_job(kernel.extensions["xingqiao"], "word_count", job_extra={"text": "a b c", "parts": 2})[
+        "job_id"
+    ]
+
+
 def traffic(url: str) -> None:
     """Requests for the access report: OK, a 400, a 404."""
     for path in ("/demo_api/hello?str_info=x", "/demo_api/hello", "/no/such/route", "/demo_api/ping"):
@@ -177,6 +186,7 @@ def build_site(base: Path, redis_url: str) -> Site:
     seed_ruqi(kernel)
     ids = seed_mq(kernel)
     server = LiveServer(kernel).start()
+    job_id = seed_xingqiao(kernel)
     from butterfly_mq import get_message
     from butterfly_ruqi import service
 
@@ -184,6 +194,9 @@ def build_site(base: Path, redis_url: str) -> Site:
     wait_for(lambda: get_message(ids["done"], kernel=kernel)["state"] == "finished")
     wait_for(lambda: get_message(ids["failed"], kernel=kernel)["state"] in ("failed", "dead"))
     wait_for(lambda: service.get_history(state, job_id="tick", status="succeeded")["total"] >= 2)
+    from butterfly_xingqiao import jobs
+
+    wait_for(lambda: jobs.get_job_detail(kernel.extensions["xingqiao"], job_id)["job_status"] == "finished")
     traffic(server.url)
     shots = Path(os.environ.get("BUTTERFLY_TEST_ARTIFACTS") or base / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
@@ -327,7 +340,7 @@ def test_every_page_of_every_plugin_at_two_widths(site, chromium):
     assert {"/", "/canghai", "/canghai/queue", "/canghai/msg", "/ruqi", "/wuxing/item", "/demo_template/log"} <= set(
         visits
     )
-    assert {"/auth/login", "/auth/logout", "/hello"} <= set(visits)
+    assert {"/auth/login", "/auth/logout", "/hello", "/xingqiao", "/xingqiao/job"} <= set(visits)
 
 
 def test_pages_before_sign_in_at_two_widths(site, chromium):

@@ -19,7 +19,7 @@ from annotated_types import Interval, MaxLen, MinLen
 
 from butterfly_mq import enqueue, get_message
 from butterfly_mq.errors import MQError
-from butterfly_router import api, retstat
+from butterfly_router import NOT_BLANK, api, retstat
 
 #: The largest ``n`` a demo job accepts (keeps the demo quick).
 MAX_N = 10_000_000
@@ -46,7 +46,7 @@ def add_job(req, n: Count, delay: Annotated[float, Interval(ge=0, le=86_400)] = 
 
 
 @api(methods=("GET", "HEAD"))
-def job_status(req, msg_id: Annotated[str, MinLen(1), MaxLen(128)]):
+def job_status(req, msg_id: Annotated[str, MinLen(1), MaxLen(128), NOT_BLANK]):
     """``/demo_async_job/job_status?msg_id=...`` → state, attempts, times, result or error.
 
     :param req: the request

@@ -20,11 +20,11 @@ from typing import Annotated, Literal
 
 from annotated_types import MaxLen, MinLen
 
-from butterfly_router import api, retstat
+from butterfly_router import NOT_BLANK, api, retstat
 from butterfly_wuxing import WuxingError, wuxing_of
 
-#: A ticket name: a wuxing instance name (1–64 characters).
-Ticket = Annotated[str, MinLen(1), MaxLen(64)]
+#: A ticket name: a wuxing instance name (1–64 characters, not only blanks).
+Ticket = Annotated[str, MinLen(1), MaxLen(64), NOT_BLANK]
 #: A title: a wuxing ``string`` item (at most 128 characters).
 Title = Annotated[str, MaxLen(128)]
 WRITE = {"admin": True, "methods": ("POST",)}

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hmac
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from butterfly_auth.config import state_of
 from butterfly_auth.sessions import csrf_token_for
+from kernel.origin import names_this_host, origin_of
 from kernel.routes import SAFE_METHODS
 
 if TYPE_CHECKING:
@@ -28,44 +28,18 @@ if TYPE_CHECKING:
     from kernel import Request
 
 TOKEN_HEADER = "X-CSRF-Token"
-DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-
-def _host_port(netloc: str, scheme: str) -> str:
-    """``host[:port]`` lower-cased, without user info and without the scheme's default port."""
-    netloc = netloc.strip().lower().rsplit("@", 1)[-1]
-    if netloc.startswith("["):  # an IPv6 literal: [::1]:8080
-        end = netloc.find("]")
-        host, rest = netloc[: end + 1], netloc[end + 1 :]
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = netloc.partition(":")
-    if port == DEFAULT_PORTS.get(scheme):
-        port = ""
-    return f"{host}:{port}" if port else host
-
-
-def origin_of(url: str) -> tuple[str, str] | None:
-    """``(scheme, host[:port])`` of an absolute http(s) URL, else ``None``."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return parts.scheme, _host_port(parts.netloc, parts.scheme)
 
 
 def source_allowed(request: Request, url: str) -> bool:
-    """True when ``url`` (an Origin or Referer) is this site or a trusted origin."""
+    """True when ``url`` (an Origin or Referer) is this site or a trusted origin.
+
+    The comparison (``host[:port]``, default ports left out) is the kernel's
+    (:mod:`kernel.origin`), shared with the default admin policy.
+    """
     origin = origin_of(url)
     if origin is None:
         return False
-    scheme, host = origin
-    own_host = request.header("Host") or request.environ.get("SERVER_NAME", "")
-    # NOTE: compare host[:port] only: behind a TLS-terminating proxy the browser's
-    # scheme (https) differs from what the app sees (http).
-    if own_host and _host_port(own_host, scheme) == host:
+    if names_this_host(request, url):
         return True
     trusted = state_of(request.kernel).config.trusted_origins
     return any(origin_of(item) == origin for item in trusted)

@@ -50,6 +50,12 @@ def butterfly_authorize(request, route):
     return policy.authorize(request, route)
 
 
+@hookimpl(optionalhook=True)
+def butterfly_router_openapi_operation(route, method, operation):
+    """Document the sign-in redirect: a browser that is not signed in is sent to ``/auth/login`` (302)."""
+    policy.document_sign_in_redirect(route, method, operation)
+
+
 @hookimpl
 def butterfly_add_commands(subparsers):
     """``butterfly auth add-user|set-password|delete-user|disable-user|enable-user|set-roles|list-users|...``."""

@@ -66,3 +66,21 @@ def authorize(request: Request, route: Route) -> bool | HTTPError | None:
         wanted = ", ".join(sorted(requirement.roles))
         return Forbidden(f"user {identity.name} lacks a required role ({wanted})")
     return True
+
+
+#: The OpenAPI response of :class:`~butterfly_auth.pages.LoginRedirect`.
+SIGN_IN_REDIRECT = {
+    "description": "a browser (Accept ranks text/html first) that is not signed in: off to the sign-in page",
+    "headers": {"Location": {"description": "/auth/login?next=...", "schema": {"type": "string"}}},
+}
+
+
+def document_sign_in_redirect(route: Route, method: str, operation: dict) -> None:
+    """Add the 302 a browser gets from an admin or login-only route it reads while signed out.
+
+    :param route: the route
+    :param method: the lower-case OpenAPI method
+    :param operation: the operation, changed in place
+    """
+    if method in ("get", "head") and (route.admin or requirement_of(route.endpoint).login):
+        operation["responses"].setdefault("302", dict(SIGN_IN_REDIRECT))

@@ -15,6 +15,8 @@ from butterfly_auth.decorators import login_required
 from butterfly_auth.identity import identify
 from butterfly_auth.pages import LOGIN_PATH, accepts_html, location_of, render_page, safe_next
 from butterfly_auth.policy import unauthenticated
+from butterfly_router.openapi import json_body, query_parameters
+from butterfly_router.openapi_schemas import REPLY_REF
 from kernel import BadRequest, Forbidden, Response, TooManyRequests, Unauthorized
 from kernel.request import FORM_TYPE
 
@@ -344,12 +346,68 @@ def list_users(request: Request) -> Response:
     )
 
 
+_TEXT = {"type": "string"}
+_GIVEN = {"type": "string", "minLength": 1}
+_JSON_REPLY = {"application/json": {"schema": REPLY_REF}}
+_PAGE = {"text/html": {"schema": {"type": "string"}}}
+_LOGOUT_PAGE = {
+    "responses": {
+        "200": {
+            "description": "a confirmation page for browsers, else who would be signed out",
+            "content": {**_PAGE, **_JSON_REPLY},
+        }
+    }
+}
+#: How the routes' parameters and replies are shown in the OpenAPI document (they read their parameters themselves).
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/auth/login": {
+        "get": {
+            **query_parameters(next=_TEXT),
+            "responses": {"200": {"description": "the sign-in page", "content": _PAGE}},
+        },
+        "head": query_parameters(next=_TEXT),
+        "post": {
+            **json_body(required=["username", "password"], username=_GIVEN, password=_GIVEN, next=_TEXT),
+            "description": "A form post from a browser (``application/x-www-form-urlencoded``) is answered with "
+            "a 303 to ``next`` and the session cookies, or the page with the error.",
+            "responses": {
+                "200": {"description": "signed in: the session token (also set as cookies)", "content": _JSON_REPLY},
+                "303": {"description": "a browser's form post signed in: off to next"},
+                "429": None,
+            },
+        },
+    },
+    "/auth/logout": {
+        "get": _LOGOUT_PAGE,
+        "head": _LOGOUT_PAGE,
+        "post": {
+            "responses": {
+                "200": {"description": "signed out; the cookies are cleared", "content": _JSON_REPLY},
+                "303": {"description": "a browser's form post: off to the sign-in page"},
+            }
+        },
+    },
+    "/auth/verify": query_parameters(role=_TEXT),
+    "/auth/tokens": {
+        "post": json_body(
+            label={**_TEXT, "maxLength": 100},
+            expires_in={"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_SECONDS},
+        )
+    },
+    "/auth/tokens/revoke": json_body(required=["id"], id={"type": "integer", "minimum": 1, "maximum": MAX_ID}),
+}
+
+
 def register_routes(register) -> None:
     """Add the ``/auth/*`` routes through the kernel's ``register`` callback."""
-    register("/auth/login", login, kind="html", methods=("GET", "HEAD", "POST"))
-    register("/auth/logout", logout, kind="html", methods=("GET", "HEAD", "POST"))
-    register("/auth/me", me, kind="json", methods=("GET", "HEAD"))
-    register("/auth/verify", verify, kind="json")
-    register("/auth/tokens", tokens, kind="json", methods=("GET", "HEAD", "POST"))
-    register("/auth/tokens/revoke", revoke_token, kind="json", methods=("POST",))
-    register("/auth/users", list_users, kind="json", methods=("GET", "HEAD"), admin=True)
+
+    def add(path: str, endpoint, **options: Any) -> None:
+        register(path, endpoint, meta={"openapi": OPENAPI.get(path, {})}, **options)
+
+    add("/auth/login", login, kind="html", methods=("GET", "HEAD", "POST"))
+    add("/auth/logout", logout, kind="html", methods=("GET", "HEAD", "POST"))
+    add("/auth/me", me, kind="json", methods=("GET", "HEAD"))
+    add("/auth/verify", verify, kind="json")
+    add("/auth/tokens", tokens, kind="json", methods=("GET", "HEAD", "POST"))
+    add("/auth/tokens/revoke", revoke_token, kind="json", methods=("POST",))
+    add("/auth/users", list_users, kind="json", methods=("GET", "HEAD"), admin=True)

@@ -279,9 +279,11 @@ CONSTRAINTS = (
 
 
 #: A pattern constraint: a string parameter must contain something other than blanks.
-#: ``Annotated[str, MinLen(1), NOT_BLANK]`` refuses ``""`` and ``" \t"`` alike; the
-#: OpenAPI document shows it as ``"pattern": "\\S"``.
-NOT_BLANK = re.compile(r"\S")
+#: ``Annotated[str, MinLen(1), NOT_BLANK]`` refuses ``""``, ``" \t"`` and ``"\x1d\x85"``
+#: alike: every character ``str.strip()`` (and so the store) removes is a blank. The
+#: OpenAPI document shows the same pattern; ``\x1c``-``\x1f`` and ``\x85`` are spelled out
+#: because a JSON Schema pattern's ``\s`` (ECMA-262) does not count them as blanks.
+NOT_BLANK = re.compile(r"[^\s\x1c-\x1f\x85]")
 
 
 def constraints_of(hint: Any) -> list[Any]:

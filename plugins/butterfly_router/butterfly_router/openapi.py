@@ -18,13 +18,16 @@ A plugin describes a route the router cannot inspect through
 ``meta={"openapi": {...}}`` at ``register`` time (an operation fragment, or one per
 method: ``{"post": {...}}``; ``responses`` are merged, a status given as ``"503"``
 with a ``null`` value is the standard error response), or for many routes at once
-with the ``butterfly_router_openapi_operation`` hook.
+with the ``butterfly_router_openapi_operation`` hook. :func:`query_parameters` and
+:func:`json_body` build the common fragments; a bound that comes from a setting (the
+largest ``page_size``) is shown with :func:`document_parameters`.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from butterfly_router.binder import Binder, ParamSpec
@@ -37,6 +40,7 @@ from butterfly_router.openapi_schemas import (
     query_schema,
     schema_for,
 )
+from kernel import hookimpl
 from kernel.app import ANY_METHODS
 
 if TYPE_CHECKING:
@@ -257,3 +261,95 @@ def build_document(kernel: Kernel, title: str = "Butterfly API", version: str = 
         "paths": paths,
         "components": components,
     }
+
+
+def amend_parameter(operation: dict[str, Any], name: str, **schema: Any) -> bool:
+    """Change the schema of parameter ``name`` of ``operation`` in place.
+
+    The parameter may be in the query string or a property of the JSON body;
+    ``amend_parameter(operation, "page_size", maximum=200)``.
+
+    :param operation: an operation of the document (as the hook receives it)
+    :param name: the parameter's name
+    :param schema: JSON schema keywords to set
+    :return: ``True`` when the operation has that parameter
+    """
+    found = False
+    for parameter in operation.get("parameters") or []:
+        if parameter.get("name") == name and "schema" in parameter:
+            parameter["schema"].update(schema)
+            found = True
+    content = (operation.get("requestBody") or {}).get("content") or {}
+    body = (content.get("application/json") or {}).get("schema") or {}
+    if name in (body.get("properties") or {}):
+        body["properties"][name].update(schema)
+        found = True
+    return found
+
+
+class _ParameterDocs:
+    """A per-kernel hook implementation that :func:`document_parameters` registers."""
+
+    def __init__(self, paths: frozenset[str], parameters: dict[str, dict[str, Any]]) -> None:
+        self.paths, self.parameters = paths, parameters
+
+    @hookimpl(optionalhook=True)
+    def butterfly_router_openapi_operation(self, route: Route, method: str, operation: dict[str, Any]) -> None:
+        """Amend the operations of :attr:`paths`."""
+        if route.path in self.paths:
+            for name, schema in self.parameters.items():
+                amend_parameter(operation, name, **schema)
+
+
+def document_parameters(kernel: Kernel, paths: Iterable[str], **parameters: dict[str, Any]) -> None:
+    """Show in the OpenAPI document of ``kernel`` what settings or plugins decide about parameters.
+
+    A signature holds the bounds known when the code is written
+    (``Annotated[int, Interval(ge=1, le=10_000)]``); one a setting narrows (``[ruqi]
+    max_page_size``) or a list other plugins extend (job types) is checked by the
+    handler and shown here, so the document never calls valid what the server refuses::
+
+        document_parameters(kernel, ["/ruqi/get_jobs"], page_size={"maximum": 200})
+
+    A parameter the handler checks in ways no schema can say (a cron rule, a
+    workflow's own params) is marked ``x-butterfly-checked-by-handler`` (a
+    description of the check): valid JSON may still be answered with a 400 naming it.
+
+    :param kernel: the kernel (call it from ``butterfly_configure`` or ``butterfly_register_routes``)
+    :param paths: the routes whose parameters they are
+    :param parameters: parameter name → JSON schema keywords to set (``{"maximum": 200}``)
+    """
+    kernel.pm.register(_ParameterDocs(frozenset(paths), parameters))
+
+
+def query_parameters(*, required: Iterable[str] = (), **schemas: dict[str, Any]) -> dict[str, Any]:
+    """An operation fragment (``meta={"openapi": ...}``) for the query parameters a route reads itself.
+
+    ``query_parameters(required=["job_id"], job_id={"type": "integer", "minimum": 1})``
+
+    :param required: the names that must be given
+    :param schemas: name → JSON schema, in the order they are listed
+    :return: ``{"parameters": [...]}``
+    """
+    needed = set(required)
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": name in needed, "schema": schema}
+            for name, schema in schemas.items()
+        ]
+    }
+
+
+def json_body(*, required: Iterable[str] = (), extra: bool = False, **schemas: dict[str, Any]) -> dict[str, Any]:
+    """An operation fragment for a JSON object body a route reads itself.
+
+    :param required: the names that must be given (the body is then required too)
+    :param extra: whether other names are accepted
+    :param schemas: name → JSON schema
+    :return: ``{"requestBody": {...}}``
+    """
+    schema: dict[str, Any] = {"type": "object", "properties": dict(schemas), "additionalProperties": extra}
+    needed = [name for name in schemas if name in set(required)]
+    if needed:
+        schema["required"] = needed
+    return {"requestBody": {"required": bool(needed), "content": {"application/json": {"schema": schema}}}}

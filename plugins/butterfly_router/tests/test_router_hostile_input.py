@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from butterfly_router import NOT_BLANK
+
 APP = {
     "h/__init__.py": """
     from typing import Optional
@@ -169,7 +171,8 @@ KEYS = {
 def test_blank_keys_are_refused_and_documented_as_a_pattern(router_app):
     client = router_app(KEYS).client
     assert client.get("/k/get?key=a").json() == {"stat": "OK", "key": "a", "code": "CN"}
-    for blank in ("", " ", "\x0b", "\t\n"):  # pony would call these "missing" and raise: a 500
+    # pony strips these (str.strip) and calls the key "missing": a 500 if they got through
+    for blank in ("", " ", "\x0b", "\t\n", "\x1d\x85", "\u3000"):
         errors = bad_params(client.get("/k/get", query={"key": blank}), "key")["errors"]
         assert errors[0]["reason"] in ("must not be empty", "must not be blank")
     assert bad_params(client.post("/k/get", json={"key": "a", "code": "cn"}), "code")["errors"][0]["reason"] == (
@@ -177,8 +180,13 @@ def test_blank_keys_are_refused_and_documented_as_a_pattern(router_app):
     )
     parameters = client.get("/_meta/openapi.json").json()["paths"]["/k/get"]["get"]["parameters"]
     schemas = {parameter["name"]: parameter["schema"] for parameter in parameters}
-    assert schemas["key"] == {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "\\S"}
+    assert schemas["key"] == {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK.pattern}
     assert schemas["code"]["pattern"] == "^[A-Z]{2}$"
+
+
+def test_not_blank_refuses_exactly_what_strip_removes():
+    for char in map(chr, range(0x10000)):
+        assert (NOT_BLANK.search(char) is None) == (char.strip() == ""), hex(ord(char))
 
 
 def test_millions_of_empty_arrays_are_refused_before_parsing(client):

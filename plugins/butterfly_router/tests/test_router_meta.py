@@ -247,3 +247,52 @@ def test_plugins_describe_their_routes_through_meta_and_the_hook(router_app):
     raw = document["paths"]["/p/raw"]
     assert sorted(raw) == ["delete", "get", "head", "options", "patch", "post", "put"]  # registered without methods
     assert {"200", "400", "500"} <= set(raw["get"]["responses"]) and "default" not in raw["get"]["responses"]
+
+
+class SettingBounds:
+    """A plugin describing its own route with the helpers, and a setting's bound on a handler's parameter."""
+
+    @hookimpl
+    def butterfly_register_routes(self, register, kernel):
+        from butterfly_router.openapi import document_parameters, json_body, query_parameters
+
+        register(
+            "/p/page",
+            lambda request: None,
+            kind="html",
+            methods=("GET", "POST"),
+            meta={
+                "openapi": {
+                    "get": query_parameters(
+                        required=["id"], id={"type": "integer", "minimum": 1}, q={"type": "string"}
+                    ),
+                    "post": json_body(required=["name"], name={"type": "string", "minLength": 1}),
+                }
+            },
+        )
+        document_parameters(kernel, ["/m/hello"], times={"maximum": 7}, name={"x-butterfly-checked-by-handler": "x"})
+
+
+def test_helpers_describe_parameters_and_setting_bounds(router_app):
+    app = router_app(APPS, plugins=[(SettingBounds(), "bounds")])
+    document = app.client.get("/_meta/openapi.json").json()
+    check_openapi_structure(document)
+    page = document["paths"]["/p/page"]
+    assert page["get"]["parameters"] == [
+        {"name": "id", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}},
+        {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}},
+    ]
+    body = page["post"]["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {
+        "type": "object",
+        "properties": {"name": {"type": "string", "minLength": 1}},
+        "additionalProperties": False,
+        "required": ["name"],
+    }
+    hello = document["paths"]["/m/hello"]
+    query = {parameter["name"]: parameter["schema"] for parameter in hello["get"]["parameters"]}
+    assert query["times"] == {"type": "integer", "default": 1, "maximum": 7}
+    assert query["name"]["x-butterfly-checked-by-handler"] == "x"
+    properties = hello["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert properties["times"]["maximum"] == 7 and properties["name"]["x-butterfly-checked-by-handler"] == "x"

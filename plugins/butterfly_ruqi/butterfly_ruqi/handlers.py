@@ -7,25 +7,52 @@ open (secret-looking values in payloads, headers and env are masked). Replies ar
 ``payload`` and ``options`` take a JSON object (in a JSON body) or its JSON text
 (in a query string or form).
 
-Key parameters are checked by the router before the store sees them: an empty
-``job_id`` is a 400 naming it, and no text is longer than its column.
+Key parameters are checked by the router before the store sees them: an empty or
+blank ``job_id`` is a 400 naming it, and no text is longer than its column. Bounds
+and choices are in the signatures (the OpenAPI document shows them); the plugin's
+``butterfly_register_routes`` adds to the document what settings and plugins decide
+(``[ruqi] max_page_size``, the registered job types). ``rule``, ``target``,
+``timezone``, ``payload`` and ``options`` are parsed and checked against the trigger
+and job type by :func:`butterfly_ruqi.jobspec.normalize_job` (a 400 naming each).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Interval, MaxLen, MinLen
 
-from butterfly_router import api, retstat
+from butterfly_router import NOT_BLANK, api, retstat
 from butterfly_ruqi import service
+from butterfly_ruqi.jobspec import MAX_CONCURRENT, MAX_TIMEOUT
 
-#: A job id as ``ruqi_job.job_id`` holds it (the pattern is checked by ``add_job``).
-JobId = Annotated[str, MinLen(1), MaxLen(64)]
+#: A job id as ``ruqi_job.job_id`` holds it.
+JobId = Annotated[str, MinLen(1), MaxLen(64), NOT_BLANK]
 #: An optional filter on a column of ``size`` characters.
 Filter = Annotated[str | None, MaxLen(128)]
 Page = Annotated[int | None, Interval(ge=1, le=service.MAX_PAGE_INDEX)]
 PageSize = Annotated[int | None, Interval(ge=1, le=1000)]
+#: :data:`butterfly_ruqi.rules.TRIGGERS`
+Trigger = Literal["cron", "interval", "date"]
+#: :data:`butterfly_ruqi.models.RUN_STATES`
+RunStatus = Literal[
+    "claimed",
+    "running",
+    "succeeded",
+    "failed",
+    "lost",
+    "skipped_misfire",
+    "skipped_coalesced",
+    "skipped_concurrent",
+    "skipped_claimed",
+]
+Timeout = Annotated[float | None, Interval(ge=0.1, le=MAX_TIMEOUT)]
+MisfireGrace = Annotated[float | None, Interval(ge=1, le=MAX_TIMEOUT)]
+MaxConcurrent = Annotated[int | None, Interval(ge=1, le=MAX_CONCURRENT)]
+#: The list routes, whose ``page_size`` ``[ruqi] max_page_size`` narrows.
+LIST_PATHS = ("/ruqi/get_jobs", "/ruqi/get_history")
+#: The writes whose fields are checked against the trigger and job type beyond their schema.
+CHECKED_PATHS = ("/ruqi/add_job", "/ruqi/modify_job")
 
 
 def _state(req) -> service.RuqiState:
@@ -36,18 +63,18 @@ def _state(req) -> service.RuqiState:
 def add_job(
     req,
     job_id: JobId,
-    job_trigger: Annotated[str, MinLen(1), MaxLen(16)],
-    rule: Annotated[str, MinLen(1), MaxLen(128)],
-    job_type: Annotated[str, MinLen(1), MaxLen(32)],
-    target: Annotated[str, MinLen(1), MaxLen(1024)],
+    job_trigger: Trigger,
+    rule: Annotated[str, MinLen(1), MaxLen(128), NOT_BLANK],
+    job_type: Annotated[str, MinLen(1), MaxLen(32), NOT_BLANK],
+    target: Annotated[str, MinLen(1), MaxLen(1024), NOT_BLANK],
     job_name: Annotated[str | None, MaxLen(128)] = None,
     payload: Any = None,
     options: Any = None,
     timezone: Annotated[str | None, MaxLen(64)] = None,
-    timeout: float | None = None,
-    misfire_grace: float | None = None,
+    timeout: Timeout = None,
+    misfire_grace: MisfireGrace = None,
     coalesce: bool | None = None,
-    max_concurrent: int | None = None,
+    max_concurrent: MaxConcurrent = None,
 ):
     """Create a job. ``job_trigger``: cron|interval|date; ``job_type``: http|mq|handler|script|..."""
     values = {
@@ -72,7 +99,7 @@ def add_job(
 def modify_job(
     req,
     job_id: JobId,
-    job_trigger: Annotated[str | None, MaxLen(16)] = None,
+    job_trigger: Trigger | None = None,
     rule: Annotated[str | None, MaxLen(128)] = None,
     job_type: Annotated[str | None, MaxLen(32)] = None,
     target: Annotated[str | None, MaxLen(1024)] = None,
@@ -80,10 +107,10 @@ def modify_job(
     payload: Any = None,
     options: Any = None,
     timezone: Annotated[str | None, MaxLen(64)] = None,
-    timeout: float | None = None,
-    misfire_grace: float | None = None,
+    timeout: Timeout = None,
+    misfire_grace: MisfireGrace = None,
     coalesce: bool | None = None,
-    max_concurrent: int | None = None,
+    max_concurrent: MaxConcurrent = None,
 ):
     """Change a job; fields left out keep their value. A new trigger/rule/timezone restarts its schedule."""
     values = {
@@ -151,7 +178,7 @@ def get_jobs(
 def get_history(
     req,
     job_id: Filter = None,
-    status: Annotated[str | None, MaxLen(24)] = None,
+    status: RunStatus | None = None,
     page_index: Page = None,
     page_size: PageSize = None,
 ):

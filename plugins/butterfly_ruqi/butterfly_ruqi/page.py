@@ -12,6 +12,7 @@ paginated (``?jobs_page=``, ``?page=``); ``?job_id=`` shows one job's runs and
 from __future__ import annotations
 
 from butterfly_router import ui
+from butterfly_router.openapi import query_parameters
 from butterfly_ruqi import service
 from butterfly_ruqi.models import RUN_STATES
 from kernel import BadRequest, Response
@@ -20,6 +21,14 @@ SOURCE = "butterfly_ruqi"
 REFRESH_SECONDS = 10
 JOBS_PER_PAGE = 25
 RUNS_PER_PAGE = 20
+_PAGE = {"type": "integer", "minimum": 1, "maximum": service.MAX_PAGE_INDEX, "default": 1}
+#: The query parameters the page reads, for the OpenAPI document.
+OPENAPI = query_parameters(
+    job_id={"type": "string", "maxLength": 64},
+    status={"type": "string", "enum": list(RUN_STATES)},
+    page=_PAGE,
+    jobs_page=_PAGE,
+)
 
 
 def pages_of(total: int, size: int) -> int:

@@ -127,10 +127,35 @@ def butterfly_configure(kernel):
 
 @hookimpl
 def butterfly_register_routes(register, kernel):
-    """The web page at ``/ruqi/`` (admin: it shows targets and payloads; its buttons use the admin API)."""
-    from butterfly_ruqi.page import ruqi_page
+    """The web page at ``/ruqi/`` (admin: it shows targets and payloads; its buttons use the admin API).
 
-    register("/ruqi", ruqi_page, kind="html", methods=("GET", "HEAD"), admin=True)
+    Also shows in the OpenAPI document what settings and plugins decide about the API's
+    parameters: ``[ruqi] max_page_size``, the registered job types, and the fields
+    checked against the trigger and job type (see :mod:`butterfly_ruqi.handlers`).
+    """
+    from butterfly_router.openapi import document_parameters
+    from butterfly_ruqi.handlers import CHECKED_PATHS, LIST_PATHS
+    from butterfly_ruqi.jobspec import JOB_ID_RE
+    from butterfly_ruqi.page import OPENAPI, ruqi_page
+
+    register("/ruqi", ruqi_page, kind="html", methods=("GET", "HEAD"), admin=True, meta={"openapi": OPENAPI})
+    state = kernel.extensions["ruqi"]
+    document_parameters(kernel, LIST_PATHS, page_size={"maximum": state.settings.max_page_size})
+    # NOTE: add_job checks the id's pattern itself, with a friendlier reason than the router's
+    document_parameters(kernel, ["/ruqi/add_job"], job_id={"pattern": JOB_ID_RE.pattern})
+    checked = {
+        "rule": "parsed for its job_trigger (cron fields, an interval like 30s, a date)",
+        "target": "checked by its job_type (a URL, a route, a topic, a script)",
+        "timezone": "an IANA time zone name",
+        "payload": "a JSON object, checked by its job_type",
+        "options": "a JSON object, checked by its job_type",
+    }
+    document_parameters(
+        kernel,
+        CHECKED_PATHS,
+        job_type={"enum": state.registry.names()},
+        **{name: {"description": text, "x-butterfly-checked-by-handler": text} for name, text in checked.items()},
+    )
 
 
 @hookimpl

@@ -30,8 +30,6 @@ log = structlog.get_logger("butterfly.ruqi")
 #: shortest and longest sleep of the loop, in seconds
 MIN_SLEEP = 0.01
 RETRY_AFTER_ERROR_MS = 500
-#: while Redis claims fail, warn at most this often (ms) per instance
-REDIS_WARN_EVERY_MS = 30_000
 
 
 def now_ms() -> int:
@@ -73,7 +71,6 @@ class Scheduler:
         self.output_limit = output_limit
         self.workers = workers
         self.redis_claims = redis_claims
-        self._redis_warned_ms: int | None = None
         self.instance_id = instances.new_instance_id()
         self.started_ms = now_ms()
         self.triggers = claims.TriggerCache()
@@ -186,25 +183,17 @@ class Scheduler:
             return
         self.next_due[job_id] = result.next_due_ms
         if result.redis_error is not None:
-            self._redis_failed(job_id, result.redis_error)
-        elif self._redis_warned_ms is not None and self.redis_claims is not None:
-            self._redis_warned_ms = None
-            log.info("ruqi redis claims work again", job_id=job_id)
+            self._redis_failed(job_id)
         for run in result.runs:
             self.submit(run)
 
-    def _redis_failed(self, job_id: str, error: str) -> None:
-        """Redis did not answer a claim: retry the job shortly; warn (throttled)."""
-        current = now_ms()
-        self.next_due[job_id] = current + RETRY_AFTER_ERROR_MS
-        if self._redis_warned_ms is None or current - self._redis_warned_ms >= REDIS_WARN_EVERY_MS:
-            self._redis_warned_ms = current
-            log.warning(
-                "ruqi redis claim unavailable: occurrence not run by this instance this round",
-                job_id=job_id,
-                error=error,
-                retry_ms=RETRY_AFTER_ERROR_MS,
-            )
+    def _redis_failed(self, job_id: str) -> None:
+        """Redis did not answer a claim: retry the job shortly.
+
+        NOTE: no log line here: the claims' shared backoff (``loop=ruqi-claims``) logs the
+        outage once when it starts and once when it ends, however many claims fail meanwhile.
+        """
+        self.next_due[job_id] = now_ms() + RETRY_AFTER_ERROR_MS
 
     # -- running ------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ def test_add_get_modify_pause_resume_remove(api):
     "fields,param,fragment",
     [
         ({"rule": "* * *"}, "rule", "expected 6"),
-        ({"job_trigger": "hourly"}, "job_trigger", "must be one of cron, interval, date"),
+        ({"job_trigger": "hourly"}, "job_trigger", "expected one of: cron, interval, date"),
         ({"job_type": "carrier_pigeon"}, "job_type", "unknown job type 'carrier_pigeon'"),
         ({"job_id": "../x"}, "job_id", "letters, digits"),
         ({"payload": {"count": "many"}}, "payload.count", ""),
@@ -55,8 +55,9 @@ def test_add_get_modify_pause_resume_remove(api):
         ({"payload": "{not json"}, "payload", "not valid JSON"),
         ({"payload": "[1, 2]"}, "payload", "must be a JSON object"),
         ({"target": "/ruqi_test/nope"}, "target", "no route"),
-        ({"timeout": -1}, "timeout", "between"),
-        ({"max_concurrent": 0}, "max_concurrent", "between"),
+        ({"timeout": -1}, "timeout", "at least 0.1"),
+        ({"max_concurrent": 0}, "max_concurrent", "at least 1"),
+        ({"max_concurrent": 101}, "max_concurrent", "at most 100"),
         ({"timezone": "Nowhere/Town"}, "timezone", "unknown timezone"),
         ({"job_type": "mq", "target": "/ruqi_test/strict"}, "job_type", "mq plugin"),
         ({"job_type": "script", "target": "x.sh", "payload": {}}, "job_type", "allow_scripts = true"),
@@ -102,6 +103,40 @@ def test_lists_paginate_and_cap_the_page_size(api):
     too_big = client.get("/ruqi/get_history", query={"page_size": 100000})
     assert too_big.status == 400 and too_big.json()["errors"][0]["param"] == "page_size"
     assert client.get("/ruqi/get_history", query={"status": "exploded"}).status == 400
+    # [ruqi] max_page_size (200) is what the OpenAPI document shows; the handler refuses past it
+    assert client.get("/ruqi/get_jobs", query={"page_size": 201}).status == 400
+    assert client.get("/ruqi/get_jobs", query={"page_size": 200}).status == 200
+    document = client.get("/_meta/openapi.json").json()
+    sizes = [p["schema"] for p in document["paths"]["/ruqi/get_jobs"]["get"]["parameters"] if p["name"] == "page_size"]
+    assert sizes[0]["maximum"] == 200 and sizes[0]["minimum"] == 1
+
+
+def test_the_document_shows_choices_bounds_and_what_the_handler_checks(api):
+    kernel, client = api
+    document = client.get("/_meta/openapi.json").json()
+    add = document["paths"]["/ruqi/add_job"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    fields = add["properties"]
+    assert fields["job_trigger"]["enum"] == ["cron", "interval", "date"]
+    assert (
+        fields["job_type"]["enum"] == kernel.extensions["ruqi"].registry.names()
+        and "handler" in fields["job_type"]["enum"]
+    )
+    assert (fields["max_concurrent"]["minimum"], fields["max_concurrent"]["maximum"]) == (1, 100)
+    assert fields["job_id"]["pattern"].startswith("^[A-Za-z0-9]")
+    assert {name for name, schema in fields.items() if "x-butterfly-checked-by-handler" in schema} == {
+        "rule",
+        "target",
+        "timezone",
+        "payload",
+        "options",
+    }
+    history = document["paths"]["/ruqi/get_history"]["get"]["parameters"]
+    assert "succeeded" in next(p for p in history if p["name"] == "status")["schema"]["enum"]
+    # blank keys are a 400 naming them, never pony's "Attribute ... is required" (a 500)
+    for blank in ("", "\x0b", " \x85"):
+        reply = client.post("/ruqi/pause_job", json={"job_id": blank})
+        assert reply.status == 400 and reply.json()["errors"][0]["param"] == "job_id"
+        assert client.get("/ruqi/get_job", query={"job_id": blank}).status == 400
 
 
 def test_secrets_in_options_and_payload_are_masked_in_reads(api):

@@ -170,7 +170,7 @@ def test_redis_down_at_claim_time_claims_nothing_and_keeps_the_cursor(
         client.close()
 
 
-def test_scheduler_with_redis_down_warns_runs_nothing_and_resumes(
+def test_scheduler_with_redis_down_warns_once_runs_nothing_and_resumes(
     ruqi_kernel, tmp_path, spare_redis, captured_logs, poll, new_job_id
 ):
     kernel = ruqi_kernel(f"sqlite:///{tmp_path}/ruqi.sqlite", claim_redis_url=spare_redis.url)
@@ -181,15 +181,14 @@ def test_scheduler_with_redis_down_warns_runs_nothing_and_resumes(
     job_id = new_job_id("redis-sched")
     _, first = make_job(kernel, job_id)
 
-    def warned():
-        return [
-            e
-            for e in captured_logs
-            if e.get("log_level") == "warning" and e.get("job_id") == job_id and "redis claim unavailable" in e["event"]
-        ]
+    def outage_lines(event):
+        return [e for e in captured_logs if e["event"] == event and e.get("loop") == "ruqi-claims"]
 
-    warning = poll(warned, timeout=10)[0]
-    assert "Connection" in warning["error"] and spare_redis.url not in str(warning)
+    warning = poll(lambda: outage_lines("redis_unavailable"), timeout=10)[0]
+    assert (
+        warning["log_level"] == "warning" and "Connection" in warning["error"] and spare_redis.url not in str(warning)
+    )
+    poll(lambda: state.redis_claims.backoff.failures >= 3, timeout=10)  # claims kept failing meanwhile
     assert rows(state, job_id) == []  # due, but nothing claimed or run without Redis
     spare_redis.start()
     done = poll(lambda: [r for r in rows(state, job_id) if r[1] == "succeeded"], timeout=10)
@@ -198,7 +197,9 @@ def test_scheduler_with_redis_down_warns_runs_nothing_and_resumes(
     recorded = rows(state, job_id)
     assert len({r[0] for r in recorded}) == len(recorded)
     assert state.redis_claims.holder(job_id, first) == state.scheduler.instance_id
-    assert any(e["event"] == "ruqi redis claims work again" for e in captured_logs)
+    # one line when the outage began, one when it ended: not one per failed claim or per 30 s
+    assert len(outage_lines("redis_unavailable")) == 1 and len(outage_lines("redis_available_again")) == 1
+    assert not [e for e in captured_logs if e.get("job_id") == job_id and e.get("log_level") == "warning"]
 
 
 def test_a_bad_claim_redis_url_is_a_config_error(ruqi_kernel, tmp_path):

@@ -1,9 +1,11 @@
 """Make request parameters safe and small enough for the access log.
 
 Values of secret-looking keys become ``"***"``; long strings, long lists and deep
-nesting are cut. Key matching ignores case, ``-`` and ``_`` and looks for the
-secret word anywhere in the key, so ``password``, ``newPassword``, ``X-Api-Key``
-and ``access_token`` are all caught.
+nesting are cut. Which keys look secret is the kernel's rule
+(:func:`kernel.redaction.is_secret_name`, shared with wuxing and ruqi): case, ``-``,
+``_``, ``|``, ``.`` and spaces ignored, a secret word anywhere in the key
+(``password``, ``newPassword``, ``X-Api-Key``, ``access_token``), or ``key``/``keys``
+as its last word (``ssh_key``, ``privateKey``), plus ``[trace] redact_keys``.
 
 A string value that holds a JSON object or array (``?filter={"token": "..."}``) is
 decoded — defensively: size-capped, and with the kernel's hostile-input rules — and
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kernel.clientinput import ClientInputError, decode_json
-from kernel.redaction import SECRET_WORDS
+from kernel.redaction import SECRET_WORDS, is_secret_name
 
 REDACTED = "***"
 #: Words whose presence in a parameter name hides its value (normalised: lower-case,
@@ -49,15 +51,16 @@ class Redactor:
     def __init__(self, extra_words: Iterable[str] = ()) -> None:
         words = {normalise_key(word) for word in (*DEFAULT_SECRET_WORDS, *extra_words) if word.strip()}
         self.words = tuple(sorted(words))
+        #: the words of ``[trace] redact_keys`` beyond the kernel's own
+        self.extra_words = tuple(sorted(words - {normalise_key(word) for word in DEFAULT_SECRET_WORDS}))
         # PERF: parameter names repeat endlessly; remember each verdict.
         self._verdicts: dict[str, bool] = {}
 
     def is_secret(self, key: Any) -> bool:
-        """True when the value of parameter ``key`` must not be logged."""
+        """True when the value of parameter ``key`` must not be logged (:func:`kernel.redaction.is_secret_name`)."""
         verdict = self._verdicts.get(key)
         if verdict is None:
-            name = normalise_key(str(key))
-            verdict = any(word in name for word in self.words)
+            verdict = is_secret_name(str(key), self.extra_words)
             if len(self._verdicts) < _CACHE_LIMIT:
                 self._verdicts[key] = verdict
         return verdict

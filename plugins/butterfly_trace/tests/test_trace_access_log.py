@@ -67,10 +67,15 @@ def test_secrets_are_redacted(trace_kernel, read_json_lines, read_lines):
         "access_token": "tok-789",
         "session_cookie": "c-1",
         "my_ssn": "078-05",
+        # the kernel's rule (kernel.redaction.is_secret_name): "key" as the last word
+        "s|ssh_key": "ssh-ed25519 AAAA",
+        "privateKey": "-----BEGIN",
+        "key": "k-0",
     }
-    Client(kernel).post("/ok", json={**secrets, "name": "alice"})
+    harmless = {"name": "alice", "monkey": "george", "key_count": "3"}
+    Client(kernel).post("/ok", json={**secrets, **harmless})
     (line,) = read_json_lines(kernel.log_dir / "acc.log")
-    assert line["params"] == {**dict.fromkeys(secrets, "***"), "name": "alice"}
+    assert line["params"] == {**dict.fromkeys(secrets, "***"), **harmless}
     text = "\n".join(read_lines(kernel.log_dir / "acc.log"))
     assert not any(value in text for value in secrets.values())
 

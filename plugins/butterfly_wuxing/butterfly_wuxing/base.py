@@ -72,6 +72,12 @@ def bad_param(param: str, reason: str) -> WuxingError:
     )
 
 
+def names_something(*keys: Any) -> bool:
+    """True when every key is text with something besides blanks (the store strips keys, so a
+    blank one names no row — and pony refuses to look it up)."""
+    return all(isinstance(key, str) and key.strip() for key in keys)
+
+
 def split_names(value: Any) -> list[str] | None:
     """``"a,b"`` or ``["a", "b"]`` → ``["a", "b"]``; ``None``/empty → ``None``."""
     if value is None or value == "" or value == []:

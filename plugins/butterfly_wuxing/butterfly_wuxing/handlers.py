@@ -10,8 +10,10 @@ without it they are open, as in the original. Readers without the admin role see
 the values of secret-looking items masked (:mod:`butterfly_wuxing.masking`). The
 user recorded in the history is ``req.user`` — the authenticated identity.
 
-Key parameters are checked by the router before the store sees them: an empty or
-over-long name is a 400 ``ERR_BAD_PARAMS`` naming the parameter.
+Key parameters are checked by the router before the store sees them: an empty,
+blank (``"\\x0b"``: the store strips names) or over-long name is a 400
+``ERR_BAD_PARAMS`` naming the parameter. The largest ``page_size`` is ``[wuxing]
+max_page_size``; the OpenAPI document shows it (see the plugin's ``butterfly_configure``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Interval, MaxLen, MinLen
 
-from butterfly_router import api
+from butterfly_router import NOT_BLANK, api
 from butterfly_wuxing import masking, stats
 from butterfly_wuxing.api import SETTINGS_SECTION, wuxing_of
 from butterfly_wuxing.base import split_names
@@ -32,17 +34,19 @@ from kernel.defaults import caller_is_admin
 WRITE = {"admin": True, "methods": ("POST",)}
 
 # The column sizes of butterfly_wuxing.models: a longer value is refused before any query.
-Namespace = Annotated[str, MinLen(1), MaxLen(16)]
-SectionName = Annotated[str, MinLen(1), MaxLen(64)]
-SectionVersion = Annotated[str, MinLen(1), MaxLen(16)]
-InstanceName = Annotated[str, MinLen(1), MaxLen(64)]
-ItemName = Annotated[str, MinLen(1), MaxLen(64)]
+Namespace = Annotated[str, MinLen(1), MaxLen(16), NOT_BLANK]
+SectionName = Annotated[str, MinLen(1), MaxLen(64), NOT_BLANK]
+SectionVersion = Annotated[str, MinLen(1), MaxLen(16), NOT_BLANK]
+InstanceName = Annotated[str, MinLen(1), MaxLen(64), NOT_BLANK]
+ItemName = Annotated[str, MinLen(1), MaxLen(64), NOT_BLANK]
 ItemId = Annotated[int, Interval(ge=1, le=MAX_ID)]
 ItemType = Annotated[str | None, MaxLen(8)]
 Names = Annotated[str | None, MaxLen(10_000)]
 Sort = Annotated[str | None, MaxLen(32)]
 Page = Annotated[int, Interval(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Interval(ge=1, le=10_000)]
+#: The list routes, whose ``page_size`` ``[wuxing] max_page_size`` narrows.
+LIST_PATHS = ("/wuxing/section_list", "/wuxing/instance_list", "/wuxing/item_list", "/wuxing/item_history_list")
 #: the authentication challenge of the auth plugin's 401s
 CHALLENGE = ("WWW-Authenticate", 'Bearer realm="butterfly"')
 

@@ -7,7 +7,7 @@ from typing import Any
 from pony.orm import desc, select
 
 from butterfly_wuxing import stats
-from butterfly_wuxing.base import DEFAULT_PAGE_SIZE, bad_param, reads, split_names, writes
+from butterfly_wuxing.base import DEFAULT_PAGE_SIZE, bad_param, names_something, reads, split_names, writes
 from butterfly_wuxing.errors import WuxingError
 from butterfly_wuxing.sections import SectionOps
 from butterfly_wuxing.values import check_name, format_time, parse_value
@@ -34,10 +34,11 @@ class InstanceOps(SectionOps):
 
         :param for_update: lock the row (``SELECT ... FOR UPDATE``) until the transaction ends
         :param must_be_valid: refuse instances switched off with ``instance_set_valid``
-        :raises WuxingError: ``ERR_INSTANCE_IS_NOT_EXIST``, ``ERR_INSTANCE_IS_NOT_VALID``
+        :raises WuxingError: ``ERR_INSTANCE_IS_NOT_EXIST`` (also for blank names), ``ERR_INSTANCE_IS_NOT_VALID``
         """
         getter = self.Instance.get_for_update if for_update else self.Instance.get
-        instance = getter(namespace=namespace, instance_name=instance_name)
+        found = names_something(namespace, instance_name)
+        instance = getter(namespace=namespace, instance_name=instance_name) if found else None
         if instance is None:
             raise WuxingError(stats.ERR_INSTANCE_IS_NOT_EXIST, f"no instance {namespace}/{instance_name}")
         if must_be_valid and not instance.is_valid:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from butterfly_router import ui
+from butterfly_router import NOT_BLANK, ui
+from butterfly_router.openapi import query_parameters
 from butterfly_router.ui_filters import pretty
 from butterfly_wuxing import masking, stats
 from butterfly_wuxing.api import wuxing_of
@@ -258,6 +259,42 @@ def item_page(request: Any) -> Response:
     )
 
 
+_TEXT = {"type": "string", "minLength": 1, "pattern": NOT_BLANK.pattern}
+_PAGE = {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}
+#: With butterfly-auth and ``[wuxing] public_read = false``, a caller not signed in is sent to sign in.
+_SIGN_IN = {
+    "302": {
+        "description": "not signed in (butterfly-auth, [wuxing] public_read = false): off to the sign-in page",
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _page_openapi(*, required: tuple[str, ...] = (), **schemas: dict[str, Any]) -> dict[str, Any]:
+    return {**query_parameters(required=required, **schemas), "responses": _SIGN_IN}
+
+
+#: The query parameters each page reads, and its answers, for the OpenAPI document.
+OPENAPI = {
+    "/wuxing": {"responses": _SIGN_IN},
+    "/wuxing/namespace": _page_openapi(required=("namespace",), namespace={**_TEXT, "maxLength": 16}, page=_PAGE),
+    "/wuxing/section": _page_openapi(
+        required=("namespace", "section_name", "section_version"),
+        namespace={**_TEXT, "maxLength": 16},
+        section_name={**_TEXT, "maxLength": 64},
+        section_version={**_TEXT, "maxLength": 16},
+        page=_PAGE,
+    ),
+    "/wuxing/instance": _page_openapi(
+        required=("namespace", "instance_name"),
+        namespace={**_TEXT, "maxLength": 16},
+        instance_name={**_TEXT, "maxLength": 64},
+        page=_PAGE,
+    ),
+    "/wuxing/item": _page_openapi(
+        required=("item_id",), item_id={"type": "integer", "minimum": 1, "maximum": MAX_ID}, page=_PAGE
+    ),
+}
 ROUTES = {
     "/wuxing": namespaces_page,
     "/wuxing/namespace": namespace_page,

@@ -69,12 +69,20 @@ def butterfly_configure(kernel):
 
 
 @hookimpl
-def butterfly_register_routes(register):
-    """The read-only browser: ``/wuxing/`` and its namespace, section, instance and item pages."""
-    from butterfly_wuxing.pages import ROUTES
+def butterfly_register_routes(register, kernel):
+    """The read-only browser: ``/wuxing/`` and its namespace, section, instance and item pages.
+
+    Also shows ``[wuxing] max_page_size`` as the largest ``page_size`` of the list
+    routes in the OpenAPI document (their signatures allow up to 10,000).
+    """
+    from butterfly_router.openapi import document_parameters
+    from butterfly_wuxing.handlers import LIST_PATHS
+    from butterfly_wuxing.pages import OPENAPI, ROUTES
 
     for path, page in ROUTES.items():
-        register(path, page, kind="html", methods=("GET", "HEAD"))
+        register(path, page, kind="html", methods=("GET", "HEAD"), meta={"openapi": OPENAPI.get(path, {})})
+    maximum = max(1, kernel.settings.get(SECTION, "max_page_size"))
+    document_parameters(kernel, LIST_PATHS, page_size={"maximum": maximum})
 
 
 @hookimpl

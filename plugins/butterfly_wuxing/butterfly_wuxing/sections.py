@@ -9,7 +9,7 @@ from typing import Any
 from pony.orm import count, desc, select
 
 from butterfly_wuxing import stats
-from butterfly_wuxing.base import DEFAULT_PAGE_SIZE, WuxingBase, reads, writes
+from butterfly_wuxing.base import DEFAULT_PAGE_SIZE, WuxingBase, names_something, reads, writes
 from butterfly_wuxing.errors import WuxingError
 from butterfly_wuxing.values import ZERO_VALUES, check_name, encode_json, format_time, parse_value, resolve_item_type
 
@@ -32,9 +32,15 @@ class SectionOps(WuxingBase):
     def find_section(self, namespace: str, section_name: str, section_version: str) -> Any:
         """The section row.
 
-        :raises WuxingError: ``ERR_SECTION_IS_NOT_EXIST``
+        :raises WuxingError: ``ERR_SECTION_IS_NOT_EXIST`` (also for blank names, which name nothing)
         """
-        section = self.Section.get(namespace=namespace, section_name=section_name, section_version=section_version)
+        keys = (namespace, section_name, section_version)
+        # NOTE: pony strips key text and refuses an empty key with a ValueError.
+        section = (
+            self.Section.get(namespace=namespace, section_name=section_name, section_version=section_version)
+            if names_something(*keys)
+            else None
+        )
         if section is None:
             raise WuxingError(
                 stats.ERR_SECTION_IS_NOT_EXIST, f"no section {namespace}/{section_name}@{section_version}"

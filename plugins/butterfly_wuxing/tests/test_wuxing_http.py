@@ -188,6 +188,9 @@ def test_empty_and_oversized_key_params_are_a_400_naming_them(client, host_secti
     cases = [
         ("/wuxing/instance_get", {"namespace": "", "instance_name": ""}, {"namespace", "instance_name"}),
         ("/wuxing/section_get", {"namespace": ns, "section_name": "", "section_version": ""}, None),
+        # blanks: the store strips keys, so these named nothing and pony raised (a 500)
+        ("/wuxing/instance_get", {"namespace": "\x0b", "instance_name": "\x1d\x85"}, {"namespace", "instance_name"}),
+        ("/wuxing/section_get", {"namespace": ns, "section_name": " ", "section_version": "\u3000"}, None),
         ("/wuxing/instance_list", {"namespace": "", "section_name": "host"}, {"namespace"}),
         ("/wuxing/instance_get", {"namespace": ns, "instance_name": "h" * 1_000_000}, {"instance_name"}),
         ("/wuxing/item_list", {"item_name": "i" * 65}, {"item_name"}),
@@ -207,6 +210,7 @@ def test_empty_and_oversized_key_params_are_a_400_naming_them(client, host_secti
         ("section_create", {"namespace": ns, "section_name": "s" * 65, "section_version": "1"}, "section_name"),
         ("section_create", {"namespace": ns, "section_name": "s", "section_version": "v" * 17}, "section_version"),
         ("instance_delete", {"namespace": ns, "instance_name": ""}, "instance_name"),
+        ("section_enable", {"namespace": ns, "section_name": "host", "section_version": "\x0b"}, "section_version"),
         (
             "instance_update_item",
             {"namespace": ns, "instance_name": "h", "item_name": "", "item_value": 1},

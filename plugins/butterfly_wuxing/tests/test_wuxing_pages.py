@@ -136,6 +136,9 @@ def test_unknown_things_are_404_and_bad_parameters_400(browser_kernel):
     assert client.get("/wuxing/instance?namespace=ops&instance_name=nope", headers=HTML).status == 404
     assert client.get("/wuxing/section?namespace=ops&section_name=db&section_version=9", headers=HTML).status == 404
     assert client.get("/wuxing/item?item_id=999999", headers=HTML).status == 404
+    # blank names name nothing (the store strips keys; pony refused to look them up: a 500)
+    assert client.get("/wuxing/instance?namespace=ops&instance_name=%0C", headers=HTML).status == 404
+    assert client.get("/wuxing/section?namespace=ops&section_name=db&section_version=%0B", headers=HTML).status == 404
     for query, param in (
         ("/wuxing/namespace", "namespace"),
         ("/wuxing/namespace?namespace=" + "n" * 17, "namespace"),

@@ -78,13 +78,15 @@ def _by_barycentre(layer: list[int], position: dict[int, int], links: dict[int, 
     return sorted(layer, key=centre)
 
 
-def render_svg(tasks: list[dict[str, Any]], *, title: str = "", direction: str = "auto") -> str:
+def render_svg(tasks: list[dict[str, Any]], *, title: str = "", direction: str = "auto", fit: bool = False) -> str:
     """The SVG of a job's tasks (rows of :func:`butterfly_xingqiao.jobs.task_dict`).
 
     :param tasks: the tasks, with ``task_index``, ``task_label``, ``task_cmd``, ``task_status``,
         ``upstream``, ``attempts``, ``cost`` and ``error``
     :param title: a caption drawn above the legend
     :param direction: ``LR`` (left to right), ``TB`` (top to bottom) or ``auto``
+    :param fit: for a page: no ``height`` (it follows the width, which the page may
+        shrink to fit a phone) and a light background of its own (readable on a dark page)
     :return: a standalone SVG document
     """
     layers = layers_of(tasks)
@@ -109,12 +111,14 @@ def render_svg(tasks: list[dict[str, Any]], *, title: str = "", direction: str =
     width = max(width, MIN_WIDTH)
     position = {index: (x + shift, y) for index, (x, y) in position.items()}
     by_index = {task["task_index"]: task for task in tasks}
+    size = f'width="{width:.0f}"' if fit else f'width="{width:.0f}" height="{height:.0f}"'
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" {size} '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="system-ui,sans-serif" role="img">',
         f"<title>{escape(title or 'job graph')}</title>",
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#868e96"/></marker></defs>',
+        f'<rect width="{width:.0f}" height="{height:.0f}" rx="8" fill="#ffffff"/>' if fit else "",
         _legend(title),
     ]
     for task in tasks:

@@ -3,16 +3,35 @@
 Names are the original xingqiao's. Every route is admin (job params and results
 are operator data); writes accept POST only, reads GET only. ``job_extra`` takes a
 JSON object (in a JSON body) or its JSON text (in a form or query string).
+
+Bounds and choices are in the signatures, so the router answers a 400 naming the
+parameter before a query runs, and the OpenAPI document shows them. What no schema
+can say (``job_extra`` against the workflow's own signature) is checked by
+:func:`butterfly_xingqiao.jobs.create_job`: a 400 naming task and param.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from butterfly_router import api, http, retstat
+from annotated_types import Interval, MaxLen, MinLen
+
+from butterfly_router import NOT_BLANK, api, http, retstat
 from butterfly_xingqiao import jobs
 from butterfly_xingqiao.graph import render_svg
 from butterfly_xingqiao.service import EXTENSION
+
+#: No NUL character: PostgreSQL cannot store one.
+NO_NUL = re.compile(r"^[^\x00]*$")
+#: A job type: a registered workflow's name (``xingqiao_job.job_type`` holds 64 characters).
+JobType = Annotated[str, MinLen(1), MaxLen(64), NOT_BLANK, NO_NUL]
+#: The longest job timeout, seconds (a year).
+MAX_JOB_TIMEOUT = 366 * 86400
+#: The largest ``page_size`` a signature allows; ``[xingqiao] max_page_size`` may narrow it.
+MAX_PAGE_SIZE = 1000
+#: A job status filter: one of :data:`butterfly_xingqiao.models.JOB_STATES`.
+JobStatus = Literal["started", "finished", "failed", "canceled"]
 
 
 def _state(req):
@@ -22,10 +41,10 @@ def _state(req):
 @api(admin=True, methods=("POST",))
 def create_job(
     req,
-    job_type: str,
-    job_name: str | None = None,
+    job_type: JobType,
+    job_name: Annotated[str | None, MaxLen(128), NOT_BLANK, NO_NUL] = None,
     job_extra: dict | None = None,
-    job_timeout: float | None = None,
+    job_timeout: Annotated[float | None, Interval(gt=0, le=MAX_JOB_TIMEOUT)] = None,
 ):
     """Create and start a job: ``{"stat": "OK", "job_id": ...}``; a bad graph or params → 400 naming task and param."""
     created = jobs.create_job(
@@ -81,12 +100,12 @@ def delete_job(req, job_id: int):
 def list_jobs(
     req,
     job_id: int | None = None,
-    job_type: str | None = None,
-    job_status: str | None = None,
-    job_name: str | None = None,
-    operator: str | None = None,
-    page_index: int = 1,
-    page_size: int = 20,
+    job_type: Annotated[str | None, MaxLen(64), NO_NUL] = None,
+    job_status: JobStatus | None = None,
+    job_name: Annotated[str | None, MaxLen(128), NO_NUL] = None,
+    operator: Annotated[str | None, MaxLen(128), NO_NUL] = None,
+    page_index: Annotated[int, Interval(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Interval(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ):
     """Jobs, newest first: ``{"total", "list", "page_index", "page_size"}``."""
     found = jobs.list_jobs(

@@ -81,9 +81,38 @@ def butterfly_register_routes(register, kernel):
     from butterfly_xingqiao import page
     from butterfly_xingqiao.service import EXTENSION, collect_workflows
 
-    kernel.extensions[EXTENSION].workflows = collect_workflows(kernel)
-    register("/xingqiao", page.jobs_page, kind="html", methods=("GET", "HEAD"), admin=True)
-    register("/xingqiao/job", page.job_page, kind="html", methods=("GET", "HEAD"), admin=True)
+    state = kernel.extensions[EXTENSION]
+    state.workflows = collect_workflows(kernel)
+    read = ("GET", "HEAD")
+    register(
+        "/xingqiao", page.jobs_page, kind="html", methods=read, admin=True, meta={"openapi": page.JOBS_PAGE_OPENAPI}
+    )
+    register(
+        "/xingqiao/job", page.job_page, kind="html", methods=read, admin=True, meta={"openapi": page.JOB_PAGE_OPENAPI}
+    )
+    _document_bounds(kernel, state)
+
+
+def _document_bounds(kernel, state) -> None:
+    """Show in the OpenAPI document what the settings and the workflows allow (the handlers check it)."""
+    from butterfly_router.openapi import document_parameters
+
+    document_parameters(kernel, ["/xingqiao/list_jobs"], page_size={"maximum": state.settings.max_page_size})
+    create = {
+        "job_extra": {
+            "description": "the workflow's params, checked against its signature (a 400 names task and param)",
+            "x-butterfly-checked-by-handler": "the params of the job_type's workflow",
+        }
+    }
+    if state.workflows:
+        create["job_type"] = {"enum": sorted(state.workflows)}
+    document_parameters(kernel, ["/xingqiao/create_job"], **create)
+
+
+@hookimpl
+def butterfly_console_links(register):
+    """The job list in the navigation bar of every page (admins only)."""
+    register("星桥 xingqiao", "/xingqiao/", admin=True, description="workflows: jobs and their task graphs")
 
 
 @hookimpl

@@ -43,17 +43,22 @@ def test_pages_list_jobs_and_draw_live_dags(served, chromium, tmp_path, counter,
         try:
             response = page.goto(f"{server.url}/xingqiao/")
             assert response.status == 200 and "xingqiao" in page.title()
+            # the shared layout: one stylesheet, the navigation bar, a strict CSP, nothing inline
+            assert "script-src 'self'" in response.headers["content-security-policy"]
+            assert page.locator("link[rel=stylesheet]").count() == 1 and page.locator("style").count() == 0
+            assert page.locator("#nav a[href='/xingqiao/'][aria-current=page]").count() == 1
             listing = page.inner_text("#jobs")
             assert "<b>fan</b> job" in listing  # escaped, shown as text
             assert page.locator("#jobs tbody tr").count() == 3
             assert "fan" in page.inner_text("#job-types") and no_overflow(page)
             page.screenshot(path=str(tmp_path / f"xingqiao-jobs-{width}.png"), full_page=True)
 
-            page.click(f"a[href='job?job_id={done}']")
+            page.click(f"a[href='/xingqiao/job?job_id={done}']")
             assert page.locator("#graph svg").count() == 1
             assert page.locator("#graph g.task.finished").count() == 8
             assert page.locator("#tasks tbody tr[data-status=finished]").count() == 8
-            assert page.locator("meta[http-equiv=refresh]").count() == 0  # ended: no reload
+            assert page.locator("body[data-refresh]").count() == 0  # ended: no live refresh
+            assert page.locator("#delete-job").count() == 1 and page.locator("#cancel-job").count() == 0
             assert no_overflow(page)
             page.screenshot(path=str(tmp_path / f"xingqiao-job-{width}.png"), full_page=True)
 
@@ -65,7 +70,8 @@ def test_pages_list_jobs_and_draw_live_dags(served, chromium, tmp_path, counter,
             page.goto(f"{server.url}/xingqiao/job?job_id={running}")
             assert page.locator("#graph g.task.started").count() == 1
             assert page.locator("#graph g.task.waiting").count() == 3
-            assert page.locator("meta[http-equiv=refresh]").count() == 1  # live while it runs
+            assert page.locator("body[data-refresh]").count() == 1  # live while it runs
+            assert page.locator("#cancel-job").count() == 1
             assert no_overflow(page)
             page.screenshot(path=str(tmp_path / f"xingqiao-running-{width}.png"), full_page=True)
             assert problems == []
