@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kernel import ConfigError, hookimpl
 
 SECTION = "xingqiao"
@@ -98,7 +100,7 @@ def _document_bounds(kernel, state) -> None:
     from butterfly_router.openapi import document_parameters
 
     document_parameters(kernel, ["/xingqiao/list_jobs"], page_size={"maximum": state.settings.max_page_size})
-    create = {
+    create: dict[str, dict[str, Any]] = {
         "job_extra": {
             "description": "the workflow's params, checked against its signature (a 400 names task and param)",
             "x-butterfly-checked-by-handler": "the params of the job_type's workflow",
