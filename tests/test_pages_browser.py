@@ -49,7 +49,7 @@ FAST_HASHING = {"auth.argon2_time_cost": 1, "auth.argon2_memory_kib": 1024, "aut
 def doc_example(marker: str) -> str:
     """The fenced code block that follows ``<!-- example: marker -->`` in docs/console.md."""
     text = DOCS_PAGE.read_text(encoding="utf-8")
-    found = re.search(rf"<!-- example: {re.escape(marker)} -->\s*```\w*\n(.*?)```", text, re.DOTALL)
+    found = re.search(rf"<!-- example: {re.escape(marker)} -->\s*(?:<!--.*?-->\s*)*```\w*\n(.*?)```", text, re.DOTALL)
     assert found, f"docs/console.md has no example {marker!r}"
     return found.group(1)
 
