@@ -14,10 +14,16 @@ Which topics a round pops — the pick-up model:
   leases of dead workers, messages scheduled elsewhere).
 
 Every topic that has work gets one slot before hot topics share the rest, so a flood on
-one topic cannot starve the others. An idle instance polls every ``pickup_interval``
-(one small READY script); a busy one at once. When Redis goes away the poller backs off
-with jitter (:class:`~butterfly_mq.backoff.Backoff`, one log line per outage) and
-reconnects by itself; acks that could not be sent are kept and sent later.
+one topic cannot starve the others. A busy instance polls at once. An idle one sleeps until
+its next sweep or due message, woken by the bell (:mod:`butterfly_mq.bell`) when a message is
+marked ready; where the endpoint has no bell (Twemproxy) or while it is not armed, an idle
+instance polls every ``pickup_interval`` (one small READY script). Sweeps of an idle instance
+are batched: every topic whose sweep falls due within a quarter of ``poll_max_interval`` is
+popped in the same round, so the instance wakes about once per interval, not once per topic.
+
+When Redis goes away the poller backs off with jitter (:class:`~butterfly_mq.backoff.Backoff`,
+one log line per outage) and reconnects by itself; acks that could not be sent are kept and
+sent later.
 """
 
 from __future__ import annotations
@@ -33,16 +39,20 @@ from typing import Any
 import structlog
 
 from butterfly_mq.backoff import Backoff
+from butterfly_mq.bell import Bell
 from butterfly_mq.config import MQConfig
 from butterfly_mq.connection import ERRORS
 from butterfly_mq.queue import Outcome, Popped, Queue
-from butterfly_mq.ready import ReadyIndex
+from butterfly_mq.ready import RESUME_MARK, ReadyIndex
 from butterfly_mq.runner import run_message
 from butterfly_mq.scripts import run_pipelined
 
 log = structlog.get_logger("butterfly.mq")
 #: Pops of a freshly marked topic before an empty answer counts (the mark may arrive first).
 MARK_POPS = 2
+#: An idle instance sweeps every topic whose sweep is due within this share of
+#: ``poll_max_interval`` in one round (one wake-up instead of one per topic).
+SWEEP_WINDOW = 0.25
 
 
 @dataclass
@@ -87,6 +97,11 @@ class Consumer:
         now = time.monotonic()
         self.next_sweep: dict[str, float] = dict.fromkeys(topics, now)  # NOTE: drain old work at start-up
         self.backoff = Backoff("mq-poller", base=0.1, cap=5.0, logger=log)
+        self.bell: Bell | None = Bell(client, self.ready.bell, self.wake_event.set) if config.bell else None
+        #: called (no arguments) when a topic's local pause is lifted
+        self.on_paused_changed: Any = None
+        #: poll rounds done (each one round trip)
+        self.rounds = 0
         self.lease_ms = int(config.lease * 1000)
         self.capacity = config.workers + config.batch_size
         self._threads: list[threading.Thread] = []
@@ -109,6 +124,13 @@ class Consumer:
         self._threads = [poller, *workers]
         for thread in self._threads:
             thread.start()
+        if self.bell is not None:
+            self.bell.start()
+
+    @property
+    def pickup(self) -> str:
+        """How an idle consumer learns of new messages: ``bell`` (armed) or ``polling``."""
+        return "bell" if self.bell is not None and self.bell.armed else "polling"
 
     def wake(self, topic: str | None = None) -> None:
         """Poll now (a local enqueue to ``topic``, a finished run, a resume).
@@ -120,6 +142,23 @@ class Consumer:
                 self.marked[topic] = MARK_POPS
         self.wake_event.set()
 
+    def resume_local(self, topic: str) -> bool:
+        """Lift this instance's own pause of ``topic`` (``[mq] paused``) and pop it at once.
+
+        :return: True when it was paused here
+        """
+        with self.lock:
+            was_paused = topic in self.paused
+            self.paused.discard(topic)
+            if topic in self.queues:
+                self.marked[topic] = MARK_POPS
+        if was_paused:
+            log.info("mq_resumed", topic=topic, note="this instance's own pause ([mq] paused) is lifted")
+            if self.on_paused_changed is not None:
+                self.on_paused_changed()
+        self.wake_event.set()
+        return was_paused
+
     def stop(self, timeout: float) -> dict[str, int]:
         """Stop popping, return messages that were not started, finish running ones.
 
@@ -127,6 +166,8 @@ class Consumer:
         :return: ``{"returned": n, "unfinished": n}``
         """
         self.stopping.set()
+        if self.bell is not None:
+            self.bell.stop()
         self.wake_event.set()
         poller = self._threads[0] if self._threads else None
         if poller is not None:
@@ -151,6 +192,9 @@ class Consumer:
 
     def _poll_loop(self) -> None:
         while not self.stopping.is_set():
+            # NOTE: cleared *before* the round reads the ready index, so a wake-up (bell, local
+            # enqueue, finished run) that comes during or after the round is never lost.
+            self.wake_event.clear()
             try:
                 busy = self.poll_once()
             except Exception as exc:  # noqa: BLE001 - the poller must outlive any error
@@ -165,9 +209,28 @@ class Consumer:
             elif busy:
                 continue
             else:
-                wait = self.config.pickup_interval
+                wait = self.idle_wait(time.monotonic())
             self.wake_event.wait(wait)
-            self.wake_event.clear()
+
+    def idle_wait(self, now: float) -> float:
+        """How long an idle poller may sleep: ``pickup_interval`` while it must poll, else
+        until the next sweep, due message or lease renewal (the bell wakes it for new work).
+
+        :param now: ``time.monotonic()``
+        """
+        interval = self.config.pickup_interval
+        if self.bell is None or not self.bell.armed:
+            return interval
+        with self.lock:
+            if self.marked:  # NOTE: a fresh mark whose pop came back empty is tried again
+                return interval
+            deadlines = list(self.due.values())
+            if self.leases:
+                deadlines.append(self._last_renew + self.config.lease / 3)
+            paused = set(self.paused)
+        sweeps = [when for topic, when in self.next_sweep.items() if topic not in paused]
+        deadlines.append(min(sweeps, default=now + self.config.poll_max_interval))
+        return max(interval, min(deadlines) - now)
 
     def _free_slots(self) -> int:
         with self.lock:
@@ -187,6 +250,7 @@ class Consumer:
             ack_batches.append((topic, outcomes))
         calls += self._renew_calls()
         calls.append(self.ready.read_call(self.cursor))
+        self.rounds += 1
         now = time.monotonic()
         pops = self._pop_plan(now)
         for queue, count in pops:
@@ -234,11 +298,18 @@ class Consumer:
         elif marks:
             self.cursor = max(number for _, number in marks)
         fresh = 0
+        resumed = []
         with self.lock:
             for topic, _ in marks:
-                if topic in self.queues:
+                if topic.startswith(RESUME_MARK):
+                    resumed.append(topic[len(RESUME_MARK) :])
+                elif topic in self.queues:
                     self.marked[topic] = MARK_POPS
                     fresh += topic not in self.paused  # NOTE: no hurry for a topic we do not pop
+        for topic in resumed:  # an operator resumed it (canghai, CLI): lift our own pause too
+            if topic in self.queues:
+                self.resume_local(topic)
+                fresh += 1
         return fresh
 
     def _sweep_all(self) -> None:
@@ -281,6 +352,9 @@ class Consumer:
         with self.lock:
             marked, due = set(self.marked), dict(self.due)
         urgent, sweep = [], []
+        # PERF: topics due for a sweep soon are swept now, with the one that is due: an idle
+        # instance then wakes about once per poll_max_interval, not once per topic.
+        sweep_before = now + self.config.poll_max_interval * SWEEP_WINDOW
         for topic in self.queues:
             if topic in self.paused:
                 continue
@@ -288,6 +362,9 @@ class Consumer:
                 urgent.append(topic)
             elif self.next_sweep.get(topic, now) <= now:
                 sweep.append(topic)
+        if sweep:
+            chosen = {*urgent, *sweep, *self.paused}
+            sweep += [t for t in self.queues if t not in chosen and self.next_sweep.get(t, now) <= sweep_before]
         random.shuffle(urgent)  # NOTE: no topic starves the others
         random.shuffle(sweep)
         with self.lock:

@@ -248,6 +248,50 @@ def api_enqueue(request: Any) -> Response:
     return Response.json(reply)
 
 
+def api_enqueue_many(request: Any) -> Response:
+    """``POST /canghai/api/enqueue_many {"topic", "params_list": [{...}, ...], "msg_ids", "delay", "ttl", "retries"}``.
+
+    One round trip to Redis for the whole batch (at most ``[mq] enqueue_many_max`` messages).
+    Each message is checked on its own: the reply lists every one with its ``status``
+    (``enqueued``, ``exists``, ``duplicate``, ``invalid`` with ``reason``/``errors``) and the
+    counts; invalid messages do not stop the others.
+    """
+    from butterfly_mq.batch import enqueue_many
+
+    service = service_of(request)
+    payload = _action_params(request)
+    unknown = set(payload) - {"topic", "params_list", "msg_ids", "delay", "ttl", "retries"}
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    topic = _text(payload, "topic")
+    params_list = payload.get("params_list")
+    if not isinstance(params_list, list):
+        raise BadRequest(
+            "params_list must be a list of JSON objects",
+            data={"errors": [{"param": "params_list", "reason": "expected a list"}]},
+        )
+    most = service.config.enqueue_many_max
+    if len(params_list) > most:
+        raise BadRequest(
+            f"at most {most} messages per request ([mq] enqueue_many_max), got {len(params_list)}",
+            data={"errors": [{"param": "params_list", "reason": f"at most {most} items"}]},
+        )
+    result = enqueue_many(
+        topic,
+        params_list,
+        kernel=service.kernel,
+        msg_ids=payload.get("msg_ids"),
+        delay=payload.get("delay"),
+        ttl=payload.get("ttl"),
+        retries=payload.get("retries"),
+    )
+    reply: dict[str, Any] = {"stat": "OK", **result.summary(), "consumers": consumers_of(service, topic)}
+    reply["items"] = [item.as_dict() for item in result.items]
+    if not reply["consumers"]:
+        reply["warning"] = f"no live instance consumes {topic}; the messages were accepted and wait until one does"
+    return Response.json(reply)
+
+
 READ_ROUTES = {"queues": api_queues, "instances": api_instances, "msgs": api_msgs, "msg": api_msg}
 ACTION_ROUTES = {
     "requeue": api_requeue,
@@ -256,4 +300,5 @@ ACTION_ROUTES = {
     "pause": api_pause,
     "resume": api_resume,
     "enqueue": api_enqueue,
+    "enqueue_many": api_enqueue_many,
 }

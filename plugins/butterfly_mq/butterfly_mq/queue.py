@@ -99,6 +99,18 @@ class Queue:
         """The ENQUEUE script call (see :meth:`enqueue`)."""
         return SCRIPTS["ENQUEUE"], self.enqueue_keys, [msg_id, params_text, json.dumps(info), int(delay_ms)]
 
+    def enqueue_many_call(self, messages: list[tuple[str, str]], shared_info_json: str, delay_ms: int = 0) -> Call:
+        """The ENQUEUE_MANY script call: several messages in one script (``lua/enqueue_many.lua``).
+
+        :param messages: ``(msg_id, params JSON)`` pairs; ids must be valid (:func:`check_msg_id`)
+        :param shared_info_json: the metadata every message shares, a JSON object without ``id``
+        :param delay_ms: schedule every message this many ms from now (0: queue them now)
+        """
+        args: list[Any] = [int(delay_ms), shared_info_json]
+        for msg_id, params_text in messages:
+            args += (msg_id, params_text)
+        return SCRIPTS["ENQUEUE_MANY"], self.enqueue_keys, args
+
     def enqueue(self, msg_id: str, params_text: str, info: dict[str, Any], delay_ms: int = 0) -> bool:
         """Store the message and queue it (or schedule it after ``delay_ms``).
 

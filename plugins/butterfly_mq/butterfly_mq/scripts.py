@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import redis
@@ -485,10 +486,16 @@ def run_pipelined(client: Any, calls: Sequence[Call], *, raise_errors: bool = Tr
     return results
 
 
+def lua_source(name: str) -> str:
+    """The source of ``butterfly_mq/lua/<name>.lua`` (scripts kept in files of their own)."""
+    return resources.files("butterfly_mq").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
 SCRIPTS = {
     name: Script(name.lower(), source)
     for name, source in {
         "ENQUEUE": ENQUEUE,
+        "ENQUEUE_MANY": lua_source("enqueue_many"),
         "POP": POP,
         "FINISH": FINISH,
         "RENEW": RENEW,
