@@ -95,13 +95,30 @@ def consumers_of(service: Any, topic: str, instances: list[dict[str, Any]] | Non
     )
 
 
+def paused_on(topic: str, instances: list[dict[str, Any]]) -> list[str]:
+    """Live instances that pause ``topic`` on their own (``[mq] paused``), by name."""
+    return [
+        instance["name"]
+        for instance in instances
+        if instance["alive"] and topic in (instance.get("counters") or {}).get("paused", ())
+    ]
+
+
 def queues_overview(service: Any, instances: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Counts of every registered queue (one pipelined round trip), each with ``consumers``:
-    how many live instances consume it (0: messages wait until one does)."""
+    how many live instances consume it (0: messages wait until one does).
+
+    Pauses: ``paused_cluster`` is the queue's flag in Redis (canghai or ``butterfly mq pause``:
+    no instance pops it); ``paused_on`` lists the live instances that pause it on their own
+    (``[mq] paused``); ``paused`` is true when either holds — a resume lifts both.
+    """
     rows = counts_for(service.client, registered_topics(service.client, service.config.prefix), service.config.prefix)
     instances = service.registry_list() if instances is None else instances
     for row in rows:
         row["consumers"] = consumers_of(service, row["name"], instances)
+        row["paused_cluster"] = row["paused"]
+        row["paused_on"] = paused_on(row["name"], instances)
+        row["paused"] = row["paused_cluster"] or bool(row["paused_on"])
     return rows
 
 
@@ -200,23 +217,21 @@ def api_empty(request: Any) -> Response:
     return Response.json({"stat": "OK", "deleted": deleted})
 
 
-def _set_paused(request: Any, paused: bool) -> Response:
+def api_pause(request: Any) -> Response:
+    """``POST /canghai/api/pause {"queue"}``: stop every instance popping this queue (its flag in Redis)."""
     service = service_of(request)
     topic = _topic(_action_params(request))
-    Queue(service.client, topic, service.config.prefix).set_paused(paused)
-    if not paused:
-        service.wake(topic)
-    return Response.json({"stat": "OK", "queue": topic, "paused": paused})
-
-
-def api_pause(request: Any) -> Response:
-    """``POST /canghai/api/pause {"queue"}``: stop every instance popping this queue."""
-    return _set_paused(request, True)
+    service.pause(topic)
+    return Response.json({"stat": "OK", "queue": topic, "paused": True})
 
 
 def api_resume(request: Any) -> Response:
-    """``POST /canghai/api/resume {"queue"}``: let every instance pop it again."""
-    return _set_paused(request, False)
+    """``POST /canghai/api/resume {"queue"}``: let every instance pop it again — clears the
+    queue's flag and lifts every instance's own pause (``[mq] paused``)."""
+    service = service_of(request)
+    topic = _topic(_action_params(request))
+    service.resume(topic)
+    return Response.json({"stat": "OK", "queue": topic, "paused": False})
 
 
 def api_enqueue(request: Any) -> Response:

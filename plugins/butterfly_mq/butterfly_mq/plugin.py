@@ -77,7 +77,7 @@ def butterfly_request_finished(request, response):
 
 @hookimpl
 def butterfly_add_commands(subparsers):
-    """``butterfly mq enqueue|status|requeue|doctor``."""
+    """``butterfly mq enqueue|enqueue-many|status|requeue|pause|resume|doctor``."""
     from butterfly_mq.cli import add_commands
 
     add_commands(subparsers)

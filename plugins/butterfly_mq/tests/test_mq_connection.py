@@ -80,6 +80,7 @@ def test_the_consumer_recovers_when_redis_comes_back(make_kernel, captured_logs,
         mq.wait_for(lambda: consumer.backoff.failures >= 2)
         server.start()
         mq.wait_for(lambda: consumer.connected)
+        mq.wait_for(lambda: consumer.pickup == "bell")  # the bell is armed again too
         msg_id = enqueue("/t/ok", {"n": 2}, redis_url=server.url, prefix=prefix)
         mq.wait_for(lambda: (get_message(msg_id, kernel=kernel) or {}).get("state") == "finished")
         back = [e for e in captured_logs if e["event"] == "redis_available_again" and e["loop"] == "mq-poller"]

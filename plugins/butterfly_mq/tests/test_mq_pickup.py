@@ -8,6 +8,7 @@ that runs at all was found by the mechanism under test.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,35 @@ def test_a_topic_nobody_consumes_is_flagged(mq_kernel, mq):
     served_row = page[page.index('data-queue="/t/ok"') :].split("</tr>")[0]
     assert 'class="pill unconsumed"' in orphan_row and " hidden>" not in orphan_row
     assert " hidden>no consumer" in served_row
+
+
+def test_an_idle_consumer_is_woken_by_the_bell_or_polls_where_there_is_none(
+    mq_kernel, redis_mode, redis_url, prefix, mq
+):
+    """With the bell (single Redis, cluster) the poller does not poll at all here — a pick-up
+    interval and sweep of an hour — so a remote message that runs was announced by the bell.
+    Twemproxy refuses XREAD BLOCK: the bell gives up and the consumer polls the ready index."""
+    behind_proxy = redis_mode == "twemproxy"
+    kernel = mq_kernel(start=True, pickup_interval=0.05 if behind_proxy else 3600.0, **NO_SWEEP)
+    consumer = kernel.extensions["mq"].consumer
+    if behind_proxy:
+        mq.wait_for(lambda: consumer.bell.unsupported)
+        assert consumer.pickup == "polling" and consumer.idle_wait(time.monotonic()) == 0.05
+    else:
+        mq.wait_for(lambda: consumer.pickup == "bell" and not consumer.hot and not consumer.marked)
+        assert consumer.idle_wait(time.monotonic()) > 1000  # idle: sleeps until its next sweep
+    for n in range(3):  # each after the poller went back to sleep
+        rounds = consumer.rounds
+        msg_id = enqueue("/t/ok", {"n": n}, redis_url=redis_url, prefix=prefix)
+        mq.wait_for(lambda msg_id=msg_id: get_message(msg_id, kernel=kernel)["state"] == "finished")
+        assert consumer.rounds > rounds
+    assert consumer.bell.rings >= (0 if behind_proxy else 3)
+    assert kernel.extensions["mq"].counters()["pickup"] == ("polling" if behind_proxy else "bell")
+
+
+def test_the_bell_can_be_switched_off(mq_kernel, redis_url, prefix, mq):
+    kernel = mq_kernel(start=True, bell=False, **NO_SWEEP)
+    consumer = kernel.extensions["mq"].consumer
+    assert consumer.bell is None and consumer.pickup == "polling"
+    msg_id = enqueue("/t/ok", {"n": 1}, redis_url=redis_url, prefix=prefix)
+    mq.wait_for(lambda: get_message(msg_id, kernel=kernel)["state"] == "finished")
