@@ -13,7 +13,6 @@ within the batch is sent once (later copies are ``duplicate``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from butterfly_mq.producer import (
     params_json,
     resolve,
     send,
-    shared_info,
+    shared_info_fields,
     valid_topic,
     validate_params,
 )
@@ -151,7 +150,7 @@ def enqueue_many(
     items, to_send = _check_items(service, topic, params_list, msg_ids)
     if to_send:
         queue = _queue(client, key_prefix, topic)
-        shared = json.dumps(shared_info(topic, ttl, retries), separators=(",", ":"))
+        shared = "{" + shared_info_fields(topic, ttl, retries) + "}"
         delay_ms = int((delay or 0) * 1000)
         calls = [
             queue.enqueue_many_call(

@@ -95,9 +95,10 @@ class Queue:
 
     # -- producing ----------------------------------------------------------------------
 
-    def enqueue_call(self, msg_id: str, params_text: str, info: dict[str, Any], delay_ms: int = 0) -> Call:
-        """The ENQUEUE script call (see :meth:`enqueue`)."""
-        return SCRIPTS["ENQUEUE"], self.enqueue_keys, [msg_id, params_text, json.dumps(info), int(delay_ms)]
+    def enqueue_call(self, msg_id: str, params_text: str, info: dict[str, Any] | str, delay_ms: int = 0) -> Call:
+        """The ENQUEUE script call (see :meth:`enqueue`); ``info`` a dict or its JSON text."""
+        info_json = info if isinstance(info, str) else json.dumps(info)
+        return SCRIPTS["ENQUEUE"], self.enqueue_keys, [msg_id, params_text, info_json, int(delay_ms)]
 
     def enqueue_many_call(self, messages: list[tuple[str, str]], shared_info_json: str, delay_ms: int = 0) -> Call:
         """The ENQUEUE_MANY script call: several messages in one script (``lua/enqueue_many.lua``).
