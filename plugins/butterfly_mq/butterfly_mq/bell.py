@@ -9,6 +9,12 @@ The poller trusts the bell only while it is **armed**: connected and blocked on 
 reading from an entry id it already knows, so no mark can slip between two reads. When it
 is not armed (starting, Redis down) the poller polls every ``pickup_interval`` as before.
 
+Every enqueue rings every idle consumer, also those that do not consume its topic. So after
+a ring the bell rests ``pickup_interval`` before it listens again (reading on from the last
+entry it saw, so nothing is missed): under a stream of enqueues an idle instance wakes at most
+``1 / pickup_interval`` times a second — as often as it polled before — while the first
+message after a quiet spell is announced at once.
+
 Twemproxy serves no blocking commands (it closes the connection). When ``XREAD`` fails twice
 while ``PING`` answers, the bell gives up for good and the poller keeps polling; a Redis
 that is down is retried with backoff instead.
@@ -38,12 +44,14 @@ class Bell:
     :param client: the consumer's Redis client (a blocked ``XREAD`` holds one of its connections)
     :param stream: the bell stream's key
     :param wake: called when the bell rings, is armed or is disarmed (the poller's wake event)
+    :param rest: seconds the bell rests after a ring (``[mq] pickup_interval``)
     """
 
-    def __init__(self, client: Any, stream: str, wake: Any) -> None:
+    def __init__(self, client: Any, stream: str, wake: Any, rest: float = 0.05) -> None:
         self.client = client
         self.stream = stream
         self.wake = wake
+        self.rest = rest
         #: True while blocked on the stream from a known id: the poller may sleep.
         self.armed = False
         #: True once the endpoint turned out not to serve XREAD BLOCK (Twemproxy).
@@ -116,6 +124,7 @@ class Bell:
         if entries:
             self.rings += 1
             self.wake()
+            self.stopping.wait(self.rest)  # PERF: at most one ring per rest (see the module docstring)
             return entries[-1][0]
         return last
 

@@ -97,7 +97,9 @@ class Consumer:
         now = time.monotonic()
         self.next_sweep: dict[str, float] = dict.fromkeys(topics, now)  # NOTE: drain old work at start-up
         self.backoff = Backoff("mq-poller", base=0.1, cap=5.0, logger=log)
-        self.bell: Bell | None = Bell(client, self.ready.bell, self.wake_event.set) if config.bell else None
+        self.bell: Bell | None = (
+            Bell(client, self.ready.bell, self.wake_event.set, rest=config.pickup_interval) if config.bell else None
+        )
         #: called (no arguments) when a topic's local pause is lifted
         self.on_paused_changed: Any = None
         #: poll rounds done (each one round trip)
