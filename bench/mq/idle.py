@@ -11,7 +11,7 @@ Budget (issue 11): ≤ 1 % of one core.
 
 Usage::
 
-    .venv/bin/python bench/mq/idle.py [--seconds 60] [--warmup 10] [--threads] [--set MQ_POLL_MAX_INTERVAL=2]
+    .venv/bin/python bench/mq/idle.py [--seconds 60] [--warmup 10] [--threads] [--twemproxy] [--set MQ_BELL=false]
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def thread_names(pid: int) -> dict[int, str]:
 
 def consumed_topics(redis_url: str) -> int:
     """How many topics the server consumes (its record in the MQ's instance registry)."""
-    import redis
+    from butterfly_mq.connection import connect
 
-    records = redis.Redis.from_url(redis_url).hgetall("bc:{registry}:instances").values()
+    records = connect(redis_url).hgetall("bc:{registry}:instances").values()
     return max((len(json.loads(raw).get("queues", ())) for raw in records), default=0)
 
 
@@ -65,15 +65,25 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds after start-up before measuring")
     parser.add_argument("--threads", action="store_true", help="also print the CPU of each thread")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION_KEY=VALUE", help="extra setting")
+    parser.add_argument(
+        "--twemproxy", action="store_true", help="through nutcracker (no bell there: idle consumers poll)"
+    )
     args = parser.parse_args()
 
     redis_server = RedisServer().start()
+    url = redis_server.url
+    proxy = None
+    if args.twemproxy:
+        from butterfly_mq.testing import Twemproxy
+
+        proxy = Twemproxy().start()
+        url = proxy.url
     work = Path(tempfile.mkdtemp(prefix="butterfly-bench-idle-"))
     settings = dict(item.split("=", 1) for item in args.set)
-    server = FullInstall(redis_server.url, work, settings)
+    server = FullInstall(url, work, settings)
     try:
         server.start()
-        topics = consumed_topics(redis_server.url)
+        topics = consumed_topics(url)
         time.sleep(args.warmup)
         before, threads_before, t0 = server.cpu_seconds(), thread_cpu_seconds(server.pid), time.monotonic()
         time.sleep(args.seconds)
@@ -81,12 +91,15 @@ def main() -> int:
         names = thread_names(server.pid) if args.threads else {}
     finally:
         server.stop()
+        if proxy is not None:
+            proxy.stop()
         redis_server.stop()
     percent = 100 * (after - before) / (t1 - t0)
     with open("/proc/loadavg") as loadavg:
         load = loadavg.read().split()[0]
     print(
-        f"idle CPU of `python -m kernel run` (all plugins, MQ on, {topics} consumed topics, no traffic): "
+        f"idle CPU of `python -m kernel run` (all plugins, MQ on{' through Twemproxy' if proxy else ''}, "
+        f"{topics} consumed topics, no traffic): "
         f"{percent:.2f} % of one core over {t1 - t0:.0f} s  (budget ≤ {BUDGET_PERCENT:g} %; load avg {load})"
     )
     if args.threads:

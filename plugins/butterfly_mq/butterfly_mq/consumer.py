@@ -44,7 +44,7 @@ from butterfly_mq.connection import ERRORS
 from butterfly_mq.queue import Outcome, Popped, Queue
 from butterfly_mq.ready import RESUME_MARK, ReadyIndex
 from butterfly_mq.runner import run_message
-from butterfly_mq.scripts import run_pipelined
+from butterfly_mq.scripts import hold_connection, release_connection, run_pipelined
 
 log = structlog.get_logger("butterfly.mq")
 #: Pops of a freshly marked topic before an empty answer counts (the mark may arrive first).
@@ -237,12 +237,21 @@ class Consumer:
     # -- the poller -----------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
+        held: list[Any] = [None]  # the poller's own connection, taken once Redis answers
+        try:
+            self._poll_rounds(held)
+        finally:
+            release_connection(self.client, held[0])
+
+    def _poll_rounds(self, held: list[Any]) -> None:
         while not self.stopping.is_set():
             # NOTE: cleared *before* the round reads the ready index, so a wake-up (bell, local
             # enqueue, finished run) that comes during or after the round is never lost.
             self.wake_event.clear()
             try:
-                busy = self.poll_once()
+                if held[0] is None:
+                    held[0] = hold_connection(self.client)
+                busy = self.poll_once(held[0])
             except Exception as exc:  # noqa: BLE001 - the poller must outlive any error
                 self.counters["redis_errors" if isinstance(exc, ERRORS) else "poller_errors"] += 1
                 self.stopping.wait(self.backoff.failed(exc))
@@ -281,8 +290,11 @@ class Consumer:
         with self.lock:
             return self.capacity - len(self.leases)
 
-    def poll_once(self) -> bool:
+    def poll_once(self, connection: Any = None) -> bool:
         """One round trip: acks, due lease renewals, the ready index, pops.
+
+        :param connection: the poller's own connection (:func:`~butterfly_mq.scripts.hold_connection`);
+            default: one from the pool
 
         :return: True when the next round should follow at once (messages moved, or
             topics were marked that this round did not pop)
@@ -301,7 +313,7 @@ class Consumer:
         for queue, count in pops:
             calls.append(queue.pop_call(count, self.lease_ms, self.worker, self.config.max_recoveries))
         try:
-            replies = run_pipelined(self.client, calls)
+            replies = run_pipelined(self.client, calls, connection=connection)
         except BaseException:
             with self.lock:  # NOTE: keep the acks; FINISH is safe to send twice
                 for topic, outcomes in ack_batches:
@@ -317,15 +329,17 @@ class Consumer:
                     count=lost,
                     note="lease expired or message deleted; another run owns it",
                 )
-        popped_total = 0
+        popped: list[Popped] = []
         for (queue, count), reply in zip(pops, replies[len(replies) - len(pops) :], strict=True):
             messages, due_in = queue.parse_pop(reply)
             self._after_pop(queue.topic, count, len(messages), due_in, now)
-            self._accept(messages)
-            popped_total += len(messages)
+            popped += messages
+        popped_total = len(popped)
         fresh = self._read_marks(replies[len(replies) - len(pops) - 1])
         if self._sweep_check_at is None:
             self._sweep_check_at = self._earliest_sweep()
+        # NOTE: handed to the workers last: waking one may take the CPU from this thread
+        self._accept(popped)
         return bool(popped_total or ack_batches or fresh)
 
     def _earliest_sweep(self) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from butterfly_mq.keys import STATES, TERMINAL_STATES, QueueKeys, RegistryKeys, check_topic
@@ -22,12 +23,22 @@ THROUGHPUT_MINUTES = 5
 
 @dataclass
 class Popped:
-    """A message a worker took: its id, raw params JSON and metadata."""
+    """A message a worker took: its id, raw params JSON and metadata (``info``, decoded from
+    ``info_text`` on first use)."""
 
     topic: str
     msg_id: str
     params_text: str
-    info: dict[str, Any]
+    info_text: str = "{}"
+
+    @cached_property
+    def info(self) -> dict[str, Any]:
+        """The metadata (``reqid`` of the producer, ``retries``, ``attempts``, ...); ``{}`` when unreadable.
+
+        PERF: decoded by the worker that runs the message, not by the poller, which every
+        message passes through.
+        """
+        return decode_info(self.info_text) or {}
 
     @property
     def attempt(self) -> int:
@@ -134,9 +145,7 @@ class Queue:
             queue is paused)
         """
         due_in_ms = int(reply[0]) if reply else -1
-        messages = [
-            Popped(self.topic, reply[i], reply[i + 1], decode_info(reply[i + 2]) or {}) for i in range(1, len(reply), 3)
-        ]
+        messages = [Popped(self.topic, reply[i], reply[i + 1], reply[i + 2]) for i in range(1, len(reply), 3)]
         return messages, (due_in_ms / 1000 if due_in_ms >= 0 else None)
 
     def pop(self, count: int, lease_ms: int, worker: str, max_recoveries: int = 3) -> list[Popped]:

@@ -456,7 +456,7 @@ _POOL_ARGS: tuple[str, ...] = (
 )
 
 
-def _send_on_one_connection(client: redis.Redis, calls: Sequence[Call]) -> list[Any]:
+def _send_on_one_connection(client: redis.Redis, calls: Sequence[Call], connection: Any = None) -> list[Any]:
     """EVALSHA every call on one pooled connection: all commands in one write, then every reply.
 
     PERF: the same round trip as ``pipeline(transaction=False)``, without its per-command
@@ -467,11 +467,15 @@ def _send_on_one_connection(client: redis.Redis, calls: Sequence[Call]) -> list[
     connection (a restarted server) is replaced and the commands sent again once, as a
     pipeline would.
 
+    :param connection: a connection the caller holds (taken from ``client``'s pool and kept by
+        one thread); default: one is taken from the pool for this call
     :return: one reply per call; an error reply (``ResponseError``) in its place
     """
     commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
     pool = client.connection_pool
-    connection = pool.get_connection(*_POOL_ARGS)
+    borrowed = connection is None
+    if borrowed:
+        connection = pool.get_connection(*_POOL_ARGS)
 
     def attempt() -> list[Any]:
         connection.send_packed_command(connection.pack_commands(commands))
@@ -486,10 +490,13 @@ def _send_on_one_connection(client: redis.Redis, calls: Sequence[Call]) -> list[
     try:
         return connection.retry.call_with_retry(attempt, lambda error: connection.disconnect())
     finally:
-        pool.release(connection)
+        if borrowed:
+            pool.release(connection)
 
 
-def run_pipelined(client: Any, calls: Sequence[Call], *, raise_errors: bool = True) -> list[Any]:
+def run_pipelined(
+    client: Any, calls: Sequence[Call], *, raise_errors: bool = True, connection: Any = None
+) -> list[Any]:
     """Run several scripts in one round trip (pipelined, never MULTI).
 
     A call that failed with NOSCRIPT did not run, so it is run again with EVAL. A single
@@ -498,6 +505,8 @@ def run_pipelined(client: Any, calls: Sequence[Call], *, raise_errors: bool = Tr
 
     :param client: a ``redis.Redis`` or a cluster client
     :param calls: ``(script, keys, args)`` triples
+    :param connection: for a single Redis or Twemproxy, a connection of ``client``'s pool the
+        calling thread holds (see :func:`hold_connection`); ignored on a cluster
     :param raise_errors: raise the first error reply; ``False``: return error replies as
         exception objects in their place (a lost connection still raises)
     :return: the results in order
@@ -506,7 +515,7 @@ def run_pipelined(client: Any, calls: Sequence[Call], *, raise_errors: bool = Tr
     if not calls:
         return []
     if isinstance(client, redis.Redis):
-        results = _send_on_one_connection(client, calls)
+        results = _send_on_one_connection(client, calls, connection)
     else:
         pipe = client.pipeline(transaction=False)
         for script, keys, args in calls:
@@ -532,6 +541,22 @@ def run_pipelined(client: Any, calls: Sequence[Call], *, raise_errors: bool = Tr
 def lua_source(name: str) -> str:
     """The source of ``butterfly_mq/lua/<name>.lua`` (scripts kept in files of their own)."""
     return resources.files("butterfly_mq").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+def hold_connection(client: Any) -> Any:
+    """A connection of ``client``'s pool for one long-lived thread to keep (``None`` on a cluster).
+
+    PERF: a pool checkout and return cost two ``getpid`` system calls and two lock round trips
+    per call; the consumer's poller makes hundreds of calls a second. Give it back with
+    :func:`release_connection`. A connection that breaks reconnects on its next use.
+    """
+    return client.connection_pool.get_connection(*_POOL_ARGS) if isinstance(client, redis.Redis) else None
+
+
+def release_connection(client: Any, connection: Any) -> None:
+    """Return a connection taken with :func:`hold_connection` to its pool."""
+    if connection is not None:
+        client.connection_pool.release(connection)
 
 
 SCRIPTS = {
