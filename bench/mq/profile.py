@@ -11,6 +11,7 @@ into speedscope or ``flamegraph.pl``).
 Usage::
 
     .venv/bin/python bench/mq/profile.py [--messages 30000] [--out /tmp/mq-drain.txt]
+    .venv/bin/python bench/mq/profile.py --messages 30000 --stacks /tmp/mq-drain.txt   # summarise again
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from fullinstall import FullInstall
 from kernel.testing import RedisServer
 
 TOPIC, PARAMS = "/demo_api/hello", {"str_info": "x"}
+#: py-spy samples per second
+RATE = 250
 #: (layer, substring of a frame's file path), innermost match wins; checked in this order.
 LAYERS = [
     ("redis-py (client, sockets)", "/redis/"),
@@ -72,7 +75,11 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--out", default=None, help="collapsed stacks file (default: a temp file)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--stacks", help="only summarise this earlier --out file (of a --messages drain)")
     args = parser.parse_args()
+    if args.stacks:
+        summarise(Path(args.stacks), args.messages, args.top)
+        return 0
 
     from butterfly_mq import enqueue_many
     from butterfly_mq.queue import Queue
@@ -90,7 +97,7 @@ def main() -> int:
             enqueue_many(TOPIC, [PARAMS] * min(1000, args.messages - start), redis_url=server.url)
         spy = str(Path(sys.executable).with_name("py-spy"))
         recorder = subprocess.Popen(
-            [spy, "record", "--gil", "--rate", "250", "--format", "raw", "-o", str(out), "--pid", str(full.pid)],
+            [spy, "record", "--gil", "--rate", str(RATE), "--format", "raw", "-o", str(out), "--pid", str(full.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -107,9 +114,16 @@ def main() -> int:
     finally:
         full.stop()
         server.stop()
+    print(f"drained {args.messages:,} messages in {seconds:.2f} s ({args.messages / seconds:,.0f}/s)")
+    summarise(out, args.messages, args.top)
+    return 0
+
+
+def summarise(out: Path, messages: int, top: int) -> None:
+    """Print the layers and the top functions of a collapsed-stacks file of a drain of ``messages``."""
     by_layer: collections.Counter[str] = collections.Counter()
     by_function: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = poller = 0
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
@@ -119,17 +133,20 @@ def main() -> int:
         total += samples
         by_layer[layer_of(frames)] += samples
         by_function[frames[-1]] += samples
-    print(
-        f"drained {args.messages:,} messages in {seconds:.2f} s ({args.messages / seconds:,.0f}/s); {total} GIL samples"
-    )
-    print(f"stacks: {out}\n")
-    print("| layer | share of GIL-holding samples |\n|---|---:|")
+        if any("Consumer._poll_loop" in frame for frame in frames):
+            poller += samples
+
+    def per_message(samples: int) -> float:
+        return samples / RATE / messages * 1e6
+
+    print(f"{total} GIL samples at {RATE} Hz: {per_message(total):.1f} µs of GIL per message, of which the poller")
+    print(f"thread (the one every message passes through) {per_message(poller):.1f} µs; stacks: {out}\n")
+    print("| layer | GIL µs per message | share |\n|---|---:|---:|")
     for name, samples in by_layer.most_common():
-        print(f"| {name} | {100 * samples / total:.1f} % |")
-    print(f"\ntop {args.top} functions by own samples:")
-    for name, samples in by_function.most_common(args.top):
+        print(f"| {name} | {per_message(samples):.1f} | {100 * samples / total:.1f} % |")
+    print(f"\ntop {top} functions by own samples:")
+    for name, samples in by_function.most_common(top):
         print(f"  {100 * samples / total:5.1f} %  {name}")
-    return 0
 
 
 if __name__ == "__main__":
