@@ -154,13 +154,13 @@ def enqueue_many(
         delay_ms = int((delay or 0) * 1000)
         calls = [
             queue.enqueue_many_call(
-                [(items[i].msg_id, text) for i, text in to_send[start : start + SCRIPT_MESSAGES]], shared, delay_ms
+                [(msg_id, text) for _, msg_id, text in to_send[start : start + SCRIPT_MESSAGES]], shared, delay_ms
             )
             for start in range(0, len(to_send), SCRIPT_MESSAGES)
         ]
         replies = send(client, key_prefix, topic, calls, what=f"{len(to_send)} messages")
         statuses = [status for reply in replies for status in reply]
-        for (index, _text), stored in zip(to_send, statuses, strict=True):
+        for (index, _msg_id, _text), stored in zip(to_send, statuses, strict=True):
             items[index].status = ENQUEUED if int(stored) == 1 else EXISTS
         if service is not None:
             service.wake(topic)
@@ -169,11 +169,11 @@ def enqueue_many(
 
 def _check_items(
     service: Any, topic: str, params_list: Sequence[Any], msg_ids: Sequence[str | None] | None
-) -> tuple[list[ItemResult], list[tuple[int, str]]]:
+) -> tuple[list[ItemResult], list[tuple[int, str, str]]]:
     """Check every message; returns the per-message results (``enqueued`` is provisional)
-    and ``(index, params JSON)`` of the messages to send."""
+    and ``(index, msg_id, params JSON)`` of the messages to send."""
     items: list[ItemResult] = []
-    to_send: list[tuple[int, str]] = []
+    to_send: list[tuple[int, str, str]] = []
     first_of: dict[str, int] = {}
     for index, params in enumerate(params_list):
         wanted = msg_ids[index] if msg_ids is not None else None
@@ -194,5 +194,5 @@ def _check_items(
             continue
         first_of[msg_id] = index
         items.append(ItemResult(index, msg_id, ENQUEUED))
-        to_send.append((index, text))
+        to_send.append((index, msg_id, text))
     return items, to_send

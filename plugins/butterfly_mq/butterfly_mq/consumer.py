@@ -32,6 +32,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,7 @@ class Backlog:
         self._items: deque[Popped | None] = deque()
         self._ready = threading.Condition(threading.Lock())
 
-    def put_many(self, items: list[Popped | None]) -> None:
+    def put_many(self, items: Sequence[Popped | None]) -> None:
         """Append ``items`` (``None`` tells a worker to stop) and wake one waiting worker."""
         if not items:
             return
