@@ -264,7 +264,8 @@ def api_enqueue(request: Any) -> Response:
 
 
 def api_enqueue_many(request: Any) -> Response:
-    """``POST /canghai/api/enqueue_many {"topic", "params_list": [{...}, ...], "msg_ids", "delay", "ttl", "retries"}``.
+    """``POST /canghai/api/enqueue_many {"topic", "messages": [{"params": {...}, "msg_id": "..."}, ...],
+    "delay", "ttl", "retries"}`` (``msg_id`` optional per message).
 
     One round trip to Redis for the whole batch (at most ``[mq] enqueue_many_max`` messages).
     Each message is checked on its own: the reply lists every one with its ``status``
@@ -275,27 +276,29 @@ def api_enqueue_many(request: Any) -> Response:
 
     service = service_of(request)
     payload = _action_params(request)
-    unknown = set(payload) - {"topic", "params_list", "msg_ids", "delay", "ttl", "retries"}
+    unknown = set(payload) - {"topic", "messages", "delay", "ttl", "retries"}
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
     topic = _text(payload, "topic")
-    params_list = payload.get("params_list")
-    if not isinstance(params_list, list):
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not all(
+        isinstance(message, dict) and set(message) <= {"params", "msg_id"} for message in messages
+    ):
         raise BadRequest(
-            "params_list must be a list of JSON objects",
-            data={"errors": [{"param": "params_list", "reason": "expected a list"}]},
+            'messages must be a list of {"params": {...}, "msg_id": "..."} objects',
+            data={"errors": [{"param": "messages", "reason": "expected a list of message objects"}]},
         )
     most = service.config.enqueue_many_max
-    if len(params_list) > most:
+    if len(messages) > most:
         raise BadRequest(
-            f"at most {most} messages per request ([mq] enqueue_many_max), got {len(params_list)}",
-            data={"errors": [{"param": "params_list", "reason": f"at most {most} items"}]},
+            f"at most {most} messages per request ([mq] enqueue_many_max), got {len(messages)}",
+            data={"errors": [{"param": "messages", "reason": f"at most {most} items"}]},
         )
     result = enqueue_many(
         topic,
-        params_list,
+        [message.get("params", {}) for message in messages],
         kernel=service.kernel,
-        msg_ids=payload.get("msg_ids"),
+        msg_ids=[message.get("msg_id") for message in messages],
         delay=payload.get("delay"),
         ttl=payload.get("ttl"),
         retries=payload.get("retries"),

@@ -41,15 +41,17 @@ def butterfly_register_routes(register, kernel):
     service = kernel.extensions.get("mq")
     if service is None or not service.config.dashboard:
         return
-    from butterfly_mq import dashboard, pages
+    from butterfly_mq import dashboard, openapi, pages
 
     register("/canghai", pages.page_overview, kind="html", methods=("GET", "HEAD"), admin=True)
     register("/canghai/queue", pages.page_queue, kind="html", methods=("GET", "HEAD"), admin=True)
     register("/canghai/msg", pages.page_msg, kind="html", methods=("GET", "HEAD"), admin=True)
     for name, endpoint in dashboard.READ_ROUTES.items():
         register(f"/canghai/api/{name}", endpoint, kind="json", methods=("GET", "HEAD"), admin=True)
+    documented = {"enqueue_many": openapi.enqueue_many(service.config.enqueue_many_max)}
     for name, endpoint in dashboard.ACTION_ROUTES.items():
-        register(f"/canghai/api/{name}", endpoint, kind="json", methods=("POST",), admin=True)
+        meta = {"openapi": documented[name]} if name in documented else None
+        register(f"/canghai/api/{name}", endpoint, kind="json", methods=("POST",), admin=True, meta=meta)
 
 
 @hookimpl

@@ -135,13 +135,9 @@ def test_each_message_is_checked_against_the_handler(make_kernel, redis_server, 
 def test_the_http_endpoint(mq_kernel, mq):
     kernel = mq_kernel(start=True, enqueue_many_max=4)
     client = Client(kernel)
+    messages = [{"params": {"n": 1}, "msg_id": "h1"}, {"params": {"n": 2}, "msg_id": "h2"}, {"params": "x"}]
     reply = client.post(
-        "/canghai/api/enqueue_many",
-        json={
-            "topic": "/t/ok",
-            "params_list": [{"n": 1}, {"n": 2}, "x", {"n": 1}],
-            "msg_ids": ["h1", "h2", None, "h1"],
-        },
+        "/canghai/api/enqueue_many", json={"topic": "/t/ok", "messages": [*messages, {"msg_id": "h1"}]}
     ).json()
     assert reply["stat"] == "OK" and reply["consumers"] >= 1 and "warning" not in reply
     assert (reply["enqueued"], reply["invalid"], reply["duplicate"], reply["exists"]) == (2, 1, 1, 0)
@@ -154,19 +150,28 @@ def test_the_http_endpoint(mq_kernel, mq):
         "errors": [{"param": "params", "reason": "expected an object"}],
     }
     mq.wait_for(lambda: get_message("h2", kernel=kernel)["state"] == "finished")
-    too_many = client.post("/canghai/api/enqueue_many", json={"topic": "/t/ok", "params_list": [{}] * 5})
+    too_many = client.post("/canghai/api/enqueue_many", json={"topic": "/t/ok", "messages": [{}] * 5})
     assert too_many.status == 400 and "enqueue_many_max" in too_many.headers["x-reason"]
-    assert client.post("/canghai/api/enqueue_many", json={"topic": "/t/ok", "params_list": {}}).status == 400
-    assert client.post("/canghai/api/enqueue_many", json={"topic": "/t/ok", "params_list": [], "x": 1}).status == 400
-    assert client.post("/canghai/api/enqueue_many", json={"topic": "/t/ok"}).status == 400
-    assert client.post("/canghai/api/enqueue_many", json={"topic": "bad", "params_list": []}).status == 400
+    for bad in (
+        {"topic": "/t/ok", "messages": {}},
+        {"topic": "/t/ok", "messages": [{"params": {}, "extra": 1}]},
+        {"topic": "/t/ok", "messages": [[1]]},
+        {"topic": "/t/ok", "messages": [], "x": 1},
+        {"topic": "/t/ok"},
+        {"topic": "bad", "messages": []},
+        {"topic": "/t/ok", "messages": [{"msg_id": 7}], "delay": -1},
+    ):
+        assert client.post("/canghai/api/enqueue_many", json=bad).status == 400, bad
     assert client.get("/canghai/api/enqueue_many").status == 405
     remote = client.post(
-        "/canghai/api/enqueue_many", json={"topic": "/t/ok", "params_list": []}, remote_addr="203.0.113.9"
+        "/canghai/api/enqueue_many", json={"topic": "/t/ok", "messages": []}, remote_addr="203.0.113.9"
     )
     assert remote.status == 403
-    orphan = client.post("/canghai/api/enqueue_many", json={"topic": "/nobody/home", "params_list": [{}]}).json()
+    orphan = client.post("/canghai/api/enqueue_many", json={"topic": "/nobody/home", "messages": [{}]}).json()
     assert orphan["consumers"] == 0 and "no live instance consumes" in orphan["warning"]
+    route = kernel.routes.lookup("/canghai/api/enqueue_many")
+    body = route.meta["openapi"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["messages"]["maxItems"] == 4 and body["required"] == ["topic", "messages"]
 
 
 @pytest.fixture
