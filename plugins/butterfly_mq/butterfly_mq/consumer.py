@@ -335,13 +335,15 @@ class Consumer:
             messages, due_in = queue.parse_pop(reply)
             self._after_pop(queue.topic, count, len(messages), due_in, now)
             popped += messages
-        popped_total = len(popped)
-        fresh = self._read_marks(replies[len(replies) - len(pops) - 1])
-        if self._sweep_check_at is None:
-            self._sweep_check_at = self._earliest_sweep()
-        # NOTE: handed to the workers last: waking one may take the CPU from this thread
-        self._accept(popped)
-        return bool(popped_total or ack_batches or fresh)
+        try:
+            fresh = self._read_marks(replies[len(replies) - len(pops) - 1])
+            if self._sweep_check_at is None:
+                self._sweep_check_at = self._earliest_sweep()
+        finally:
+            # NOTE: handed to the workers last (waking one may take the CPU from this thread),
+            # and whatever happened above: they are leased to us
+            self._accept(popped)
+        return bool(popped or ack_batches or fresh)
 
     def _earliest_sweep(self) -> float:
         """When the next sweep of a topic this instance pops is due (``inf``: none)."""
