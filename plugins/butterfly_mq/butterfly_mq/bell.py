@@ -88,11 +88,11 @@ class Bell:
                 while not self.stopping.is_set():
                     last = self._wait(last)
                     refusals = 0
-            except ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001 - the bell must outlive any error
                 self._disarm()
                 if self.stopping.is_set():
-                    return
-                if self._answers_ping() and not isinstance(exc, redis.TimeoutError):
+                    return  # NOTE: the client was closed under a blocked XREAD: a normal stop
+                if isinstance(exc, ERRORS) and not isinstance(exc, redis.TimeoutError) and self._answers_ping():
                     refusals += 1
                     if refusals >= REFUSALS or isinstance(exc, redis.ResponseError):
                         self.unsupported = True
@@ -131,5 +131,5 @@ class Bell:
     def _answers_ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except ERRORS:
+        except Exception:  # noqa: BLE001 - any failure means "no"
             return False
