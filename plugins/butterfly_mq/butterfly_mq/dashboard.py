@@ -28,8 +28,8 @@ def service_of(request: Any):
 
 def _text(params: dict[str, Any], name: str, default: str | None = None) -> str:
     value = params.get(name, default)
-    if isinstance(value, list):
-        value = value[-1]
+    if isinstance(value, list):  # a repeated query parameter (the last wins), or a JSON list
+        value = value[-1] if value else None
     if value is None or value == "":
         raise BadRequest(f"missing parameter {name}", data={"errors": [{"param": name, "reason": "required"}]})
     return str(value)
@@ -38,7 +38,7 @@ def _text(params: dict[str, Any], name: str, default: str | None = None) -> str:
 def _int(params: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name, default)
     try:
-        value = int(raw[-1] if isinstance(raw, list) else raw)
+        value = int((raw[-1] if raw else None) if isinstance(raw, list) else raw)
     except (TypeError, ValueError):
         raise BadRequest(
             f"{name} must be an integer",
