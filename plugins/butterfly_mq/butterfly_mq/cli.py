@@ -72,6 +72,10 @@ def add_commands(subparsers: Any) -> None:
     doctor.add_argument("--proxy-config", help="the nutcracker yml of the pool: check it and look at every backend")
     doctor.set_defaults(run=cmd_doctor)
 
+    from butterfly_mq.cli_ops import add_operation_commands
+
+    add_operation_commands(commands)
+
 
 def _service(args: argparse.Namespace):
     from kernel.cli import load_kernel

@@ -50,14 +50,28 @@ def add_settings(settings: Any) -> None:
     add("prefix", str, "bc", "key prefix of every MQ key")
     add("consume", bool, True, "run the consumer (false: produce and serve the dashboard only)")
     add("queues", list, [], "topics this instance consumes; empty = every non-admin route")
-    add("paused", list, [], "topics paused at start-up (resume from canghai or the CLI)")
+    add(
+        "paused",
+        list,
+        [],
+        "topics this instance does not pop from start-up (nothing is written to Redis) until a resume "
+        "from canghai or `butterfly mq resume`",
+    )
     add("workers", int, 8, "consumer threads running handlers")
     add("batch_size", int, 32, "most messages one pop takes")
     add(
         "pickup_interval",
         float,
         0.05,
-        "seconds between polls of the ready index when idle: how soon a message from another process starts",
+        "seconds between polls of the ready index when idle and the bell is off or unavailable: "
+        "how soon a message from another process starts",
+    )
+    add(
+        "bell",
+        bool,
+        True,
+        "idle consumers block on the ready index's bell stream (XREAD BLOCK) instead of polling it; "
+        "where the endpoint refuses it (Twemproxy) they poll every pickup_interval",
     )
     add(
         "poll_max_interval",
@@ -77,6 +91,7 @@ def add_settings(settings: Any) -> None:
     add("cleanup_interval", float, 900.0, "seconds between cleanups (expired leases, results, dead instances)")
     add("topics", as_topic_table, {}, "per-topic overrides: {'/app/h' = {retries = 5, timeout = 30, concurrency = 2}}")
     add("dashboard", bool, True, "serve the canghai dashboard at /canghai/")
+    add("enqueue_many_max", int, 1000, "most messages one POST /canghai/api/enqueue_many may carry")
 
 
 @dataclass
@@ -92,6 +107,7 @@ class MQConfig:
     workers: int = 8
     batch_size: int = 32
     pickup_interval: float = 0.05
+    bell: bool = True
     poll_max_interval: float = 2.0
     lease: float = 300.0
     timeout: float = 600.0
@@ -105,6 +121,7 @@ class MQConfig:
     cleanup_interval: float = 900.0
     topics: dict[str, dict[str, Any]] = field(default_factory=dict)
     dashboard: bool = True
+    enqueue_many_max: int = 1000
 
     @classmethod
     def from_kernel(cls, kernel: Any) -> MQConfig:

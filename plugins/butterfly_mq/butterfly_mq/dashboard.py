@@ -28,8 +28,8 @@ def service_of(request: Any):
 
 def _text(params: dict[str, Any], name: str, default: str | None = None) -> str:
     value = params.get(name, default)
-    if isinstance(value, list):
-        value = value[-1]
+    if isinstance(value, list):  # a repeated query parameter (the last wins), or a JSON list
+        value = value[-1] if value else None
     if value is None or value == "":
         raise BadRequest(f"missing parameter {name}", data={"errors": [{"param": name, "reason": "required"}]})
     return str(value)
@@ -38,7 +38,7 @@ def _text(params: dict[str, Any], name: str, default: str | None = None) -> str:
 def _int(params: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name, default)
     try:
-        value = int(raw[-1] if isinstance(raw, list) else raw)
+        value = int((raw[-1] if raw else None) if isinstance(raw, list) else raw)
     except (TypeError, ValueError):
         raise BadRequest(
             f"{name} must be an integer",
@@ -95,13 +95,30 @@ def consumers_of(service: Any, topic: str, instances: list[dict[str, Any]] | Non
     )
 
 
+def paused_on(topic: str, instances: list[dict[str, Any]]) -> list[str]:
+    """Live instances that pause ``topic`` on their own (``[mq] paused``), by name."""
+    return [
+        instance["name"]
+        for instance in instances
+        if instance["alive"] and topic in (instance.get("counters") or {}).get("paused", ())
+    ]
+
+
 def queues_overview(service: Any, instances: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Counts of every registered queue (one pipelined round trip), each with ``consumers``:
-    how many live instances consume it (0: messages wait until one does)."""
+    how many live instances consume it (0: messages wait until one does).
+
+    Pauses: ``paused_cluster`` is the queue's flag in Redis (canghai or ``butterfly mq pause``:
+    no instance pops it); ``paused_on`` lists the live instances that pause it on their own
+    (``[mq] paused``); ``paused`` is true when either holds — a resume lifts both.
+    """
     rows = counts_for(service.client, registered_topics(service.client, service.config.prefix), service.config.prefix)
     instances = service.registry_list() if instances is None else instances
     for row in rows:
         row["consumers"] = consumers_of(service, row["name"], instances)
+        row["paused_cluster"] = row["paused"]
+        row["paused_on"] = paused_on(row["name"], instances)
+        row["paused"] = row["paused_cluster"] or bool(row["paused_on"])
     return rows
 
 
@@ -200,23 +217,21 @@ def api_empty(request: Any) -> Response:
     return Response.json({"stat": "OK", "deleted": deleted})
 
 
-def _set_paused(request: Any, paused: bool) -> Response:
+def api_pause(request: Any) -> Response:
+    """``POST /canghai/api/pause {"queue"}``: stop every instance popping this queue (its flag in Redis)."""
     service = service_of(request)
     topic = _topic(_action_params(request))
-    Queue(service.client, topic, service.config.prefix).set_paused(paused)
-    if not paused:
-        service.wake(topic)
-    return Response.json({"stat": "OK", "queue": topic, "paused": paused})
-
-
-def api_pause(request: Any) -> Response:
-    """``POST /canghai/api/pause {"queue"}``: stop every instance popping this queue."""
-    return _set_paused(request, True)
+    service.pause(topic)
+    return Response.json({"stat": "OK", "queue": topic, "paused": True})
 
 
 def api_resume(request: Any) -> Response:
-    """``POST /canghai/api/resume {"queue"}``: let every instance pop it again."""
-    return _set_paused(request, False)
+    """``POST /canghai/api/resume {"queue"}``: let every instance pop it again — clears the
+    queue's flag and lifts every instance's own pause (``[mq] paused``)."""
+    service = service_of(request)
+    topic = _topic(_action_params(request))
+    service.resume(topic)
+    return Response.json({"stat": "OK", "queue": topic, "paused": False})
 
 
 def api_enqueue(request: Any) -> Response:
@@ -248,6 +263,53 @@ def api_enqueue(request: Any) -> Response:
     return Response.json(reply)
 
 
+def api_enqueue_many(request: Any) -> Response:
+    """``POST /canghai/api/enqueue_many {"topic", "messages": [{"params": {...}, "msg_id": "..."}, ...],
+    "delay", "ttl", "retries"}`` (``msg_id`` optional per message).
+
+    One round trip to Redis for the whole batch (at most ``[mq] enqueue_many_max`` messages).
+    Each message is checked on its own: the reply lists every one with its ``status``
+    (``enqueued``, ``exists``, ``duplicate``, ``invalid`` with ``reason``/``errors``) and the
+    counts; invalid messages do not stop the others.
+    """
+    from butterfly_mq.batch import enqueue_many
+
+    service = service_of(request)
+    payload = _action_params(request)
+    unknown = set(payload) - {"topic", "messages", "delay", "ttl", "retries"}
+    if unknown:
+        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    topic = _text(payload, "topic")
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not all(
+        isinstance(message, dict) and set(message) <= {"params", "msg_id"} for message in messages
+    ):
+        raise BadRequest(
+            'messages must be a list of {"params": {...}, "msg_id": "..."} objects',
+            data={"errors": [{"param": "messages", "reason": "expected a list of message objects"}]},
+        )
+    most = service.config.enqueue_many_max
+    if len(messages) > most:
+        raise BadRequest(
+            f"at most {most} messages per request ([mq] enqueue_many_max), got {len(messages)}",
+            data={"errors": [{"param": "messages", "reason": f"at most {most} items"}]},
+        )
+    result = enqueue_many(
+        topic,
+        [message.get("params", {}) for message in messages],
+        kernel=service.kernel,
+        msg_ids=[message.get("msg_id") for message in messages],
+        delay=payload.get("delay"),
+        ttl=payload.get("ttl"),
+        retries=payload.get("retries"),
+    )
+    reply: dict[str, Any] = {"stat": "OK", **result.summary(), "consumers": consumers_of(service, topic)}
+    reply["items"] = [item.as_dict() for item in result.items]
+    if not reply["consumers"]:
+        reply["warning"] = f"no live instance consumes {topic}; the messages were accepted and wait until one does"
+    return Response.json(reply)
+
+
 READ_ROUTES = {"queues": api_queues, "instances": api_instances, "msgs": api_msgs, "msg": api_msg}
 ACTION_ROUTES = {
     "requeue": api_requeue,
@@ -256,4 +318,5 @@ ACTION_ROUTES = {
     "pause": api_pause,
     "resume": api_resume,
     "enqueue": api_enqueue,
+    "enqueue_many": api_enqueue_many,
 }

@@ -5,7 +5,8 @@
 2. **Commands**: every command the MQ sends outside Lua, each command its scripts run
    inside Lua, and every one of its Lua scripts, in the order of a message's life
    (enqueue → ready index → pop → renew → retry → recover → pop → finish → page → requeue
-   → return → delete → empty → purge, heartbeat, lock), on scratch keys.
+   → return → delete → batch enqueue → empty → purge, heartbeat, lock), on scratch keys;
+   and whether the endpoint serves ``XREAD BLOCK`` (the bell: a note, Twemproxy does not).
 3. **Placement**: the keys of one queue must live on one server. Probe keys sharing each
    queue's hashtag are written one by one through the endpoint, then one script started
    on the first looks for the others; with ``--proxy-config`` every backend of the pool
@@ -57,6 +58,8 @@ local checks = {
   HEXISTS = function() return redis.call('HEXISTS', k[3], 'f') end,
   HINCRBY = function() return redis.call('HINCRBY', k[3], 'n', 1) end,
   HDEL = function() return redis.call('HDEL', k[3], 'g') end,
+  HSETNX = function() return redis.call('HSETNX', k[3], 'h', 'v') end,
+  ['XADD MAXLEN ~'] = function() return redis.call('XADD', k[5], 'MAXLEN', '~', 100, '*', 'n', 1) end,
   INCR = function() return redis.call('INCR', k[4]) end,
   GET = function() return redis.call('GET', k[4]) end,
   DEL = function() return redis.call('DEL', k[4]) end,
@@ -66,7 +69,7 @@ local missing = {}
 for name, check in pairs(checks) do
   if not pcall(check) then missing[#missing + 1] = name end
 end
-redis.call('DEL', k[1], k[2], k[3])
+redis.call('DEL', k[1], k[2], k[3], k[5])
 return missing
 """
 
@@ -257,7 +260,7 @@ def _check_plain_commands(report: Report, client: Any, scratch: str) -> None:
 
 
 def _check_lua(report: Report, client: Any, scratch: str) -> None:
-    keys = [f"{scratch}:{{lua}}:{name}" for name in ("list", "zset", "hash", "n")]
+    keys = [f"{scratch}:{{lua}}:{name}" for name in ("list", "zset", "hash", "n", "stream")]
     fresh = Script("doctor_probe", LUA_PROBE + f"\n-- {uuid.uuid4().hex}")  # never cached: tests EVAL
     report.run("EVALSHA → NOSCRIPT → EVAL fallback", lambda: fresh(client, keys))
     missing = report.run("EVALSHA of a cached script", lambda: fresh(client, keys))
@@ -302,10 +305,11 @@ def _check_scripts(report: Report, client: Any, scratch: str) -> None:
         ("RETURN_UNSTARTED", lambda: queue.return_unstarted(worker, queue.pop(5, 60_000, worker)), lambda r: r == 1),
         ("DELETE", lambda: queue.delete("m1"), lambda r: r is True),
         (
-            "EMPTY",
-            lambda: (queue.enqueue("m2", "{}", {**info, "id": "m2"}), queue.empty("queued")),
-            lambda r: r[1] == 1,
+            "ENQUEUE_MANY",
+            lambda: run_pipelined(client, [queue.enqueue_many_call([("m2", "{}"), ("m3", "{}"), ("m2", "{}")], "{}")]),
+            lambda r: r == [[1, 1, 0]],
         ),
+        ("EMPTY", lambda: queue.empty("queued"), lambda r: r == 2),
         ("PURGE", lambda: queue.purge("finished", 2**50), lambda r: r == 0),
     ]
     for name, probe, expect in script_calls:
@@ -324,12 +328,27 @@ def _check_scripts(report: Report, client: Any, scratch: str) -> None:
         ),
         lambda r: r[1] == 0 and r[2] == 1,
     )
+    _check_bell(report, client, ready.bell)
     registry_keys = RegistryKeys(scratch)
-    for key in [*queue.keys, registry_keys.instances, registry_keys.ready, registry_keys.ready_counter]:
+    ready_keys = [registry_keys.ready, registry_keys.ready_counter, registry_keys.ready_epoch, registry_keys.ready_bell]
+    for key in [*queue.keys, registry_keys.instances, *ready_keys]:
         try:
             client.delete(key)
         except ERRORS:
             pass
+
+
+def _check_bell(report: Report, client: Any, bell: str) -> None:
+    """Whether idle consumers can block on the bell (``XREAD BLOCK``) — a note, not a problem."""
+    try:
+        client.xread({bell: "$"}, block=10)
+    except ERRORS as exc:
+        report.notes.append(
+            f"pick-up: polling — the endpoint refuses XREAD BLOCK ({type(exc).__name__}), as Twemproxy does; "
+            "idle consumers read the ready index every [mq] pickup_interval"
+        )
+        return
+    report.notes.append("pick-up: the bell — XREAD BLOCK works, idle consumers wait on it instead of polling")
 
 
 def _known_topics(report: Report, client: Any, prefix: str, extra: list[str]) -> list[str]:

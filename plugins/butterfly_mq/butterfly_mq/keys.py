@@ -99,6 +99,11 @@ class RegistryKeys:
         return f"{self.prefix}:{{ready}}:counter"
 
     @property
+    def ready_bell(self) -> str:
+        """STREAM of recent marks (capped): consumers block on it with ``XREAD`` (the bell)."""
+        return f"{self.prefix}:{{ready}}:bell"
+
+    @property
     def ready_epoch(self) -> str:
         """STRING: when the ready counter last started at 1 (a new epoch resets consumers' cursors)."""
         return f"{self.prefix}:{{ready}}:epoch"

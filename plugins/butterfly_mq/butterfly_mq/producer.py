@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -16,7 +17,7 @@ from butterfly_mq.queue import Queue
 from butterfly_mq.ready import ReadyIndex
 from butterfly_mq.scripts import run_pipelined
 from kernel.errors import BadRequest
-from kernel.response import dumps
+from kernel.response import json_default
 
 log = structlog.get_logger("butterfly.mq")
 URL_ENV = "BUTTERFLY_MQ_REDIS_URL"
@@ -35,6 +36,9 @@ _queues: dict[tuple[int, str, str], Queue] = {}
 _ready_indexes: dict[str, ReadyIndex] = {}
 #: Who produced a message (host:pid), computed once per process.
 PRODUCER = f"{socket.gethostname()}:{os.getpid()}"
+_PRODUCER_JSON = json.dumps(PRODUCER)
+#: Params are encoded like the kernel encodes replies (compact, UTF-8, datetimes as ISO text).
+_params_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
 _router_missing_logged = False
 
 
@@ -155,17 +159,42 @@ def enqueue(
     """
     params = {} if params is None else params
     try:
-        if topic not in _valid_topics:
-            _valid_topics.add(check_topic(topic))
+        topic = valid_topic(topic)
         # PERF: 128 random bits as hex, like uuid4().hex without building a UUID object
         msg_id = check_msg_id(msg_id) if msg_id is not None else os.urandom(16).hex()
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    if not isinstance(params, dict) or not all(isinstance(key, str) for key in params):
-        raise BadRequest(
-            "params must be a JSON object with string keys",
-            data={"errors": [{"param": "params", "reason": "expected an object"}]},
-        )
+    if delay is not None or ttl is not None or retries is not None:
+        check_options(delay, ttl, retries)
+    params_text = params_json(params)
+
+    service, client, key_prefix = resolve(redis_url, kernel, prefix, redis_cluster)
+    if service is not None:
+        validate_params(service.kernel, topic, params)
+
+    info = f'{{"id":"{msg_id}",{shared_info_fields(topic, ttl, retries)}}}'
+    stored = _queue(client, key_prefix, topic).enqueue_call(msg_id, params_text, info, int((delay or 0) * 1000))
+    send(client, key_prefix, topic, [stored], what=f"message {msg_id}")
+    if service is not None:
+        service.wake(topic)
+    return msg_id
+
+
+def valid_topic(topic: str) -> str:
+    """``topic`` if it is a valid queue name (remembered: checked once per process).
+
+    :raises ValueError: naming the topic
+    """
+    if topic not in _valid_topics:
+        _valid_topics.add(check_topic(topic))
+    return topic
+
+
+def check_options(delay: float | None, ttl: float | None, retries: int | None) -> None:
+    """Refuse a ``delay``, ``ttl`` or ``retries`` that is not a number in its range.
+
+    :raises kernel.BadRequest: naming the option and its range
+    """
     for name, value, most in (
         ("delay", delay, MAX_SECONDS),
         ("ttl", ttl, MAX_SECONDS),
@@ -178,55 +207,72 @@ def enqueue(
                 f"{name} must be a number from 0 to {most:g}, got {value!r}",
                 data={"errors": [{"param": name, "reason": f"expected 0..{most:g}"}]},
             )
+
+
+def params_json(params: Any) -> str:
+    """A message's params as JSON text.
+
+    :raises kernel.BadRequest: not an object with string keys, or not JSON serialisable
+    """
+    if not isinstance(params, dict) or not all(isinstance(key, str) for key in params):
+        raise BadRequest(
+            "params must be a JSON object with string keys",
+            data={"errors": [{"param": "params", "reason": "expected an object"}]},
+        )
     try:
-        params_text = dumps(params).decode("utf-8")
+        return _params_encoder.encode(params)
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"params are not JSON serialisable: {exc}") from None
 
-    service, client, key_prefix = resolve(redis_url, kernel, prefix, redis_cluster)
-    if service is not None:
-        validate_params(service.kernel, topic, params)
 
-    info: dict[str, Any] = {
-        "id": msg_id,
-        "topic": topic,
-        "created_at": int(time.time() * 1000),
-        "attempts": 0,
-        "producer": PRODUCER,
-    }
+def shared_info_fields(topic: str, ttl: float | None, retries: int | None) -> str:
+    """The metadata a new message starts with, but its id, as the members of a JSON object
+    (no braces): the same for every message of a batch.
+
+    PERF: formatted, not ``json.dumps``-ed: the topic and the ids are plain by construction
+    (``check_topic``, ``check_msg_id``), the producer is encoded once per process.
+    """
+    fields = f'"topic":"{topic}","created_at":{int(time.time() * 1000)},"attempts":0,"producer":{_PRODUCER_JSON}'
     reqid = _current_reqid()
     if reqid:
-        info["reqid"] = reqid
+        fields += f',"reqid":{json.dumps(str(reqid))}'
     if ttl:
-        info["ttl"] = int(ttl * 1000)
+        fields += f',"ttl":{int(ttl * 1000)}'
     if retries is not None:
-        info["retries"] = int(retries)
-    queue = _queue(client, key_prefix, topic)
-    stored = queue.enqueue_call(msg_id, params_text, info, int((delay or 0) * 1000))
-    mark = _ready_index(key_prefix).mark_call(topic)
+        fields += f',"retries":{int(retries)}'
+    return fields
+
+
+def send(client: Any, prefix: str, topic: str, calls: list, *, what: str) -> list[Any]:
+    """Run a topic's enqueue scripts and its ready mark in one round trip; retry when Redis
+    does not answer (safe: every message has its id already, and enqueue is idempotent per id).
+
+    :param calls: ENQUEUE / ENQUEUE_MANY calls of one queue
+    :param what: the messages, for the error text
+    :return: the scripts' replies, in order
+    :raises MQUnavailable: Redis did not answer after every retry
+    """
+    mark = _ready_index(prefix).mark_call(topic)
     for attempt, wait in enumerate((*RETRY_WAITS, None)):
         try:
-            _register(client, key_prefix, topic)
+            _register(client, prefix, topic)
             if attempt == 0:
-                # NOTE: the message and its ready mark in one round trip; the mark is a hint
+                # NOTE: the messages and their ready mark in one round trip; the mark is a hint
                 # (the consumers' sweep finds unmarked messages too), so its failure is not
-                # the producer's and later attempts send the message alone.
-                result = run_pipelined(client, [stored, mark], raise_errors=False)[0]
-                if isinstance(result, Exception):
-                    raise result
-            else:
-                script, keys, args = stored
-                script(client, keys, args)
-            break
+                # the producer's and later attempts send the messages alone.
+                results = run_pipelined(client, [*calls, mark], raise_errors=False)[:-1]
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                return results
+            return run_pipelined(client, calls)
         except UNAVAILABLE as exc:
             if wait is None:
                 raise MQUnavailable(
-                    f"Redis did not store message {msg_id} for {topic} after {attempt + 1} attempts: {exc}"
+                    f"Redis did not store {what} for {topic} after {attempt + 1} attempts: {exc}"
                 ) from exc
             time.sleep(wait)
-    if service is not None:
-        service.wake(topic)
-    return msg_id
+    raise AssertionError("unreachable")
 
 
 def _ready_index(prefix: str) -> ReadyIndex:

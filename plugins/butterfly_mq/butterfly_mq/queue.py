@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from butterfly_mq.keys import STATES, TERMINAL_STATES, QueueKeys, RegistryKeys, check_topic
@@ -24,12 +25,22 @@ SERIES_MINUTES = 10
 
 @dataclass
 class Popped:
-    """A message a worker took: its id, raw params JSON and metadata."""
+    """A message a worker took: its id, raw params JSON and metadata (``info``, decoded from
+    ``info_text`` on first use)."""
 
     topic: str
     msg_id: str
     params_text: str
-    info: dict[str, Any]
+    info_text: str = "{}"
+
+    @cached_property
+    def info(self) -> dict[str, Any]:
+        """The metadata (``reqid`` of the producer, ``retries``, ``attempts``, ...); ``{}`` when unreadable.
+
+        PERF: decoded by the worker that runs the message, not by the poller, which every
+        message passes through.
+        """
+        return decode_info(self.info_text) or {}
 
     @property
     def attempt(self) -> int:
@@ -97,9 +108,22 @@ class Queue:
 
     # -- producing ----------------------------------------------------------------------
 
-    def enqueue_call(self, msg_id: str, params_text: str, info: dict[str, Any], delay_ms: int = 0) -> Call:
-        """The ENQUEUE script call (see :meth:`enqueue`)."""
-        return SCRIPTS["ENQUEUE"], self.enqueue_keys, [msg_id, params_text, json.dumps(info), int(delay_ms)]
+    def enqueue_call(self, msg_id: str, params_text: str, info: dict[str, Any] | str, delay_ms: int = 0) -> Call:
+        """The ENQUEUE script call (see :meth:`enqueue`); ``info`` a dict or its JSON text."""
+        info_json = info if isinstance(info, str) else json.dumps(info)
+        return SCRIPTS["ENQUEUE"], self.enqueue_keys, [msg_id, params_text, info_json, int(delay_ms)]
+
+    def enqueue_many_call(self, messages: list[tuple[str, str]], shared_info_json: str, delay_ms: int = 0) -> Call:
+        """The ENQUEUE_MANY script call: several messages in one script (``lua/enqueue_many.lua``).
+
+        :param messages: ``(msg_id, params JSON)`` pairs; ids must be valid (:func:`check_msg_id`)
+        :param shared_info_json: the metadata every message shares, a JSON object without ``id``
+        :param delay_ms: schedule every message this many ms from now (0: queue them now)
+        """
+        args: list[Any] = [int(delay_ms), shared_info_json]
+        for msg_id, params_text in messages:
+            args += (msg_id, params_text)
+        return SCRIPTS["ENQUEUE_MANY"], self.enqueue_keys, args
 
     def enqueue(self, msg_id: str, params_text: str, info: dict[str, Any], delay_ms: int = 0) -> bool:
         """Store the message and queue it (or schedule it after ``delay_ms``).
@@ -123,9 +147,7 @@ class Queue:
             queue is paused)
         """
         due_in_ms = int(reply[0]) if reply else -1
-        messages = [
-            Popped(self.topic, reply[i], reply[i + 1], decode_info(reply[i + 2]) or {}) for i in range(1, len(reply), 3)
-        ]
+        messages = [Popped(self.topic, reply[i], reply[i + 1], reply[i + 2]) for i in range(1, len(reply), 3)]
         return messages, (due_in_ms / 1000 if due_in_ms >= 0 else None)
 
     def pop(self, count: int, lease_ms: int, worker: str, max_recoveries: int = 3) -> list[Popped]:

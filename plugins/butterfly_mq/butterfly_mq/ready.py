@@ -19,6 +19,16 @@ round. Producers that do not mark (another language running only ``ENQUEUE``), d
 messages and retries are covered by the consumer's own timers and by a slow sweep of
 every topic (``[mq] poll_max_interval``).
 
+Polling the index every ``pickup_interval`` costs a wake-up of the poller 20 times a second
+on an idle instance. So every mark also appends to a small capped stream, the *bell*
+(:mod:`butterfly_mq.bell`): where the endpoint serves ``XREAD BLOCK`` (a single Redis, Redis
+Cluster) a thread of each consumer blocks on it and wakes the poller when a mark arrives, and
+the poller stops polling while it is idle. Through Twemproxy (no blocking commands) the
+consumer polls as above.
+
+A ``resume:<topic>`` mark (:data:`RESUME_MARK`) is not an enqueue: it tells every consumer that
+an operator resumed the topic, lifting an instance's own pause (``[mq] paused``) too.
+
 The numbers come from one counter on one server, so no clock is involved. The counter
 records when it started (its epoch); a consumer that sees a new epoch (Redis restarted
 without persistence, or the keys were deleted) reads the index from the start again.
@@ -33,10 +43,13 @@ from butterfly_mq.scripts import Call, Script
 
 #: Most topics one READY call returns (the rest come with the next poll).
 READ_LIMIT = 1000
-
+#: Prefix of a ready-index member that says "an operator resumed this topic" (not a topic:
+#: topics start with ``/``).
+RESUME_MARK = "resume:"
 # Both scripts: KEYS[1] = ZSET topic → sequence number of its latest enqueue, KEYS[2] = the
-# sequence counter, KEYS[3] = the counter's epoch (server time when it started at 1); all
-# under the {ready} hashtag.
+# sequence counter, KEYS[3] = the counter's epoch (server time when it started at 1), and for
+# MARK_READY KEYS[4] = the bell stream (about the last 100 marks: ``MAXLEN ~``; only the newest
+# matters); all under the {ready} hashtag.
 
 # ARGV: topic  →  the new sequence number
 MARK_READY = Script(
@@ -48,6 +61,7 @@ if n == 1 or redis.call('EXISTS', KEYS[3]) == 0 then
   redis.call('SET', KEYS[3], t[1] .. '.' .. t[2])
 end
 redis.call('ZADD', KEYS[1], n, ARGV[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100, '*', 'n', n)
 return n
 """,
 )
@@ -78,10 +92,12 @@ class ReadyIndex:
     def __init__(self, prefix: str) -> None:
         keys = RegistryKeys(prefix)
         self.keys = [keys.ready, keys.ready_counter, keys.ready_epoch]
+        self.mark_keys = [*self.keys, keys.ready_bell]
+        self.bell = keys.ready_bell
 
     def mark_call(self, topic: str) -> Call:
-        """The MARK_READY call recording an enqueue to ``topic``."""
-        return MARK_READY, self.keys, [topic]
+        """The MARK_READY call recording an enqueue to ``topic`` (or a :data:`RESUME_MARK`)."""
+        return MARK_READY, self.mark_keys, [topic]
 
     def read_call(self, cursor: int, limit: int = READ_LIMIT) -> Call:
         """The READY call: topics marked after ``cursor`` (``-1``: only the counter)."""

@@ -19,6 +19,8 @@ from butterfly_mq.connection import ERRORS, connect
 from butterfly_mq.consumer import Consumer
 from butterfly_mq.instances import InstanceRegistry, instance_name
 from butterfly_mq.keys import RegistryKeys, check_topic
+from butterfly_mq.queue import Queue
+from butterfly_mq.ready import RESUME_MARK, ReadyIndex
 
 log = structlog.get_logger("butterfly.mq")
 #: ``Route.meta[CONSUME_META] = True``: a plugin's route that wants to be a topic by default.
@@ -72,6 +74,7 @@ class MQService:
         self.consumer: Consumer | None = None
         self.registry: InstanceRegistry | None = None
         self._stop = threading.Event()
+        self._beat_now = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
 
@@ -97,7 +100,10 @@ class MQService:
         )
         if topics:
             self.consumer = Consumer(self.kernel, self.client, self.config, topics, self.name)
+            # NOTE: [mq] paused is this instance's own pause (nothing is written to Redis);
+            # a resume from canghai or the CLI lifts it (see pause()/resume()).
             self.consumer.paused.update(self.config.paused)
+            self.consumer.on_paused_changed = self._beat_now.set
             self.consumer.start()
         self.started_at = time.time()
         self._thread = threading.Thread(
@@ -112,6 +118,7 @@ class MQService:
         if self in ACTIVE:
             ACTIVE.remove(self)
         self._stop.set()
+        self._beat_now.set()
         report = self.consumer.stop(timeout) if self.consumer else {}
         if self._thread:
             self._thread.join(5)
@@ -128,6 +135,29 @@ class MQService:
         if self.consumer is not None and topic in self.consumer.queues:
             self.consumer.wake(topic)
 
+    def pause(self, topic: str) -> None:
+        """Pause ``topic`` on every instance: the queue's flag in Redis (no instance pops it).
+
+        :param topic: ``/app/handler``
+        """
+        Queue(self.client, check_topic(topic), self.config.prefix).set_paused(True)
+
+    def resume(self, topic: str) -> None:
+        """Resume ``topic`` everywhere: clear the queue's flag in Redis and lift every
+        instance's own pause of it (``[mq] paused``).
+
+        The instances learn it from a ``resume:<topic>`` mark in the ready index, which every
+        consumer reads (and which wakes them at once); this instance lifts its own pause now.
+
+        :param topic: ``/app/handler``
+        """
+        topic = check_topic(topic)
+        Queue(self.client, topic, self.config.prefix).set_paused(False)
+        script, keys, args = ReadyIndex(self.config.prefix).mark_call(RESUME_MARK + topic)
+        script(self.client, keys, args)
+        if self.consumer is not None and topic in self.consumer.queues:
+            self.consumer.resume_local(topic)
+
     def registry_list(self) -> list[dict[str, Any]]:
         """Every known instance (works before start-up too, for dashboard-only kernels)."""
         registry = self.registry or InstanceRegistry(self.client, self.config.prefix, self.name)
@@ -141,6 +171,7 @@ class MQService:
                 counters["busy"] = sum(1 for lease in self.consumer.leases.values() if lease.running)
             counters["paused"] = sorted(self.consumer.paused)
             counters["connected"] = self.consumer.connected
+            counters["pickup"] = self.consumer.pickup
         return counters
 
     def _maintenance_loop(self, topics: list[str]) -> None:
@@ -148,6 +179,9 @@ class MQService:
         registered = False
         backoff = Backoff("mq-maintenance", base=0.2, cap=min(self.config.heartbeat_interval, 10.0), logger=log)
         while not self._stop.is_set():
+            if self._beat_now.is_set():  # NOTE: a pause changed: show it in canghai now
+                self._beat_now.clear()
+                next_beat = 0.0
             now = time.monotonic()
             try:
                 if not registered:
@@ -164,7 +198,7 @@ class MQService:
                 self._stop.wait(backoff.failed(exc))
                 continue
             backoff.succeeded()
-            self._stop.wait(max(0.05, min(next_beat, next_cleanup) - time.monotonic()))
+            self._beat_now.wait(max(0.05, min(next_beat, next_cleanup) - time.monotonic()))
 
 
 def _version() -> str:

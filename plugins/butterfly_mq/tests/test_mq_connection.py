@@ -60,7 +60,7 @@ def test_redis_down_from_the_start_is_logged_once_per_loop(make_kernel, captured
     mq.wait_for(lambda: service.consumer.backoff.failures >= 4)
     assert butterfly_mq.plugin.butterfly_health(kernel) == {"mq": (False, "redis unreachable; retrying")}
     warnings = [e for e in captured_logs if e["event"] == "redis_unavailable"]
-    assert sorted(e["loop"] for e in warnings) == ["mq-maintenance", "mq-poller"]
+    assert sorted(e["loop"] for e in warnings) == ["mq-bell", "mq-maintenance", "mq-poller"]
     assert "Connection" in warnings[0]["error"] and not [e for e in captured_logs if e.get("exc_info")]
     assert service.consumer.counters["redis_errors"] >= 4 and not service.consumer.connected
 
@@ -80,6 +80,7 @@ def test_the_consumer_recovers_when_redis_comes_back(make_kernel, captured_logs,
         mq.wait_for(lambda: consumer.backoff.failures >= 2)
         server.start()
         mq.wait_for(lambda: consumer.connected)
+        mq.wait_for(lambda: consumer.pickup == "bell")  # the bell is armed again too
         msg_id = enqueue("/t/ok", {"n": 2}, redis_url=server.url, prefix=prefix)
         mq.wait_for(lambda: (get_message(msg_id, kernel=kernel) or {}).get("state") == "finished")
         back = [e for e in captured_logs if e["event"] == "redis_available_again" and e["loop"] == "mq-poller"]

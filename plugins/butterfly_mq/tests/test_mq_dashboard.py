@@ -168,3 +168,18 @@ def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
     finally:
         page.close()
     assert (tmp_path / "canghai-overview.png").stat().st_size > 10_000
+
+
+def test_list_values_where_text_is_expected_are_a_400(mq_kernel):
+    client = Client(mq_kernel())
+    for path, body in (
+        ("/canghai/api/pause", {"queue": []}),
+        ("/canghai/api/resume", {"queue": []}),
+        ("/canghai/api/empty", {"queue": [], "state": "queued"}),
+        ("/canghai/api/requeue", {"msg_id": []}),
+        ("/canghai/api/delete", {"msg_id": []}),
+        ("/canghai/api/enqueue", {"topic": []}),
+        ("/canghai/api/enqueue_many", {"topic": [], "messages": []}),
+    ):
+        reply = client.post(path, json=body)
+        assert reply.status == 400 and reply.json()["stat"] == "ERR_BAD_PARAMS", (path, reply.status)

@@ -10,7 +10,18 @@ from kernel.testing import free_port
 
 OTHERS = "router,trace,store,ruqi,wuxing,auth"
 #: A row for each of the MQ's Lua scripts, run for real.
-SCRIPT_ROWS = ("ENQUEUE + MARK_READY", "READY", "POP", "RENEW", "FINISH (retry)", "RECOVER", "COUNTS", "PAGE")
+SCRIPT_ROWS = (
+    "ENQUEUE + MARK_READY",
+    "READY",
+    "POP",
+    "RENEW",
+    "FINISH (retry)",
+    "RECOVER",
+    "COUNTS",
+    "PAGE",
+    "ENQUEUE_MANY",
+    "EMPTY",
+)
 
 
 @pytest.fixture
@@ -36,6 +47,7 @@ def test_single_redis_passes_with_every_script_run(doctor, redis_server):
     for row in SCRIPT_ROWS:
         assert f"ok      script {row}" in out
     assert "ok      commands inside Lua" in out and "ok      keys of one queue on one server" in out
+    assert "pick-up: the bell" in out
 
 
 def test_cluster_passes_and_a_missing_cluster_flag_fails(doctor, redis_cluster):
@@ -58,6 +70,7 @@ def test_twemproxy_with_hash_tag_passes_and_every_backend_is_asked(doctor, twemp
     assert "mode: proxy" in out and "ok      proxy config (pool mq" in out
     assert "ok      each queue's keys on one backend (asked every backend)" in out
     assert "ok      every registered queue answers (1)" in out
+    assert "pick-up: polling — the endpoint refuses XREAD BLOCK" in out
 
 
 def test_twemproxy_without_hash_tag_fails_with_and_without_its_config(doctor, twemproxy_without_hash_tag):

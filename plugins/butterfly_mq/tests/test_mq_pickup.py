@@ -8,6 +8,7 @@ that runs at all was found by the mechanism under test.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,36 @@ def test_a_topic_nobody_consumes_is_flagged(mq_kernel, mq):
     assert 'class="pill unconsumed"' in orphan_row and "unconsumed" not in served_row
     warning = page[page.index("that no running instance consumes") :].split("</p>")[0]
     assert "/nobody/home" in warning and "/t/ok" not in warning  # the warning card names the waiting queue
+
+
+def test_an_idle_consumer_is_woken_by_the_bell_or_polls_where_there_is_none(
+    mq_kernel, redis_mode, redis_url, prefix, mq
+):
+    """With the bell (single Redis, cluster) the poller does not poll at all here — a pick-up
+    interval and sweep of an hour — so a remote message that runs was announced by the bell.
+    Twemproxy refuses XREAD BLOCK: the bell gives up and the consumer polls the ready index."""
+    behind_proxy = redis_mode == "twemproxy"
+    kernel = mq_kernel(start=True, pickup_interval=0.05 if behind_proxy else 3600.0, **NO_SWEEP)
+    consumer = kernel.extensions["mq"].consumer
+    if behind_proxy:
+        mq.wait_for(lambda: consumer.bell.unsupported)
+        assert consumer.pickup == "polling" and consumer.idle_wait(time.monotonic()) == 0.05
+    else:
+        mq.wait_for(lambda: consumer.pickup == "bell" and not consumer.hot and not consumer.marked)
+        assert consumer.idle_wait(time.monotonic()) > 1000  # idle: sleeps until its next sweep
+    rounds = consumer.rounds
+    msg_id = enqueue("/t/ok", {"n": 1}, redis_url=redis_url, prefix=prefix)
+    mq.wait_for(lambda: get_message(msg_id, kernel=kernel)["state"] == "finished")
+    assert consumer.rounds > rounds
+    # NOTE: after a ring the bell rests pickup_interval (an idle instance wakes no more often
+    # than it used to poll); so here, one message: the first after a quiet spell rings at once
+    assert consumer.bell.rings >= (0 if behind_proxy else 1) and consumer.bell.rest == consumer.config.pickup_interval
+    assert kernel.extensions["mq"].counters()["pickup"] == ("polling" if behind_proxy else "bell")
+
+
+def test_the_bell_can_be_switched_off(mq_kernel, redis_url, prefix, mq):
+    kernel = mq_kernel(start=True, bell=False, **NO_SWEEP)
+    consumer = kernel.extensions["mq"].consumer
+    assert consumer.bell is None and consumer.pickup == "polling"
+    msg_id = enqueue("/t/ok", {"n": 1}, redis_url=redis_url, prefix=prefix)
+    mq.wait_for(lambda: get_message(msg_id, kernel=kernel)["state"] == "finished")

@@ -30,25 +30,42 @@ class Dispatch:
     delay: float = 0.0
 
 
-def send_one(kernel: Any, dispatch: Dispatch) -> None:
-    """Enqueue ``dispatch`` (idempotent by its ``msg_id``).
+def send_batch(kernel: Any, dispatches: list[Dispatch]) -> list[tuple[Dispatch, str]]:
+    """Enqueue messages of one route, reqid and delay in one round trip (idempotent by
+    each ``msg_id``: a message still kept is not sent twice).
 
-    :raises kernel.BadRequest: the params do not fit the handler
+    :return: the messages the MQ refused for their params, each with the reason
+    :raises kernel.BadRequest: the whole batch was refused (a bad route name)
     :raises butterfly_mq.errors.MQError: the MQ is off or Redis did not answer
     """
-    from butterfly_mq import enqueue
+    from butterfly_mq import enqueue_many
 
+    first = dispatches[0]
     # NOTE: the producer reqid of a message is the reqid bound in the log context; bind
     # the job's, so a task enqueued by another task's end still names the job as parent.
-    with structlog.contextvars.bound_contextvars(reqid=dispatch.reqid):
-        enqueue(
-            dispatch.route,
-            dispatch.params,
+    with structlog.contextvars.bound_contextvars(reqid=first.reqid):
+        result = enqueue_many(
+            first.route,
+            [dispatch.params for dispatch in dispatches],
             kernel=kernel,
-            msg_id=dispatch.msg_id,
-            delay=dispatch.delay or None,
+            msg_ids=[dispatch.msg_id for dispatch in dispatches],
+            delay=first.delay or None,
             retries=0,
         )
+    return [(dispatches[item.index], reason_of(item.errors, item.reason)) for item in result.invalid]
+
+
+def batches(dispatches: list[Dispatch]) -> list[list[Dispatch]]:
+    """``dispatches`` grouped by route, reqid and delay (what one ``enqueue_many`` shares), in order."""
+    groups: dict[tuple[str, str, float], list[Dispatch]] = {}
+    for dispatch in dispatches:
+        groups.setdefault((dispatch.route, dispatch.reqid, dispatch.delay), []).append(dispatch)
+    return list(groups.values())
+
+
+def reason_of(errors: list[dict[str, Any]], reason: str) -> str:
+    """One line naming each bad param (``n: expected an integer; x: unknown``), else ``reason``."""
+    return "; ".join(f"{e.get('param')}: {e.get('reason')}" for e in errors) or reason
 
 
 def mq_service(kernel: Any) -> Any:

@@ -82,25 +82,29 @@ class XingqiaoState:
         now (Redis down) stays ``pending`` and the sweep sends it later.
         """
         from butterfly_mq.errors import MQError
-        from butterfly_xingqiao.dispatch import send_one
+        from butterfly_xingqiao.dispatch import batches, reason_of, send_batch
         from butterfly_xingqiao.engine import report_run
 
-        # PERF: one round trip per message; a 100-task fan-out sends 100 small EVALs.
-        for dispatch in dispatches:
+        # PERF: one round trip per route (enqueue_many): a 100-task fan-out to one route is
+        # one batch, not 100 sequential enqueues.
+        for batch in batches(dispatches):
             try:
-                send_one(self.kernel, dispatch)
+                refused = send_batch(self.kernel, batch)
             except BadRequest as exc:
-                errors = exc.data.get("errors") or []
-                reason = "; ".join(f"{e.get('param')}: {e.get('reason')}" for e in errors) or exc.reason
-                report_run(self, dispatch.msg_id, "failed", "ERR_BAD_PARAMS", None, reason, None)
+                refused = [
+                    (dispatch, reason_of((exc.data or {}).get("errors") or [], exc.reason)) for dispatch in batch
+                ]
             except MQError as exc:
                 log.warning(
                     "xingqiao_send_failed",
-                    msg_id=dispatch.msg_id,
-                    route=dispatch.route,
+                    msg_ids=[dispatch.msg_id for dispatch in batch],
+                    route=batch[0].route,
                     error=str(exc)[:300],
-                    note="the task stays pending; the sweep sends it again",
+                    note="the tasks stay pending; the sweep sends them again",
                 )
+                continue
+            for dispatch, reason in refused:
+                report_run(self, dispatch.msg_id, "failed", "ERR_BAD_PARAMS", None, reason, None)
 
 
 def collect_workflows(kernel: Any) -> dict[str, Workflow]:
