@@ -37,8 +37,9 @@ def _text(params: dict[str, Any], name: str, default: str | None = None) -> str:
 
 def _int(params: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name, default)
+    last: Any = (raw[-1] if raw else None) if isinstance(raw, list) else raw  # a repeated parameter: the last wins
     try:
-        value = int((raw[-1] if raw else None) if isinstance(raw, list) else raw)
+        value = int(last)
     except (TypeError, ValueError):
         raise BadRequest(
             f"{name} must be an integer",
