@@ -10,10 +10,7 @@ answered 405 (routes registered without methods accept any), and on valid input
 (per the document) that is rejected (``@http`` handlers choose their own status, and a
 parameter marked ``x-butterfly-checked-by-handler`` is checked beyond its schema).
 
-Operations that still fail because of plugins other helpers own are listed in
-:data:`KNOWN_FAILURES` with the finding that names them (``/work/notes/findings.md``):
-the main runs leave them out, and one ``xfail(strict=True)`` test per finding runs
-exactly them, so the lead sees an XPASS — and removes the entry — once it is fixed.
+Every operation runs but the two of :data:`NOT_RUN`.
 """
 
 from __future__ import annotations
@@ -63,24 +60,6 @@ NOT_RUN = {
     "post_auth_tokens_revoke": "would revoke the run's own admin token",
     "post_auth_logout": "would end the run's own session",
 }
-#: finding (a ``[H1 → Hn]`` line of /work/notes/findings.md) → (reason, operationIds that fail because of it).
-#: Failures in plugins H1 does not own; each finding runs as one ``xfail(strict=True)``
-#: (with the admin token, which reaches every one of them).
-KNOWN_FAILURES: dict[str, tuple[str, list[str]]] = {
-    "H9-canghai-list-values": (
-        'canghai actions: a JSON list where a text is expected ({"queue": []}) is an IndexError: 500 '
-        "(butterfly_mq/dashboard.py _text takes value[-1])",
-        [
-            "post_canghai_api_delete",
-            "post_canghai_api_empty",
-            "post_canghai_api_enqueue",
-            "post_canghai_api_pause",
-            "post_canghai_api_requeue",
-            "post_canghai_api_resume",
-        ],
-    ),
-}
-
 
 def _env(tmp: Path, port: int, redis_url: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("BUTTERFLY_")}
@@ -263,7 +242,7 @@ def write_config(path: Path, document: dict) -> Path:
     return path
 
 
-def schemathesis_command(server: FullInstall, tmp: Path, *, admin: bool, include=(), exclude=()) -> list[str]:
+def schemathesis_command(server: FullInstall, tmp: Path, *, admin: bool, exclude=()) -> list[str]:
     """The schemathesis CLI command line for one run against the server (its config written to ``tmp``)."""
     binary = Path(sys.executable).with_name("schemathesis")
     if not binary.exists():
@@ -291,17 +270,9 @@ def schemathesis_command(server: FullInstall, tmp: Path, *, admin: bool, include
     ]
     if admin:
         command += ["--header", f"Authorization: Bearer {server.token}"]
-    for operation_id in include:
-        command += ["--include-operation-id", operation_id]
     for operation_id in exclude:
         command += ["--exclude-operation-id", operation_id]
     return command
-
-
-def schemathesis(server: FullInstall, tmp: Path, *, admin: bool, include=(), exclude=()) -> subprocess.CompletedProcess:
-    """Run the schemathesis CLI against the server; returns the finished process."""
-    command = schemathesis_command(server, tmp, admin=admin, include=include, exclude=exclude)
-    return subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=RUN_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +282,7 @@ def main_runs(full_install, tmp_path_factory) -> dict[str, subprocess.CompletedP
 
     NOTE: run at once, the two take about the time of the longer one on two cores.
     """
-    skipped = sorted(set(NOT_RUN) | known())
+    skipped = sorted(NOT_RUN)
     started = {}
     for run in ("anonymous", "admin"):
         tmp = tmp_path_factory.mktemp(f"schemathesis-{run}")
@@ -331,11 +302,6 @@ def main_runs(full_install, tmp_path_factory) -> dict[str, subprocess.CompletedP
     return finished
 
 
-def known() -> set[str]:
-    """Every operation of :data:`KNOWN_FAILURES`."""
-    return {op for _, operations in KNOWN_FAILURES.values() for op in operations}
-
-
 def summary_of(result: subprocess.CompletedProcess) -> str:
     output = result.stdout + result.stderr
     start = output.find("FAILURES")
@@ -345,31 +311,11 @@ def summary_of(result: subprocess.CompletedProcess) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("run", ["anonymous", "admin"])
 def test_schemathesis_finds_no_server_error_and_no_undocumented_reply(full_install, main_runs, run):
-    skipped = set(NOT_RUN) | known()
+    skipped = set(NOT_RUN)
     result = main_runs[run]
     assert result.returncode == 0, summary_of(result)
     # the run really covered the document, less only what is listed above
     assert len(full_install.operation_ids() - skipped) > 60
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "finding",
-    [
-        pytest.param(
-            finding,
-            marks=pytest.mark.xfail(strict=True, reason=f"findings.md [→ {finding.split('-')[0]}] {finding}: {reason}"),
-        )
-        for finding, (reason, _) in sorted(KNOWN_FAILURES.items())
-    ],
-)
-def test_known_failure_is_still_there(full_install, tmp_path, finding):
-    # NOTE: an XPASS here means the finding is fixed: remove it from KNOWN_FAILURES.
-    operations = sorted(set(KNOWN_FAILURES[finding][1]) & full_install.operation_ids())
-    if not operations:  # e.g. a plugin not installed on this branch
-        pytest.skip(f"no operation of {finding} is in this install's document")
-    result = schemathesis(full_install, tmp_path, admin=True, include=operations)
-    assert result.returncode == 0, summary_of(result)
 
 
 @pytest.mark.slow
