@@ -78,3 +78,25 @@ def test_a_consumer_finds_every_message_of_bursts_without_sweeps(mq_kernel, redi
         time.sleep(0.02 * (round_number % 3))
     for msg_id in ids:
         mq.wait_for(lambda msg_id=msg_id: get_message(msg_id, topic="/t/ok", kernel=kernel)["state"] == "finished")
+
+
+def test_a_producer_thread_gives_its_connection_back_when_it_ends(redis_server, prefix, mq):
+    import threading
+
+    observer = connect(redis_server.url)
+
+    def connections() -> int:
+        return len(observer.client_list())
+
+    enqueue("/marks/threads", {}, redis_url=redis_server.url, prefix=prefix)  # the shared client exists
+    before = connections()
+    for _ in range(20):  # short-lived threads, one after another, each enqueueing once
+        thread = threading.Thread(
+            target=enqueue, args=("/marks/threads",), kwargs={"redis_url": redis_server.url, "prefix": prefix}
+        )
+        thread.start()
+        thread.join()
+    # each ended thread's connection went back to the pool and the next thread took it again
+    mq.wait_for(lambda: connections() <= before + 1)
+    assert Queue(observer, "/marks/threads", prefix).counts()["queued"] == 21
+    observer.close()
