@@ -52,7 +52,8 @@ def _state(args: argparse.Namespace) -> tuple[Any, Any, list[schema.UpgradeStep]
     return kernel.extensions["store"], target, steps
 
 
-def _read(target: Any, steps: list[schema.UpgradeStep], db: Any) -> tuple[schema.Plan, dict[str, list[str]]]:
+def _read(target: Any, steps: list[schema.UpgradeStep], db: Any) -> tuple[schema.Plan, dict[str, list[str]], list[str]]:
+    """The plan, the columns no step adds, and the tables to create — read-only."""
     connection = schema.connect(target)
     try:
         ctx = schema.SchemaContext(connection, target.provider)
@@ -60,46 +61,52 @@ def _read(target: Any, steps: list[schema.UpgradeStep], db: Any) -> tuple[schema
         plan = schema.make_plan(ctx, steps, expected)
         # NOTE: a table that a pending step changes is checked after the step, not now.
         touched = {table for step in plan.run for table in step.tables}
-        missing = {
-            table: columns for table, columns in schema.missing_columns(ctx, expected).items() if table not in touched
-        }
-        return plan, missing
+        found = schema.missing_columns(ctx, expected)
+        missing = {table: columns for table, columns in found.items() if table not in touched}
+        return plan, missing, sorted(set(expected) - ctx.tables())
     finally:
         connection.close()
+
+
+def _when(record: schema.Record) -> str:
+    return record.applied_at[:19].replace("T", " ")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``butterfly store status``: every step's state, then the table check; exit 1 when work is left."""
     db, target, steps = _state(args)
-    plan, missing = _read(target, steps, db)
+    plan, missing, absent = _read(target, steps, db)
     print(f"database {target.display}")
     rows = [("STEP", "STATE", "APPLIED", "DESCRIPTION")]
-    waiting = {step.id: step for step in plan.pending}
     for step in steps:
         record = plan.applied.get(step.id)
         if record is not None:
-            state = "applied" if record.how == schema.RAN else "new-tables"
-            rows.append((step.id, state, record.applied_at[:19].replace("T", " "), step.description))
-        elif step.id in waiting:
-            state = "pending" if waiting[step.id] in plan.run else "new-tables*"
-            rows.append((step.id, state, "-", step.description))
+            rows.append(
+                (step.id, "applied" if record.how == schema.RAN else "new-tables", _when(record), step.description)
+            )
+        elif step in plan.run:
+            rows.append((step.id, "pending", "-", step.description))
+        else:
+            rows.append((step.id, "new-tables*", "-", step.description))
     for step_id in plan.unknown:
         record = plan.applied[step_id]
-        rows.append((step_id, "unknown", record.applied_at[:19].replace("T", " "), record.description))
+        rows.append((step_id, "unknown", _when(record), record.description))
     if len(rows) > 1:
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         for row in rows:
             print("  ".join(value.ljust(widths[i]) for i, value in enumerate(row[:3])) + "  " + row[3])
     else:
         print("no upgrade steps are installed")
-    if plan.run:
-        print(f"{len(plan.run)} step(s) pending: run `butterfly store upgrade` (--dry-run to preview)")
     if plan.record_only:
         print("new-tables*: recorded without running at the next upgrade (their tables do not exist yet)")
+    if absent:
+        print(f"to create: {', '.join(absent)}")
+    if plan.run:
+        print(f"{len(plan.run)} step(s) pending: run `butterfly store upgrade` (--dry-run to preview)")
     if missing:
         print(f"mismatch: {schema.describe_missing(missing)} (no step adds it)")
     if not plan.run and not missing:
-        print("schema up to date")
+        print("schema up to date" + (" (missing tables are created at start-up)" if absent else ""))
     return 1 if plan.run or missing else 0
 
 
@@ -107,14 +114,16 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     """``butterfly store upgrade [--dry-run]``: what start-up does with ``auto_upgrade``, on demand."""
     db, target, steps = _state(args)
     if args.dry_run:
-        plan, missing = _read(target, steps, db)
+        plan, missing, absent = _read(target, steps, db)
         for step in plan.run:
             print(f"would run {step.id}: {step.description}")
         for step in plan.record_only:
             print(f"would record {step.id} (its tables are new): {step.description}")
+        if absent:
+            print(f"would create {', '.join(absent)}")
         if missing:
             print(f"mismatch: {schema.describe_missing(missing)} (no step adds it)")
-        if not plan.pending and not missing:
+        if not plan.pending and not missing and not absent:
             print("nothing to do: schema up to date")
         return 1 if missing else 0
     outcome = schema.upgrade(db, target, steps, auto=True)
