@@ -133,7 +133,8 @@ def butterfly_configure(kernel):
     if target.provider != "sqlite" and settings.max_connections:
         budget = ConnectionBudget(settings.max_connections, settings.pool_timeout)
         kernel.extensions[BUDGET_EXTENSION] = budget
-    steps = schema.collect_steps(kernel.hook.butterfly_store_upgrades())
+    # NOTE: pluggy calls the last registered plugin first; steps go in load order.
+    steps = schema.collect_steps(reversed(kernel.hook.butterfly_store_upgrades()))
     kernel.extensions[SCHEMA_EXTENSION] = (target, steps)
 
     def prepare_schema(db) -> None:
