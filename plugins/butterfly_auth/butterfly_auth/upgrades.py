@@ -22,19 +22,32 @@ USER_UID_INDEX = "unq_auth_user__uid"
 
 
 def add_user_uid(ctx: SchemaContext) -> None:
-    """``auth_user.uid VARCHAR(32) UNIQUE NOT NULL``, a fresh random value per existing user."""
+    """``auth_user.uid VARCHAR(32) UNIQUE NOT NULL``, a fresh random value per existing user.
+
+    A table that has the column already (made by 0.2 before steps were recorded) is
+    left as it is; on MySQL a nullable ``uid`` is an earlier run that stopped half-way.
+    """
     table, column = ctx.quote("auth_user"), ctx.quote("uid")
-    if not ctx.has_column("auth_user", "uid"):
+    adding = not ctx.has_column("auth_user", "uid")
+    if adding:
         ctx.execute(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR(32) NULL")
+    elif ctx.provider == "mysql":
+        rows = ctx.query(
+            "SELECT is_nullable FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = 'auth_user' AND column_name = 'uid'"
+        )
+        adding = bool(rows) and rows[0][0] == "YES"
     for (user_id,) in ctx.query(f"SELECT id FROM {table} WHERE {column} IS NULL OR {column} = ''"):
         ctx.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (new_user_uid(), user_id))
+    if not adding:
+        return
+    if USER_UID_INDEX not in ctx.indexes("auth_user"):
+        ctx.execute(f"CREATE UNIQUE INDEX {ctx.quote(USER_UID_INDEX)} ON {table} ({column})")
     # NOTE: SQLite cannot make an added column NOT NULL; pony always writes a uid.
     if ctx.provider == "mysql":
         ctx.execute(f"ALTER TABLE {table} MODIFY {column} VARCHAR(32) NOT NULL")
     elif ctx.provider == "postgres":
         ctx.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
-    if USER_UID_INDEX not in ctx.indexes("auth_user"):
-        ctx.execute(f"CREATE UNIQUE INDEX {ctx.quote(USER_UID_INDEX)} ON {table} ({column})")
 
 
 def add_api_token_user_version(ctx: SchemaContext) -> None:

@@ -253,3 +253,32 @@ def schema_columns(url: str, table: str) -> list[str]:
         return schema.SchemaContext(connection, target.provider).columns(table)
     finally:
         connection.close()
+
+
+def test_a_database_made_by_0_2_before_steps_were_recorded_is_left_as_it_is(empty_database_url, tmp_path, make_kernel):
+    from pony.orm import Database, db_session
+
+    import butterfly_auth.plugin
+    import butterfly_store.plugin
+    from butterfly_auth import models, upgrades, users
+
+    target = parse_store_url(empty_database_url)
+    db = Database()
+    models.define_entities(db)
+    db.bind(provider=target.provider, **target.options)
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        uid = db.entities[models.USER](name="early", password_hash="x").uid
+    db.disconnect()
+
+    kernel = make_kernel(
+        plugins=[butterfly_store.plugin, butterfly_auth.plugin], settings={"store.url": empty_database_url}
+    )
+    assert users.get_user_by_uid(kernel, uid) is not None  # the uid it had
+    connection = schema.connect(target)
+    try:
+        ctx = schema.SchemaContext(connection, target.provider)
+        assert upgrades.USER_UID_INDEX not in ctx.indexes("auth_user")  # pony's unique index is enough
+        assert set(schema.read_records(ctx)) == {step.id for step in upgrades.STEPS}
+    finally:
+        connection.close()

@@ -205,8 +205,17 @@ def connect(target: StoreTarget) -> Any:
     """A DB-API connection of its own to the store's database, in autocommit mode.
 
     :param target: the parsed ``[store] url``
-    :raises Exception: the driver's error when the server cannot be reached
+    :raises ConfigError: naming the masked URL and the driver's error when it cannot connect
     """
+    from butterfly_store.database import describe_error
+
+    try:
+        return _connect(target)
+    except Exception as exc:
+        raise ConfigError(f"cannot connect to the database {target.display}: {describe_error(exc)}") from exc
+
+
+def _connect(target: StoreTarget) -> Any:
     options = dict(target.options)
     if target.provider == "sqlite":
         import sqlite3
@@ -282,7 +291,8 @@ def schema_lock(
             return ctx.query("SELECT GET_LOCK(?, 0)", (name,))[0][0] == 1
 
         def release() -> None:
-            ctx.query("SELECT RELEASE_LOCK(?)", (name,))
+            with contextlib.suppress(Exception):  # NOTE: a lost connection has released it already
+                ctx.query("SELECT RELEASE_LOCK(?)", (name,))
 
     else:
         key = _postgres_lock_key(target)
@@ -291,13 +301,14 @@ def schema_lock(
             return bool(ctx.query("SELECT pg_try_advisory_lock(?)", (key,))[0][0])
 
         def release() -> None:
-            ctx.query("SELECT pg_advisory_unlock(?)", (key,))
+            with contextlib.suppress(Exception):  # NOTE: a lost connection has released it already
+                ctx.query("SELECT pg_advisory_unlock(?)", (key,))
 
     told = False
     try:
         while not attempt():
             if not told:
-                log.warning("waiting for another instance to finish the schema upgrade", url=target.display)
+                log.info("waiting for another instance to finish the schema upgrade", url=target.display)
                 told = True
             if time.monotonic() >= deadline:
                 raise ConfigError(
@@ -519,10 +530,7 @@ def upgrade(
         # NOTE: an in-memory database is new on every start: nothing to upgrade.
         _create_tables(db, target)
         return outcome
-    try:
-        connection = connect(target)
-    except Exception as exc:
-        raise ConfigError(f"cannot connect to the database {target.display}: {describe_error(exc)}") from exc
+    connection = connect(target)
     try:
         ctx = SchemaContext(connection, target.provider)
         with schema_lock(target, ctx, timeout=lock_timeout):
@@ -550,8 +558,6 @@ def upgrade(
     except ConfigError:
         raise
     except Exception as exc:
-        from butterfly_store.database import describe_error
-
         raise ConfigError(f"cannot check the schema of {target.display}: {describe_error(exc)}") from exc
     finally:
         with contextlib.suppress(Exception):
