@@ -12,9 +12,10 @@ or with ``butterfly store upgrade``, under a lock every process on the database 
    (the mapping is about to create those tables as the new version wants them);
 3. every other pending step runs, in order, in a transaction with its record (MySQL
    commits DDL at once: a step must be safe to run again after a failure);
-4. pony creates the missing tables and indexes;
-5. every mapped table is compared with the database: a column the code expects and no
-   step added stops start-up with a :class:`SchemaMismatch` naming table and column.
+4. every mapped table that exists is compared with the database: a column the code
+   expects and no step added stops start-up with a :class:`SchemaMismatch` naming table
+   and column (once: only connection failures are retried);
+5. pony creates the missing tables and indexes.
 """
 
 from __future__ import annotations
