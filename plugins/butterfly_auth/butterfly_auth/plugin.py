@@ -29,6 +29,14 @@ def butterfly_store_define_entities(db):
     models.define_entities(db)
 
 
+@hookimpl(optionalhook=True)
+def butterfly_store_upgrades():
+    """The steps from 0.1's tables (``auth_user.uid``, ``auth_api_token.user_version``)."""
+    from butterfly_auth.upgrades import STEPS
+
+    return STEPS
+
+
 @hookimpl
 def butterfly_register_routes(register, kernel):
     """``/auth/login``, ``/auth/logout``, ``/auth/me``, ``/auth/verify``, ``/auth/tokens``, ``/auth/users``."""

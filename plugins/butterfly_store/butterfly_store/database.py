@@ -97,10 +97,8 @@ def _bind_and_map(
         if target.sqlite_path is not None:
             prepare_sqlite_file(target.sqlite_path)
     db.bind(provider=target.provider, **options)
-    db.generate_mapping(create_tables=True)
-    if budget is not None:
-        # NOTE: the start-up thread never queries again; its connection would hold a slot for good.
-        budget.release_thread_connection(db)
+    # NOTE: the mapping only; tables are created and checked under the schema lock (open_database).
+    db.generate_mapping(create_tables=False, check_tables=False)
     return db
 
 
@@ -112,8 +110,12 @@ def open_database(
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     budget: ConnectionBudget | None = None,
+    prepare_schema: Callable[[Database], None] | None = None,
 ) -> Database:
-    """Define, bind and map a new database, retrying while the server is unreachable.
+    """Define, bind and map a new database, retrying while the server is unreachable; then the schema.
+
+    Only the connection is retried: once ``bind`` has connected, the tables are
+    brought up to date once (``prepare_schema``), and an error there stops at once.
 
     :param target: the parsed ``[store] url``
     :param define_entities: called with each fresh ``Database`` before ``bind``
@@ -122,10 +124,13 @@ def open_database(
     :param backoff: seconds before the first retry; doubled for each next one
     :param sleep: the wait function (tests pass a fake clock)
     :param budget: bound the connections (``[store] max_connections``); MySQL/PostgreSQL only
+    :param prepare_schema: called once with the mapped database to upgrade, create and
+        check its tables (:func:`butterfly_store.schema.upgrade`); default: pony's
+        ``create_tables`` alone
     :return: the bound, mapped :class:`pony.orm.Database`
     :raises ConfigError: naming the password-masked URL when every attempt failed,
         or at once for errors a retry cannot fix (no driver, bad entity definitions,
-        a file that cannot be created)
+        a file that cannot be created, a schema that does not match)
     """
     from pony.orm.core import DBException, OrmError
 
@@ -138,11 +143,27 @@ def open_database(
         except OSError as exc:
             raise ConfigError(f"cannot open the database {target.display}: {exc}") from None
         except DBException as exc:
-            last_error = _describe(exc)
+            last_error = describe_error(exc)
         except OrmError as exc:
             # NOTE: a mapping/definition error is a bug in a plugin; retrying cannot help.
-            raise ConfigError(f"cannot map the entities on {target.display}: {_describe(exc)}") from exc
+            raise ConfigError(f"cannot map the entities on {target.display}: {describe_error(exc)}") from exc
         else:
+            try:
+                if prepare_schema is not None:
+                    prepare_schema(db)
+                else:
+                    try:
+                        db.create_tables()
+                    except DBException as exc:
+                        message = f"cannot create the tables on {target.display}: {describe_error(exc)}"
+                        raise ConfigError(message) from exc
+            except BaseException:
+                db.disconnect()
+                raise
+            finally:
+                if budget is not None:
+                    # NOTE: the start-up thread never queries again; its connection would hold a slot for good.
+                    budget.release_thread_connection(db)
             log.info("database ready", url=target.display, provider=target.provider, entities=sorted(db.entities))
             return db
         if attempt < attempts:
@@ -154,7 +175,8 @@ def open_database(
     raise ConfigError(f"cannot connect to the database {target.display} after {attempts} attempt(s): {last_error}")
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of a database error (the driver's, when pony wraps one), one line, bounded."""
     original = getattr(exc, "original_exc", None)
     text = str(original if original is not None else exc).strip().replace("\n", " ")
     return f"{type(original or exc).__name__}: {text}"[:300]
@@ -172,5 +194,5 @@ def check_connection(db: Database) -> tuple[bool, str]:
         with db_session:
             db.select("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - health reports, never raises
-        return False, f"{db.provider_name}: {_describe(exc)}"
+        return False, f"{db.provider_name}: {describe_error(exc)}"
     return True, f"{db.provider_name}: SELECT 1 ok"

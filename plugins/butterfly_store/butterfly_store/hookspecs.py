@@ -27,3 +27,22 @@ def butterfly_store_define_entities(db):
     :param db: a fresh, unbound :class:`pony.orm.Database`
     :return: ``None``
     """
+
+
+@hookspec
+def butterfly_store_upgrades():
+    """Ship the steps that bring the plugin's tables from its older versions to this one.
+
+    pony creates missing tables but never changes one that exists: a new column on an
+    existing table needs a step. Called once per kernel during the store's
+    ``butterfly_configure``, after the mapping is generated. Return the plugin's steps
+    in the order they must run; a step's ``id`` is recorded in ``butterfly_schema``
+    once applied and must never be reused. Steps run at start-up (``[store]
+    auto_upgrade``) or with ``butterfly store upgrade``, under a lock every instance
+    shares, before pony creates missing tables; a step none of whose ``tables`` exist
+    yet is recorded without running. Implement it with ``@hookimpl(optionalhook=True)``.
+
+    :return: a list of :class:`butterfly_store.schema.UpgradeStep`
+        (``UpgradeStep(id, description, run, tables)``; ``run(ctx)`` gets a
+        :class:`butterfly_store.schema.SchemaContext`)
+    """

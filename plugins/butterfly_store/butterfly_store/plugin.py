@@ -30,8 +30,16 @@ def connection_limit(value) -> int:
 
 @hookimpl
 def butterfly_add_hookspecs(pluginmanager):
-    """Add ``butterfly_store_define_entities``."""
+    """Add ``butterfly_store_define_entities`` and ``butterfly_store_upgrades``."""
     pluginmanager.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def butterfly_add_commands(subparsers):
+    """``butterfly store status|upgrade``."""
+    from butterfly_store import cli
+
+    cli.add_commands(subparsers)
 
 
 @hookimpl
@@ -84,6 +92,15 @@ def butterfly_add_settings(settings):
     )
     add(
         SECTION,
+        "auto_upgrade",
+        bool,
+        True,
+        "run pending schema upgrade steps at start-up (one instance at a time); "
+        "false: refuse to start until `butterfly store upgrade` has run them",
+        owner="store",
+    )
+    add(
+        SECTION,
         "pool_timeout",
         float,
         10.0,
@@ -99,7 +116,9 @@ def butterfly_configure(kernel):
     ``trylast``: every other plugin's configure has run (and may have registered
     more plugins) before the entities are collected.
     """
+    from butterfly_store import schema
     from butterfly_store.budget import ConnectionBudget
+    from butterfly_store.cli import SCHEMA_EXTENSION
     from butterfly_store.database import open_database
     from butterfly_store.sessions import RequestSessions
     from butterfly_store.urls import parse_store_url
@@ -114,12 +133,21 @@ def butterfly_configure(kernel):
     if target.provider != "sqlite" and settings.max_connections:
         budget = ConnectionBudget(settings.max_connections, settings.pool_timeout)
         kernel.extensions[BUDGET_EXTENSION] = budget
+    # NOTE: pluggy calls the last registered plugin first; steps go in load order.
+    steps = schema.collect_steps(reversed(kernel.hook.butterfly_store_upgrades()))
+    kernel.extensions[SCHEMA_EXTENSION] = (target, steps)
+
+    def prepare_schema(db) -> None:
+        if not schema.is_deferred():  # NOTE: `butterfly store status|upgrade` do it themselves
+            schema.upgrade(db, target, steps, auto=settings.auto_upgrade)
+
     db = kernel.extensions[EXTENSION] = open_database(
         target,
         lambda db: kernel.hook.butterfly_store_define_entities(db=db),
         retries=settings.connect_retries,
         backoff=settings.connect_backoff,
         budget=budget,
+        prepare_schema=prepare_schema,
     )
     if budget is not None:
         budget.retry_in_background = True

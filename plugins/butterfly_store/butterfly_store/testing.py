@@ -6,6 +6,9 @@ dropped afterwards. Servers default to the local ones (127.0.0.1:3306 root, and
 127.0.0.1:5432 root); override with ``BUTTERFLY_TEST_MYSQL`` / ``BUTTERFLY_TEST_POSTGRES``
 (``host:port:user``). Unreachable servers skip — except with ``CI=true``, where a
 reachable-by-default server that cannot be used is a failure.
+
+``empty_database_url`` is parametrised the same way but gives each test a new, empty
+database of its own (schema upgrade tests build old tables in it).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,6 +42,60 @@ def _unavailable(what: str) -> None:
     pytest.skip(what)
 
 
+def create_database(backend: str, name: str) -> str:
+    """Create the empty database ``name`` on the MariaDB/MySQL or PostgreSQL test server.
+
+    :param backend: ``mysql`` or ``postgresql``
+    :return: its store URL
+    """
+    if backend == "mysql":
+        host, port, user = _server("BUTTERFLY_TEST_MYSQL", "127.0.0.1:3306:root")
+        if not _reachable(host, port):
+            _unavailable(f"MariaDB/MySQL not reachable at {host}:{port}")
+        import pymysql
+
+        conn = pymysql.connect(host=host, port=port, user=user, password="")
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        conn.close()
+        return f"mysql://{user}@{host}:{port}/{name}"
+    host, port, user = _server("BUTTERFLY_TEST_POSTGRES", "127.0.0.1:5432:root")
+    if not _reachable(host, port):
+        _unavailable(f"PostgreSQL not reachable at {host}:{port}")
+    import psycopg2
+
+    conn = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return f"postgresql://{user}@{host}:{port}/{name}"
+
+
+def drop_database(backend: str, name: str) -> None:
+    """Drop database ``name`` made by :func:`create_database`; a failure is printed, not raised."""
+    try:
+        if backend == "mysql":
+            import pymysql
+
+            host, port, user = _server("BUTTERFLY_TEST_MYSQL", "127.0.0.1:3306:root")
+            conn = pymysql.connect(host=host, port=port, user=user, password="")
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            conn.close()
+        else:
+            import psycopg2
+
+            host, port, user = _server("BUTTERFLY_TEST_POSTGRES", "127.0.0.1:5432:root")
+            conn = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - cleanup must not fail the run
+        print(f"warning: could not drop scratch database {name} on {backend}: {exc}")
+
+
 class _ScratchDatabases:
     """Creates scratch databases lazily, drops them at session end."""
 
@@ -49,55 +107,12 @@ class _ScratchDatabases:
         if backend == "sqlite":
             return f"sqlite:///{tmp_dir}/store.sqlite"
         if backend not in self.created:
-            self.created[backend] = self._create(backend)
+            self.created[backend] = create_database(backend, self.name)
         return self.created[backend]
-
-    def _create(self, backend: str) -> str:
-        if backend == "mysql":
-            host, port, user = _server("BUTTERFLY_TEST_MYSQL", "127.0.0.1:3306:root")
-            if not _reachable(host, port):
-                _unavailable(f"MariaDB/MySQL not reachable at {host}:{port}")
-            import pymysql
-
-            conn = pymysql.connect(host=host, port=port, user=user, password="")
-            with conn.cursor() as cur:
-                cur.execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
-            conn.close()
-            return f"mysql://{user}@{host}:{port}/{self.name}"
-        host, port, user = _server("BUTTERFLY_TEST_POSTGRES", "127.0.0.1:5432:root")
-        if not _reachable(host, port):
-            _unavailable(f"PostgreSQL not reachable at {host}:{port}")
-        import psycopg2
-
-        conn = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{self.name}"')
-        conn.close()
-        return f"postgresql://{user}@{host}:{port}/{self.name}"
 
     def drop_all(self) -> None:
         for backend in self.created:
-            try:
-                if backend == "mysql":
-                    import pymysql
-
-                    host, port, user = _server("BUTTERFLY_TEST_MYSQL", "127.0.0.1:3306:root")
-                    conn = pymysql.connect(host=host, port=port, user=user, password="")
-                    with conn.cursor() as cur:
-                        cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
-                    conn.close()
-                else:
-                    import psycopg2
-
-                    host, port, user = _server("BUTTERFLY_TEST_POSTGRES", "127.0.0.1:5432:root")
-                    conn = psycopg2.connect(host=host, port=port, user=user, dbname="postgres")
-                    conn.autocommit = True
-                    with conn.cursor() as cur:
-                        cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-                    conn.close()
-            except Exception as exc:  # noqa: BLE001 - cleanup must not fail the run
-                print(f"warning: could not drop scratch database {self.name} on {backend}: {exc}")
+            drop_database(backend, self.name)
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +131,21 @@ def database_url(request, scratch_databases, tmp_path) -> str:
     their own names (unique ids) rather than expect empty tables.
     """
     return scratch_databases.url(request.param, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request, tmp_path) -> Iterator[str]:
+    """A store URL for each backend naming a database of its own, empty, dropped after the test.
+
+    For tests that need the tables as they were (schema upgrades): ``database_url``
+    shares one database across a session.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/empty.sqlite"
+        return
+    name = "butterfly_test_" + uuid.uuid4().hex[:10]
+    url = create_database(request.param, name)
+    try:
+        yield url
+    finally:
+        drop_database(request.param, name)
