@@ -119,9 +119,10 @@ class Kernel:
             raise PluginLoadError(f'plugin "{name}": {exc}', plugin_name=name) from None
         self.refresh_hooks()
 
-    def refresh_hooks(self) -> None:
-        """Re-resolve the per-request hooks; call after registering a plugin late."""
+    def refresh_hooks(self) -> RequestHooks:
+        """Re-resolve the per-request hooks (also done by itself when a plugin is registered late)."""
         self.request_hooks = RequestHooks(self.pm)
+        return self.request_hooks
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -175,12 +176,21 @@ class Kernel:
         :param encode: encode a JSON response's ``data`` into its body (HTTP);
             in-process calls keep ``response.data``
         """
-        hooks = self.request_hooks
+        request_hooks = self.request_hooks
+        if request_hooks.stale:
+            request_hooks = self.refresh_hooks()
+        # PERF: the route is matched first so only the implementations that apply to it
+        # run (kernel.for_routes); a request_started hook that rewrites the path is matched again.
+        path = request.path
+        route = self.routes.lookup(path)
+        hooks = request_hooks.for_route(route)
         response: Response | None = None
         try:
             try:
                 hooks.request_started(request)
-                route = self.routes.lookup(request.path)
+                if request.path != path:
+                    route = self.routes.lookup(request.path)
+                    hooks = request_hooks.for_route(route)
                 if route is None:
                     raise NotFound(f"no route for {request.path}")
                 request.route = route
@@ -233,7 +243,7 @@ class Kernel:
         request.stat = ServerError.stat
         request.error = f"{type(exc).__name__}: {exc}"[:500]
         try:
-            response = self.request_hooks.handle_error(request, exc)
+            response = self.request_hooks.for_route(request.route).handle_error(request, exc)
         except FATAL:
             raise
         except Exception as hook_exc:  # noqa: BLE001 - a broken error hook must not break the reply

@@ -126,6 +126,8 @@ def wsgi_header_value(name: str, value: Any) -> str:
 
 def safe_header_value(value: Any) -> str:
     """Make ``value`` safe for a header: no control characters, latin-1 only, at most 200 chars."""
+    if type(value) is str and value.isascii() and value.isprintable():
+        return value[:200]  # PERF: nothing to replace (two C-level checks)
     text = str(value).translate(_CONTROL)
     return text.encode("latin-1", "replace").decode("latin-1")[:200]
 
