@@ -161,10 +161,17 @@ class Kernel:
         """WSGI entry point."""
         response = self.handle(Request(environ, self))
         headers = response.headers
-        for index, (name, value) in enumerate(headers):
-            # PERF: two C-level checks per header; only odd values pay for fixing.
-            if type(value) is not str or not (value.isascii() and value.isprintable()):
-                headers[index] = (name, wsgi_header_value(name, value))
+        try:
+            # PERF: one join and two C-level checks for all values; a non-str value
+            # (TypeError) or an odd character sends every header through the check below.
+            joined = "".join([value for _, value in headers])
+            clean = joined.isascii() and joined.isprintable()
+        except TypeError:
+            clean = False
+        if not clean:
+            for index, (name, value) in enumerate(headers):
+                if type(value) is not str or not (value.isascii() and value.isprintable()):
+                    headers[index] = (name, wsgi_header_value(name, value))
         start_response(status_line(response.status), headers)
         return response.iter_body()
 
