@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from time import perf_counter
 from collections.abc import Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
