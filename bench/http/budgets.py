@@ -2,8 +2,9 @@
 
 * **start-up**: ``python -m kernel run`` from the repo root (every plugin on, access log
   on, the demo apps) until the first ``200`` of ``/demo_api/hello?str_info=x``, polled
-  every 10 ms; budget ≤ 1.0 s. Median of ``--starts`` fresh starts (each with new data
-  and log directories, so each one also creates the database and the initial admin).
+  every 10 ms; budget ≤ 1.0 s. Median of ``--starts`` restarts on existing data (the
+  usual start) and of ``--starts`` first starts on empty data and log directories (which
+  also create the database and hash the initial admin's password with argon2).
 * **memory**: the resident set (``VmRSS``) of that server when idle after start-up,
   then sampled every 5 s during ``--seconds`` of ``wrk`` load at ``--connections``
   connections, then once more after the load; budget ≤ 60 MB idle, and flat under load.
@@ -72,12 +73,18 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="butterfly-budgets-"))
     load_before = run.load_average()
-    times = []
+    times: list[float] = []
+    first_times: list[float] = []
     try:
         for index in range(args.starts):
-            server, seconds = start_server(work, f"start{index}", args.threads)
+            server, seconds = start_server(work, f"first{index}", args.threads)
+            first_times.append(seconds)
+            print(f"first start {index + 1}/{args.starts}: first 200 after {seconds:.3f} s", flush=True)
+            run.stop(server)
+        for index in range(args.starts):
+            server, seconds = start_server(work, "first0", args.threads)
             times.append(seconds)
-            print(f"start {index + 1}/{args.starts}: first 200 after {seconds:.3f} s", flush=True)
+            print(f"restart {index + 1}/{args.starts}: first 200 after {seconds:.3f} s", flush=True)
             run.stop(server)
         server, _ = start_server(work, "memory", args.threads)
         assert server.process is not None
@@ -111,8 +118,12 @@ def main() -> int:
         "",
         "| budget | measured | verdict |",
         "|---|---|---|",
-        f"| `python -m kernel run` to the first 200 ≤ {START_BUDGET_S:.1f} s | median {median:.2f} s "
-        f"(runs: {' '.join(f'{t:.2f}' for t in times)}) | {'met' if median <= START_BUDGET_S else 'missed'} |",
+        f"| `python -m kernel run` to the first 200 ≤ {START_BUDGET_S:.1f} s (restart, existing data) | "
+        f"median {median:.2f} s (runs: {' '.join(f'{t:.2f}' for t in times)}) | "
+        f"{'met' if median <= START_BUDGET_S else 'missed'} |",
+        f"| the same, first start (empty data dir: database, initial admin) | median "
+        f"{statistics.median(first_times):.2f} s (runs: {' '.join(f'{t:.2f}' for t in first_times)}) | "
+        f"{'met' if statistics.median(first_times) <= START_BUDGET_S else 'missed'} |",
         f"| idle RSS ≤ {RSS_BUDGET_MB:.0f} MB | {idle:.1f} MB | {'met' if idle <= RSS_BUDGET_MB else 'missed'} |",
         f"| RSS flat over {args.seconds} s at {args.connections} connections | first sample {first:.1f} MB, "
         f"last {last:.1f} MB, max {max(samples, default=idle):.1f} MB, 2 s after {after:.1f} MB "
