@@ -18,12 +18,12 @@ def _non_finite(value: object) -> bool:
 
 
 def reference(data: dict) -> bytes:
-    """What the encoder path gives (strict JSON; non-finite floats become null)."""
-    safe = {key: None if _non_finite(value) else value for key, value in data.items()}
-    text = json.dumps(safe, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """What the encoder path gives: strict UTF-8 JSON, or when that fails (a non-finite
+    float, a lone surrogate) everything escaped to ASCII with non-finite floats as null."""
     try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: sent escaped
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError:
+        safe = {key: None if _non_finite(value) else value for key, value in data.items()}
         return json.dumps(safe, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
