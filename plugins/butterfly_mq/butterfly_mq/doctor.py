@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from butterfly_mq.connection import ERRORS, connect
 from butterfly_mq.instances import InstanceRegistry
 from butterfly_mq.keys import KEY_NAMES, QueueKeys, RegistryKeys
@@ -315,6 +317,7 @@ def _check_scripts(report: Report, client: Any, scratch: str) -> None:
     for name, probe, expect in script_calls:
         if report.run(f"script {name}", probe, expect) is None and name.startswith(("ENQUEUE", "POP")):
             break  # NOTE: the later steps need this one
+    _check_enqueue_marked(report, client, queue, ready)
     registry = InstanceRegistry(client, scratch, "doctor")
     report.run("script HEARTBEAT", lambda: registry.beat({}), lambda r: int(r) > 0)
     report.run("script SERVER_TIME", lambda: registry.list(), lambda r: r and r[0]["name"] == "doctor")
@@ -336,6 +339,41 @@ def _check_scripts(report: Report, client: Any, scratch: str) -> None:
             client.delete(key)
         except ERRORS:
             pass
+
+
+def _check_enqueue_marked(report: Report, client: Any, queue: Queue, ready: ReadyIndex) -> None:
+    """Where the queue and the ready index share a server, a per-call enqueue is one script
+    (ENQUEUE_MARKED): the producer's probe, then that script — a note says which it is."""
+    if not isinstance(client, redis.Redis):
+        report.notes.append("enqueue: two scripts per message (ENQUEUE + MARK_READY: a cluster)")
+        return
+    together = report.run(
+        "script PROBE_SET + PROBE_CHECK (does the queue's server hold the ready index?)",
+        lambda: run_pipelined(client, ready.probe_calls(queue.enqueue_keys[-1], uuid.uuid4().hex))[1],
+        lambda r: r in (0, 1),
+    )
+    if together != 1:
+        report.notes.append("enqueue: two scripts per message for this topic (ENQUEUE + MARK_READY)")
+        return
+    info = '{"id":"m4","topic":"/doctor/check","created_at":0,"attempts":0,"producer":"doctor"}'
+    report.run(
+        "script ENQUEUE_MARKED",
+        lambda: (
+            run_pipelined(
+                client,
+                [
+                    (
+                        SCRIPTS["ENQUEUE_MARKED"],
+                        [*queue.enqueue_keys, *ready.mark_keys],
+                        ["m4", "{}", info, 0, queue.topic, 100],
+                    )
+                ],
+            ),
+            ready.read(client, 0),
+        ),
+        lambda r: r[0] == [1] and any(topic == queue.topic and number == r[1][0] for topic, number in r[1][2]),
+    )
+    report.notes.append("enqueue: one script per message (ENQUEUE_MARKED: the queue's server holds the ready index)")
 
 
 def _check_bell(report: Report, client: Any, bell: str) -> None:

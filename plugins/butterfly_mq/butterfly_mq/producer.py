@@ -8,14 +8,15 @@ import socket
 import time
 from typing import Any
 
+import redis
 import structlog
 
-from butterfly_mq.connection import UNAVAILABLE, shared_client
+from butterfly_mq.connection import ERRORS, UNAVAILABLE, shared_client
 from butterfly_mq.errors import MQNotConfigured, MQUnavailable
 from butterfly_mq.keys import RegistryKeys, check_msg_id, check_topic
 from butterfly_mq.queue import Queue
 from butterfly_mq.ready import ReadyIndex
-from butterfly_mq.scripts import run_pipelined
+from butterfly_mq.scripts import SCRIPTS, run_pipelined, thread_connection
 from kernel.errors import BadRequest
 from kernel.response import json_default
 
@@ -34,10 +35,16 @@ _registered: set[tuple[int, str, str]] = set()
 _valid_topics: set[str] = set()
 _queues: dict[tuple[int, str, str], Queue] = {}
 _ready_indexes: dict[str, ReadyIndex] = {}
+#: Per (client, prefix, topic): the client and ENQUEUE_MARKED's keys (None: the two scripts apart).
+_marked: dict[tuple[int, str, str], tuple[Any, list[str] | None]] = {}
+#: A message pushed behind others is marked ready only when the queue's length is a multiple
+#: of this (``lua/enqueue_marked.lua``; one behind none always is).
+MARK_EVERY = 100
 #: Who produced a message (host:pid), computed once per process.
 PRODUCER = f"{socket.gethostname()}:{os.getpid()}"
 _PRODUCER_JSON = json.dumps(PRODUCER)
 #: Params are encoded like the kernel encodes replies (compact, UTF-8, datetimes as ISO text).
+ENQUEUE_MARKED = SCRIPTS["ENQUEUE_MARKED"]
 _params_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default)
 _router_missing_logged = False
 
@@ -173,8 +180,14 @@ def enqueue(
         validate_params(service.kernel, topic, params)
 
     info = f'{{"id":"{msg_id}",{shared_info_fields(topic, ttl, retries)}}}'
-    stored = _queue(client, key_prefix, topic).enqueue_call(msg_id, params_text, info, int((delay or 0) * 1000))
-    send(client, key_prefix, topic, [stored], what=f"message {msg_id}")
+    delay_ms = int((delay or 0) * 1000)
+    marked_keys = _marked_keys(client, key_prefix, topic)
+    if marked_keys is None:
+        call = _queue(client, key_prefix, topic).enqueue_call(msg_id, params_text, info, delay_ms)
+        send(client, key_prefix, topic, [call], what=f"message {msg_id}")
+    else:
+        call = (ENQUEUE_MARKED, marked_keys, [msg_id, params_text, info, delay_ms, topic, MARK_EVERY])
+        send(client, key_prefix, topic, [call], what=f"message {msg_id}", mark=False)
     if service is not None:
         service.wake(topic)
     return msg_id
@@ -219,6 +232,8 @@ def params_json(params: Any) -> str:
             "params must be a JSON object with string keys",
             data={"errors": [{"param": "params", "reason": "expected an object"}]},
         )
+    if not params:
+        return "{}"
     try:
         return _params_encoder.encode(params)
     except (TypeError, ValueError) as exc:
@@ -243,29 +258,32 @@ def shared_info_fields(topic: str, ttl: float | None, retries: int | None) -> st
     return fields
 
 
-def send(client: Any, prefix: str, topic: str, calls: list, *, what: str) -> list[Any]:
+def send(client: Any, prefix: str, topic: str, calls: list, *, what: str, mark: bool = True) -> list[Any]:
     """Run a topic's enqueue scripts and its ready mark in one round trip; retry when Redis
     does not answer (safe: every message has its id already, and enqueue is idempotent per id).
 
     :param calls: ENQUEUE / ENQUEUE_MANY calls of one queue
     :param what: the messages, for the error text
+    :param mark: also send the topic's MARK_READY (``False``: the calls mark it themselves)
     :return: the scripts' replies, in order
     :raises MQUnavailable: Redis did not answer after every retry
     """
-    mark = _ready_index(prefix).mark_call(topic)
+    mark_call = _ready_index(prefix).mark_call(topic) if mark else None
     for attempt, wait in enumerate((*RETRY_WAITS, None)):
         try:
             _register(client, prefix, topic)
-            if attempt == 0:
+            if attempt == 0 and mark_call is not None:
                 # NOTE: the messages and their ready mark in one round trip; the mark is a hint
                 # (the consumers' sweep finds unmarked messages too), so its failure is not
                 # the producer's and later attempts send the messages alone.
-                results = run_pipelined(client, [*calls, mark], raise_errors=False)[:-1]
+                results = run_pipelined(
+                    client, [*calls, mark_call], raise_errors=False, connection=thread_connection(client)
+                )[:-1]
                 for result in results:
                     if isinstance(result, Exception):
                         raise result
                 return results
-            return run_pipelined(client, calls)
+            return run_pipelined(client, calls, connection=thread_connection(client))
         except UNAVAILABLE as exc:
             if wait is None:
                 raise MQUnavailable(
@@ -291,6 +309,36 @@ def _queue(client: Any, prefix: str, topic: str) -> Queue:
             _queues.clear()
         queue = _queues[marker] = Queue(client, topic, prefix)
     return queue
+
+
+def _marked_keys(client: Any, prefix: str, topic: str) -> list[str] | None:
+    """The keys of ENQUEUE_MARKED for ``topic``, or ``None`` where it cannot run (the queue and
+    the ready index on two servers: Redis Cluster, most topics of a Twemproxy pool).
+
+    Found out once per topic and client per process (:meth:`ReadyIndex.probe_calls`); until a
+    probe got an answer, ``None`` (the two scripts side by side, as always).
+    """
+    marker = (id(client), prefix, topic)
+    known = _marked.get(marker)
+    if known is not None and known[0] is client:  # NOTE: the client is kept: its id is not reused
+        return known[1]
+    keys: list[str] | None
+    if not isinstance(client, redis.Redis):
+        keys = None
+    else:
+        queue = _queue(client, prefix, topic)
+        index = _ready_index(prefix)
+        try:
+            together = run_pipelined(client, index.probe_calls(queue.enqueue_keys[-1], os.urandom(8).hex()))[1]
+        except UNAVAILABLE:
+            return None  # NOTE: not remembered; the enqueue reports an unreachable Redis itself
+        except ERRORS:
+            together = 0  # NOTE: an endpoint that refuses the probe gets the two scripts apart
+        keys = [*queue.enqueue_keys, *index.mark_keys] if together == 1 else None
+    if len(_marked) > 10_000:
+        _marked.clear()
+    _marked[marker] = (client, keys)
+    return keys
 
 
 def _register(client: Any, prefix: str, topic: str) -> None:

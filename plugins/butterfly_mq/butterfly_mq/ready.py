@@ -4,16 +4,23 @@ Without blocking pops or pub/sub (Twemproxy has neither), a consumer learns abou
 work by polling. Popping every consumed topic on every poll costs one script per topic —
 with 100 topics, 2,000 scripts a second per instance at a 50 ms pick-up target. Instead:
 
-* every enqueue also runs ``MARK_READY`` (in the same pipelined round trip): it bumps a
-  sequence counter and records the topic in a ZSET scored by that number;
+* an enqueue also runs ``MARK_READY`` (in the same pipelined round trip, or in the same
+  script: see below): it bumps a sequence counter and records the topic in a ZSET scored by
+  that number;
 * every poll of every consumer runs ``READY`` with the highest number it has seen, and
   gets back only the topics enqueued to since — usually none, a few bytes;
 * the consumer pops those topics at once.
 
-A queue's script cannot touch the index (its keys carry the queue's hashtag, the index
-its own ``{ready}`` tag, and Twemproxy and Redis Cluster forbid scripts across tags), so
-the producer sends the two scripts side by side. Through Twemproxy or on a cluster they
-may run in either order on two servers; a consumer that sees the mark first pops an empty
+A queue's script cannot touch the index where the two tags live on different servers (its
+keys carry the queue's hashtag, the index its own ``{ready}`` tag: Redis Cluster, most topics
+of a Twemproxy pool), so there the producer sends the two scripts side by side. Where they
+share a server (a single Redis; the producer checks once per topic with
+:meth:`ReadyIndex.probe_calls`) one script, ``lua/enqueue_marked.lua``, enqueues and marks,
+and marks only when needed: a message pushed onto an empty queue, a delayed one, and one in
+a hundred pushed behind others (a consumer pops a marked topic until a pop comes back short,
+that is until the queue was empty, so it finds the messages behind; messages put back
+without a mark are found by a later mark or the sweep, as before). Sent side by side, the
+two scripts may run in either order on two servers; a consumer that sees the mark first pops an empty
 queue, so a topic whose pop after a fresh mark came back empty is popped once more next
 round. Producers that do not mark (another language running only ``ENQUEUE``), delayed
 messages and retries are covered by the consumer's own timers and by a slow sweep of
@@ -83,6 +90,13 @@ return out
 )
 
 
+# Where is the index? KEYS[1] = a probe key under {ready}; ARGV: token  →  1 (kept 10 s)
+PROBE_SET = Script("probe_set", "redis.call('SET', KEYS[1], ARGV[1], 'PX', 10000) return 1")
+# KEYS[1] = a key of the queue (routes the script to the queue's server); ARGV: the probe key, token
+#   →  1: the probe set under {ready} is on this server too, 0: it is not (or not visible)
+PROBE_CHECK = Script("probe_check", "if redis.call('GET', ARGV[1]) == ARGV[2] then return 1 end return 0")
+
+
 class ReadyIndex:
     """The ready index of one key prefix.
 
@@ -94,10 +108,22 @@ class ReadyIndex:
         self.keys = [keys.ready, keys.ready_counter, keys.ready_epoch]
         self.mark_keys = [*self.keys, keys.ready_bell]
         self.bell = keys.ready_bell
+        self.probe = f"{keys.prefix}:{{ready}}:probe:"
 
     def mark_call(self, topic: str) -> Call:
         """The MARK_READY call recording an enqueue to ``topic`` (or a :data:`RESUME_MARK`)."""
         return MARK_READY, self.mark_keys, [topic]
+
+    def probe_calls(self, queue_key: str, token: str) -> list[Call]:
+        """Calls that tell whether the index lives on the server of ``queue_key``: the second
+        returns 1 only then (a random ``token`` set under ``{ready}`` is read back from the
+        queue's server; Twemproxy routes each script by its first key).
+
+        A single Redis holds every key; a Twemproxy pool spreads hashtags over its servers. A
+        lost race (a proxy reordering the two) answers 0, which only costs speed.
+        """
+        key = self.probe + token
+        return [(PROBE_SET, [key], [token]), (PROBE_CHECK, [queue_key], [key, token])]
 
     def read_call(self, cursor: int, limit: int = READ_LIMIT) -> Call:
         """The READY call: topics marked after ``cursor`` (``-1``: only the counter)."""

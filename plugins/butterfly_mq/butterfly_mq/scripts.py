@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -456,31 +458,79 @@ _POOL_ARGS: tuple[str, ...] = (
 )
 
 
+#: Packed ``EVALSHA <sha> <numkeys> <keys...>`` heads, per script and key list (see :func:`pack_calls`).
+_HEADS: dict[tuple[str, tuple[str, ...]], tuple[int, bytes]] = {}
+
+
+def _bulk(value: Any) -> bytes:
+    """One RESP bulk string, encoded like redis-py's ``Encoder`` (UTF-8; numbers by ``repr``)."""
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, bytes):
+        data = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        data = repr(value).encode("ascii")
+    else:
+        raise redis.DataError(f"Invalid input of type: {type(value).__name__!r}")
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+#: Calls with at most this many arguments are packed here (see :func:`pack_calls`).
+SMALL_CALL_ARGS = 8
+
+
+def pack_calls(calls: Sequence[Call], connection: Any) -> list[bytes]:
+    """The ``EVALSHA`` commands of ``calls``, RESP-encoded for ``connection``.
+
+    PERF: a script's head (its SHA and keys) is the same for every call of a queue, so for a
+    call with few arguments (an enqueue, a pop) it is packed once and kept and only the
+    arguments are packed per call: about a third of redis-py's ``pack_commands``. A call
+    with many arguments (a batch of acks) goes to the connection's own packer (hiredis's C
+    packer where installed), which is faster there.
+    """
+    parts: list[bytes] = []
+    for script, keys, args in calls:
+        if len(args) > SMALL_CALL_ARGS:
+            parts.extend(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
+            continue
+        marker = (script.sha, tuple(keys))
+        head = _HEADS.get(marker)
+        if head is None:
+            if len(_HEADS) > 10_000:
+                _HEADS.clear()
+            packed = b"".join(_bulk(part) for part in ("EVALSHA", script.sha, len(keys), *keys))
+            head = _HEADS[marker] = (3 + len(keys), packed)
+        parts.append(b"*%d\r\n" % (head[0] + len(args)))
+        parts.append(head[1])
+        parts.extend(_bulk(arg) for arg in args)
+    return parts
+
+
 def _send_on_one_connection(client: redis.Redis, calls: Sequence[Call], connection: Any = None) -> list[Any]:
     """EVALSHA every call on one pooled connection: all commands in one write, then every reply.
 
     PERF: the same round trip as ``pipeline(transaction=False)``, without its per-command
     bookkeeping (and a plain command's): redis-py's pipeline costs about 15 µs of client CPU
     on top of the socket work, which is most of a producer's per-call cost. Built on the
-    public connection API (``get_connection``, ``pack_commands``, ``send_packed_command``,
-    ``read_response``, ``release``) and the connection's own ``retry``: a broken pooled
-    connection (a restarted server) is replaced and the commands sent again once, as a
-    pipeline would.
+    public connection API (``get_connection``, ``pack_command``, ``send_packed_command``, ``read_response``,
+    ``release``) and the connection's own ``retry``: a broken pooled connection (a restarted
+    server) is replaced and the commands sent again once, as a pipeline would.
 
     :param connection: a connection the caller holds (taken from ``client``'s pool and kept by
         one thread); default: one is taken from the pool for this call
     :return: one reply per call; an error reply (``ResponseError``) in its place
     """
-    commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+    count = len(calls)
     pool = client.connection_pool
     borrowed = connection is None
     if borrowed:
         connection = pool.get_connection(*_POOL_ARGS)
+    packed: list[bytes] = []
 
     def attempt() -> list[Any]:
-        connection.send_packed_command(connection.pack_commands(commands))
+        connection.send_packed_command(packed)
         replies: list[Any] = []
-        for _ in commands:
+        for _ in range(count):
             try:
                 replies.append(connection.read_response())
             except redis.ResponseError as exc:  # NOTE: the reply was read: the connection is in step
@@ -488,7 +538,13 @@ def _send_on_one_connection(client: redis.Redis, calls: Sequence[Call], connecti
         return replies
 
     try:
+        packed.append(b"".join(pack_calls(calls, connection)))
         return connection.retry.call_with_retry(attempt, lambda error: connection.disconnect())
+    except BaseException:
+        # NOTE: replies may be left unread (an interrupt, an error redis-py did not handle):
+        # a held connection must not carry them into its next call
+        connection.disconnect()
+        raise
     finally:
         if borrowed:
             pool.release(connection)
@@ -559,11 +615,64 @@ def release_connection(client: Any, connection: Any) -> None:
         client.connection_pool.release(connection)
 
 
+#: Most pools one thread keeps a connection of (:func:`thread_connection`); the oldest goes back.
+THREAD_HELD_MOST = 8
+
+
+class _Held:
+    """A connection one thread keeps; given back to its pool when the thread ends."""
+
+    __slots__ = ("connection", "pid", "pool")
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.connection = pool.get_connection(*_POOL_ARGS)
+
+    def __del__(self) -> None:
+        # NOTE: after a fork the pool starts afresh by itself; the parent's socket is not ours
+        if self.pid == os.getpid():
+            try:
+                self.pool.release(self.connection)
+            except Exception:  # noqa: BLE001 - a thread's end or interpreter shutdown
+                pass
+
+
+class _ThreadHeld(threading.local):
+    def __init__(self) -> None:
+        self.by_pool: dict[int, _Held] = {}
+
+
+_thread_held = _ThreadHeld()
+
+
+def thread_connection(client: Any) -> Any:
+    """A connection of ``client``'s pool that the calling thread keeps (``None`` on a cluster).
+
+    PERF: redis-py's pool checkout and return (a ``getpid``, two locks, a ``poll`` of the socket
+    for stray data, connection-count metrics) cost a producer about as much client CPU as
+    packing and sending its scripts. A producer thread keeps one connection per pool instead
+    (at most :data:`THREAD_HELD_MOST` pools); it goes back to its pool when the thread ends,
+    and is not used in a forked child. A connection that broke reconnects on its next use.
+    """
+    if not isinstance(client, redis.Redis):
+        return None
+    pool = client.connection_pool
+    by_pool = _thread_held.by_pool
+    held = by_pool.get(id(pool))
+    if held is None or held.pool is not pool or held.pid != os.getpid():
+        if len(by_pool) >= THREAD_HELD_MOST:
+            del by_pool[next(iter(by_pool))]
+        held = by_pool[id(pool)] = _Held(pool)
+    return held.connection
+
+
 SCRIPTS = {
     name: Script(name.lower(), source)
     for name, source in {
         "ENQUEUE": ENQUEUE,
         "ENQUEUE_MANY": lua_source("enqueue_many"),
+        "ENQUEUE_MARKED": lua_source("enqueue_marked"),
         "POP": POP,
         "FINISH": FINISH,
         "RENEW": RENEW,

@@ -48,6 +48,7 @@ def test_single_redis_passes_with_every_script_run(doctor, redis_server):
         assert f"ok      script {row}" in out
     assert "ok      commands inside Lua" in out and "ok      keys of one queue on one server" in out
     assert "pick-up: the bell" in out
+    assert "ok      script ENQUEUE_MARKED" in out and "enqueue: one script per message" in out
 
 
 def test_cluster_passes_and_a_missing_cluster_flag_fails(doctor, redis_cluster):
