@@ -21,6 +21,7 @@ from kernel.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from kernel.fasthooks import for_routes
 from kernel.markers import hookimpl, hookspec
 from kernel.request import Request
 from kernel.response import Response
@@ -49,6 +50,7 @@ __all__ = [
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
+    "for_routes",
     "hookimpl",
     "hookspec",
 ]

@@ -119,9 +119,10 @@ class Kernel:
             raise PluginLoadError(f'plugin "{name}": {exc}', plugin_name=name) from None
         self.refresh_hooks()
 
-    def refresh_hooks(self) -> None:
-        """Re-resolve the per-request hooks; call after registering a plugin late."""
+    def refresh_hooks(self) -> RequestHooks:
+        """Re-resolve the per-request hooks (also done by itself when a plugin is registered late)."""
         self.request_hooks = RequestHooks(self.pm)
+        return self.request_hooks
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -160,10 +161,17 @@ class Kernel:
         """WSGI entry point."""
         response = self.handle(Request(environ, self))
         headers = response.headers
-        for index, (name, value) in enumerate(headers):
-            # PERF: two C-level checks per header; only odd values pay for fixing.
-            if type(value) is not str or not (value.isascii() and value.isprintable()):
-                headers[index] = (name, wsgi_header_value(name, value))
+        try:
+            # PERF: one join and two C-level checks for all values; a non-str value
+            # (TypeError) or an odd character sends every header through the check below.
+            joined = "".join([value for _, value in headers])
+            clean = joined.isascii() and joined.isprintable()
+        except TypeError:
+            clean = False
+        if not clean:
+            for index, (name, value) in enumerate(headers):
+                if type(value) is not str or not (value.isascii() and value.isprintable()):
+                    headers[index] = (name, wsgi_header_value(name, value))
         start_response(status_line(response.status), headers)
         return response.iter_body()
 
@@ -175,12 +183,21 @@ class Kernel:
         :param encode: encode a JSON response's ``data`` into its body (HTTP);
             in-process calls keep ``response.data``
         """
-        hooks = self.request_hooks
+        request_hooks = self.request_hooks
+        if request_hooks.stale:
+            request_hooks = self.refresh_hooks()
+        # PERF: the route is matched first so only the implementations that apply to it
+        # run (kernel.for_routes); a request_started hook that rewrites the path is matched again.
+        path = request.path
+        route = self.routes.lookup(path)
+        hooks = request_hooks.for_route(route)
         response: Response | None = None
         try:
             try:
                 hooks.request_started(request)
-                route = self.routes.lookup(request.path)
+                if request.path != path:
+                    route = self.routes.lookup(request.path)
+                    hooks = request_hooks.for_route(route)
                 if route is None:
                     raise NotFound(f"no route for {request.path}")
                 request.route = route
@@ -233,7 +250,7 @@ class Kernel:
         request.stat = ServerError.stat
         request.error = f"{type(exc).__name__}: {exc}"[:500]
         try:
-            response = self.request_hooks.handle_error(request, exc)
+            response = self.request_hooks.for_route(request.route).handle_error(request, exc)
         except FATAL:
             raise
         except Exception as hook_exc:  # noqa: BLE001 - a broken error hook must not break the reply

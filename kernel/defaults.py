@@ -12,6 +12,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from kernel.errors import Forbidden
+from kernel.fasthooks import for_routes
 from kernel.markers import hookimpl
 from kernel.origin import foreign_source, is_loopback_host
 from kernel.routes import SAFE_METHODS, Route
@@ -148,6 +149,7 @@ def caller_is_admin(request: Request) -> bool:
 
 
 @hookimpl(trylast=True)
+@for_routes(lambda route: route.admin)
 def butterfly_authorize(request, route):
     """Default policy: admin routes answer loopback HTTP clients only, and not other sites' pages.
 

@@ -19,6 +19,7 @@ import pluggy
 
 from kernel import hookspecs
 from kernel.errors import PluginLoadError
+from kernel.fasthooks import PluginManager
 from kernel.markers import PROJECT
 from kernel.settings import as_list
 
@@ -121,7 +122,7 @@ def make_plugin_manager(
     :return: the manager and one :class:`PluginInfo` per plugin seen
     :raises PluginLoadError: when a plugin cannot be imported or registered
     """
-    pm = pluggy.PluginManager(PROJECT)
+    pm = PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     reasons = dict(disabled) if isinstance(disabled, Mapping) else dict.fromkeys(disabled, "disabled")
     reasons = {name.strip(): why for name, why in reasons.items() if name and name.strip()}

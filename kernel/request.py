@@ -31,6 +31,8 @@ _NO_BODY = object()
 
 def _wsgi_text(value: str) -> str:
     """Undo PEP 3333's latin-1 decoding so UTF-8 paths and queries read right."""
+    if value.isascii():  # PERF: the round trip would give it back unchanged
+        return value
     try:
         return value.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
@@ -85,6 +87,23 @@ class Request:
     ``error_reported`` (an error hook logged the exception; the kernel then does not).
     """
 
+    # PERF: what most requests never set is a class-level default, not an instance
+    # attribute per request; assigning one on a request works as before.
+    source = "http"
+    route: Route | None = None
+    reqid: str | None = None
+    parent_reqid: str | None = None
+    user: str | None = None
+    stat: str | None = None
+    error: str | None = None
+    #: set by a ``butterfly_handle_error`` implementation that logged the exception itself
+    error_reported = False
+    _query: dict[str, Any] | None = None
+    _body: bytes | None = None
+    _params: dict[str, Any] | None = None
+    _json: Any = None
+    _json_parsed = False
+
     def __init__(self, environ: dict[str, Any], kernel: Kernel | None = None) -> None:
         self.environ = environ
         # NOTE: typed as always present: every served request and call has a kernel; only
@@ -92,27 +111,12 @@ class Request:
         self.kernel: Kernel = cast("Kernel", kernel)
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         self.path: str = _wsgi_text(environ.get("PATH_INFO", "") or "/")
-        self.source = "http"
         self.client_ip: str = environ.get("REMOTE_ADDR", "") or "-"
-        self.route: Route | None = None
-        self.reqid: str | None = None
-        self.parent_reqid: str | None = None
-        self.user: str | None = None
-        self.stat: str | None = None
-        self.error: str | None = None
-        #: set by a ``butterfly_handle_error`` implementation that logged the exception itself
-        self.error_reported = False
         self.res: list[str] = []
         self.ctx: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
-        self.start_time = time.perf_counter()
+        self.start_time = self._mark = time.perf_counter()
         self.started_at = time.time()
-        self._mark = self.start_time
-        self._query: dict[str, Any] | None = None
-        self._body: bytes | None = None
-        self._params: dict[str, Any] | None = None
-        self._json: Any = None
-        self._json_parsed = False
 
     # -- in-process calls ---------------------------------------------------------
 
@@ -170,6 +174,10 @@ class Request:
             raw = self.environ.get("QUERY_STRING", "")
             if not raw:
                 self._query = {}
+            elif "&" not in raw and raw.isascii() and "%" not in raw and "+" not in raw and ";" not in raw:
+                # PERF: one plain field (``str_info=x``), the most common query string
+                key, _, value = raw.partition("=")
+                self._query = {key: value}
             elif raw.isascii() and "%" not in raw and "+" not in raw and ";" not in raw and raw.count("&") < MAX_FIELDS:
                 # PERF: nothing to decode: split it ourselves (parse_qsl is ~5x slower)
                 self._query = _collect(

@@ -1,6 +1,6 @@
-"""The two peers Butterfly is measured against, each answering ``/demo_api/hello?str_info=x``.
+"""The peers Butterfly is measured against, each answering ``/demo_api/hello?str_info=x``.
 
-Both return exactly Butterfly's body, ``{"stat":"OK","str_info":"x"}``, as
+All return exactly Butterfly's body, ``{"stat":"OK","str_info":"x"}``, as
 ``application/json``. Served by :mod:`serve` on waitress with the same thread
 count as Butterfly.
 """
@@ -50,4 +50,33 @@ def flask_app():
             return jsonify(stat="ERR_BAD_PARAMS"), 400
         return jsonify(stat="OK", str_info=str_info)
 
+    return app
+
+
+def falcon_app():
+    """The fast peer: the same endpoint in Falcon (imported here so the other servers never load it).
+
+    Idiomatic Falcon: a resource class, ``req.get_param`` and ``resp.media``, with the
+    JSON handler set to compact separators so the body is byte-for-byte Butterfly's.
+
+    :return: the Falcon WSGI application
+    """
+    import functools
+
+    import falcon
+    import falcon.media
+
+    class Hello:
+        def on_get(self, req, resp):
+            str_info = req.get_param("str_info")
+            if str_info is None:
+                resp.status = falcon.HTTP_400
+                resp.media = {"stat": "ERR_BAD_PARAMS"}
+                return
+            resp.media = {"stat": "OK", "str_info": str_info}
+
+    app = falcon.App()
+    compact = falcon.media.JSONHandler(dumps=functools.partial(json.dumps, separators=(",", ":")))
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = compact
+    app.add_route(PATH, Hello())
     return app

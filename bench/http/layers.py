@@ -1,12 +1,14 @@
 """Where Butterfly's per-request time goes: the CPU cost of each layer, in-process.
 
 No sockets and no waitress: the same ``/demo_api/hello?str_info=x`` WSGI call is
-made against kernels with more and more switched on, and the CPU time per call is
-printed (best of several repeats, so background load inflates it least). The
-difference between two rows is the price of what the lower row adds.
+made against kernels with more and more switched on, up to the full default install
+(every installed plugin, as ``python -m kernel run`` builds it from the repo root),
+and the CPU time per call is printed (best of several repeats, so background load
+inflates it least). The difference between two rows is the price of what the lower
+row adds.
 
 Usage: ``taskset -c 0 .venv/bin/python bench/http/layers.py [--profile]``
-(``--profile`` adds a cProfile table of the full configuration, by function).
+(``--profile`` adds a cProfile table of the full default install, by function).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import tempfile
@@ -25,10 +28,11 @@ import apps
 
 import butterfly_router.plugin as router
 import butterfly_trace.plugin as trace
-from kernel import Response, hookimpl, logs
+from kernel import Kernel, Response, hookimpl, logs
 from kernel.testing import build_kernel
 
-HANDLERS = str(Path(__file__).resolve().parents[2] / "handlers")
+REPO = Path(__file__).resolve().parents[2]
+HANDLERS = str(REPO / "handlers")
 
 
 def environ() -> dict:
@@ -59,16 +63,22 @@ def start_response(status, headers, exc_info=None):
     """A WSGI ``start_response`` that does nothing."""
 
 
-def cpu_microseconds(app, calls: int = 5000, repeats: int = 7) -> float:
-    """Best-of-``repeats`` CPU microseconds per call of ``app``."""
-    for _ in range(500):
-        b"".join(app(environ(), start_response))
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.process_time()
-        for _ in range(calls):
+def cpu_microseconds(apps: list, calls: int = 3000, repeats: int = 9) -> list[float]:
+    """Best-of-``repeats`` CPU microseconds per call of each app, measured interleaved.
+
+    Every repeat measures every app once, so a burst of background load hits all rows
+    alike; the best repeat of each row is the one it suffered least in.
+    """
+    for app in apps:
+        for _ in range(500):
             b"".join(app(environ(), start_response))
-        best = min(best, (time.process_time() - started) / calls * 1e6)
+    best = [float("inf")] * len(apps)
+    for _ in range(repeats):
+        for index, app in enumerate(apps):
+            started = time.process_time()
+            for _ in range(calls):
+                b"".join(app(environ(), start_response))
+            best[index] = min(best[index], (time.process_time() - started) / calls * 1e6)
     return best
 
 
@@ -90,13 +100,27 @@ def kernel(plugins, **settings):
     return build_kernel(Path(tempfile.mkdtemp(prefix="butterfly-layers-")), plugins, settings)
 
 
+def full_install(**settings):
+    """The full default install: every installed plugin, built as ``python -m kernel run`` does, started.
+
+    Only the data and log directories are temp dirs; ``settings`` are ``section.key`` overrides.
+    """
+    work = Path(tempfile.mkdtemp(prefix="butterfly-layers-full-"))
+    overrides = {"server.data_dir": str(work / "data"), "server.log_dir": str(work / "logs")}
+    overrides.update(settings)
+    kernel = Kernel.create(overrides=overrides)
+    kernel.startup()
+    return kernel
+
+
 def main() -> int:
     """Print the per-layer table (and the profile with ``--profile``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="cProfile the full configuration")
     args = parser.parse_args()
+    os.chdir(REPO)  # the demo apps of handlers/, as `python -m kernel run` from the repo root
     logs.configure("WARNING")
-    full = kernel([router, trace])
+    full = full_install(**{"trace.access_log": True})
     rows = [
         ("raw WSGI callable", apps.raw_app),
         ("kernel, no plugins, one Response.json route", kernel([BareRoute()])),
@@ -106,11 +130,13 @@ def main() -> int:
             kernel([router, trace], **{"trace.access_log": False, "trace.metrics": False}),
         ),
         ("+ trace metrics", kernel([router, trace], **{"trace.access_log": False})),
-        ("+ trace access log (the benchmarked configuration)", full),
+        ("+ trace access log (the butterfly-router-trace row of run.py)", kernel([router, trace])),
+        ("full default install, access log off", full_install(**{"trace.access_log": False})),
+        ("full default install (the butterfly-full row of run.py)", full),
     ]
     print(f"{'CPU µs/call':>12}  layer")
-    for name, app in rows:
-        print(f"{cpu_microseconds(app):12.1f}  {name}", flush=True)
+    for (name, _), micros in zip(rows, cpu_microseconds([app for _, app in rows]), strict=True):
+        print(f"{micros:12.1f}  {name}", flush=True)
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()

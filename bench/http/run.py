@@ -1,21 +1,23 @@
-"""HTTP benchmark: Butterfly vs a raw WSGI app vs Flask, all on waitress.
+"""HTTP benchmark: Butterfly as users run it vs Falcon, Flask and a raw WSGI app, all on waitress.
 
 Every server answers ``/demo_api/hello?str_info=x`` with ``{"stat":"OK","str_info":"x"}``:
 
-* **butterfly** — ``python -m kernel run`` from the repo root: the real demo handler
-  through the router and trace plugins, access log ON (written to a temp dir);
-  every other installed plugin is switched off with ``BUTTERFLY_DISABLE_PLUGINS``
-  (``--all-plugins`` adds a ``butterfly-all`` server with everything enabled);
-* **raw** — a hand-written WSGI callable (:mod:`apps`), the floor;
-* **flask** — the same endpoint in Flask.
+* **butterfly-full** (the headline) — ``python -m kernel run`` from the repo root, as
+  users run it: every plugin installed in the venv and on (auth, store, router, trace
+  with the access log on, ruqi, wuxing, xingqiao, mq with its defaults), the demo
+  apps of ``handlers/``; only the data and log directories are temp dirs;
+* **butterfly-router-trace** — the same, with every plugin but router and trace
+  switched off with ``BUTTERFLY_DISABLE_PLUGINS`` (the row this benchmark showed before);
+* **falcon**, **flask** — the same endpoint in those frameworks (:mod:`apps`);
+* **raw** — a hand-written WSGI callable (:mod:`apps`), the floor.
 
 All get the same waitress thread count. Servers are pinned to one CPU and ``wrk``
 to another (``taskset``); after a warm-up, rounds are interleaved (the server
-order rotates each round) so drift hits everyone alike. Medians and the ratio to
-raw WSGI are printed and written to ``bench/README.md`` between the
-``http-results`` markers.
+order rotates each round) so drift hits everyone alike. Medians, per-round ratios
+and the server's CPU time per request (``/proc/<pid>/stat``) are printed and
+written to ``bench/README.md`` between the ``http-results`` markers.
 
-Usage: ``.venv/bin/python bench/http/run.py [--rounds 5] [--duration 10] [--threads 16]``
+Usage: ``.venv/bin/python bench/http/run.py [--rounds 5] [--duration 10] [--threads 4] [--connections 16]``
 """
 
 from __future__ import annotations
@@ -46,9 +48,13 @@ README = REPO / "bench" / "README.md"
 QUERY = "?str_info=x"
 EXPECTED = {"stat": "OK", "str_info": "x"}
 START_MARK, END_MARK = "<!-- http-results:start -->", "<!-- http-results:end -->"
-#: Only these plugins run in the "butterfly" server (DESIGN §9: router + trace).
-BENCH_PLUGINS = {"router", "trace"}
+#: The plugins of the ``butterfly-router-trace`` row (DESIGN §9: router + trace).
+ROUTER_TRACE = {"router", "trace"}
+HEADLINE = "butterfly-full"
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: Issue 11's targets for the headline row: ratio to these servers, per the medians.
+TARGETS = {"raw": 0.90, "falcon": 1.00}
 
 
 @dataclass
@@ -62,6 +68,7 @@ class Server:
     process: subprocess.Popen | None = None
     rps: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
     bad_responses: int = 0
 
     @property
@@ -80,11 +87,27 @@ def free_port() -> int:
 
 
 def butterfly_plugins_to_disable(all_plugins: bool) -> str:
-    """Installed ``butterfly.plugins`` entry points other than router and trace."""
+    """Installed ``butterfly.plugins`` entry points other than router and trace ("" for all on)."""
     if all_plugins:
         return ""
     names = {ep.name for ep in metadata.entry_points(group="butterfly.plugins")}
-    return ",".join(sorted(names - BENCH_PLUGINS))
+    return ",".join(sorted(names - ROUTER_TRACE))
+
+
+def butterfly_env(base_env: dict[str, str], work: Path, name: str, port: int, threads: int, all_plugins: bool):
+    """The environment of one ``python -m kernel run`` server."""
+    env = dict(
+        base_env,
+        BUTTERFLY_SERVER_PORT=str(port),
+        BUTTERFLY_SERVER_THREADS=str(threads),
+        BUTTERFLY_SERVER_LOG_DIR=str(work / name / "logs"),
+        BUTTERFLY_SERVER_DATA_DIR=str(work / name / "data"),
+        BUTTERFLY_TRACE_ACCESS_LOG="true",
+    )
+    disabled = butterfly_plugins_to_disable(all_plugins)
+    if disabled:
+        env["BUTTERFLY_DISABLE_PLUGINS"] = disabled
+    return env
 
 
 def make_servers(args: argparse.Namespace, work: Path) -> list[Server]:
@@ -93,33 +116,26 @@ def make_servers(args: argparse.Namespace, work: Path) -> list[Server]:
     python = sys.executable
     base_env = {key: value for key, value in os.environ.items() if not key.startswith("BUTTERFLY_")}
     servers = []
-    variants = [("butterfly", False)] + ([("butterfly-all", True)] if args.all_plugins else [])
-    for name, all_plugins in variants:
+    for name, all_plugins in ((HEADLINE, True), ("butterfly-router-trace", False)):
+        if name not in args.only:
+            continue
         port = free_port()
-        env = dict(
-            base_env,
-            BUTTERFLY_SERVER_PORT=str(port),
-            BUTTERFLY_SERVER_THREADS=str(args.threads),
-            BUTTERFLY_SERVER_LOG_DIR=str(work / name / "logs"),
-            BUTTERFLY_SERVER_DATA_DIR=str(work / name / "data"),
-            BUTTERFLY_DISABLE_PLUGINS=butterfly_plugins_to_disable(all_plugins),
-            BUTTERFLY_TRACE_ACCESS_LOG="true",
-        )
+        env = butterfly_env(base_env, work, name, port, args.threads, all_plugins)
         servers.append(Server(name, [*pin, python, "-m", "kernel", "run"], env, port))
-    for name in ("raw", "flask"):
+    for name in ("falcon", "flask", "raw"):
+        if name not in args.only:
+            continue
         port = free_port()
-        argv = [
-            *pin,
-            python,
-            str(Path(__file__).with_name("serve.py")),
-            name,
-            "--port",
-            str(port),
-            "--threads",
-            str(args.threads),
-        ]
+        argv = [*pin, python, str(Path(__file__).with_name("serve.py")), name]
+        argv += ["--port", str(port), "--threads", str(args.threads)]
         servers.append(Server(name, argv, dict(base_env), port))
     return servers
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def start(server: Server, work: Path) -> None:
@@ -156,11 +172,12 @@ def stop(server: Server) -> None:
         process.wait()
 
 
-def parse_wrk(output: str) -> tuple[float, float, int]:
-    """``(requests_per_second, mean_latency_ms, bad_responses)`` from wrk's report."""
+def parse_wrk(output: str) -> tuple[float, float, int, int]:
+    """``(requests_per_second, mean_latency_ms, bad_responses, requests)`` from wrk's report."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     latency = re.search(r"Latency\s+([\d.]+)(us|ms|s)\b", output)
-    if rps is None or latency is None:
+    served = re.search(r"(\d+) requests in", output)
+    if rps is None or latency is None or served is None:
         raise SystemExit(f"cannot read wrk output:\n{output}")
     bad = 0
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
@@ -169,23 +186,21 @@ def parse_wrk(output: str) -> tuple[float, float, int]:
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if errors:
         bad += sum(int(n) for n in errors.groups())
-    return float(rps.group(1)), float(latency.group(1)) * UNITS[latency.group(2)], bad
+    return float(rps.group(1)), float(latency.group(1)) * UNITS[latency.group(2)], bad, int(served.group(1))
 
 
-def load(server: Server, args: argparse.Namespace, seconds: int) -> tuple[float, float, int]:
-    """Run wrk against ``server`` on the client CPU for ``seconds``."""
-    argv = [
-        "taskset",
-        "-c",
-        str(args.client_cpu),
-        args.wrk,
-        "-t1",
-        f"-c{args.connections}",
-        f"-d{seconds}s",
-        server.url,
-    ]
-    completed = subprocess.run(argv, capture_output=True, text=True, check=True)
-    return parse_wrk(completed.stdout)
+def load(server: Server, args: argparse.Namespace, seconds: int) -> tuple[float, float, int, float]:
+    """Run wrk against ``server`` on the client CPU for ``seconds``.
+
+    :return: ``(requests/s, mean latency ms, bad responses, server CPU µs per request)``
+    """
+    argv = ["taskset", "-c", str(args.client_cpu), args.wrk, "-t1", f"-c{args.connections}", f"-d{seconds}s"]
+    assert server.process is not None
+    before = cpu_seconds(server.process.pid)
+    completed = subprocess.run([*argv, server.url], capture_output=True, text=True, check=True)
+    used = cpu_seconds(server.process.pid) - before
+    rps, latency, bad, served = parse_wrk(completed.stdout)
+    return rps, latency, bad, used / max(1, served) * 1e6
 
 
 def access_log_lines(work: Path, name: str) -> int:
@@ -207,7 +222,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    versions = ", ".join(f"{dist} {metadata.version(dist)}" for dist in ("waitress", "Flask"))
+    versions = ", ".join(f"{dist} {metadata.version(dist)}" for dist in ("waitress", "falcon", "Flask"))
     return (
         f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, {versions}"
@@ -222,30 +237,51 @@ def load_average() -> str:
         return "?"
 
 
+def ratio_rows(servers: list[Server]) -> list[tuple[str, list[float], float]]:
+    """``(label, per-round ratios, ratio of the medians)`` of the Butterfly rows to the peers."""
+    by_name = {server.name: server for server in servers}
+    rows = []
+    for mine in (HEADLINE, "butterfly-router-trace"):
+        for peer in ("raw", "falcon", "flask"):
+            if mine not in by_name or peer not in by_name:
+                continue
+            ours, theirs = by_name[mine].rps, by_name[peer].rps
+            per_round = [a / b for a, b in zip(ours, theirs, strict=True)]
+            target = TARGETS.get(peer) if mine == HEADLINE else None
+            label = f"{mine} / {peer}"
+            if target is not None:
+                met = statistics.median(ours) >= target * statistics.median(theirs)
+                label += f" (target ≥ {target:.2f}×: **{'met' if met else 'missed'}**)"
+            rows.append((label, per_round, statistics.median(ours) / statistics.median(theirs)))
+    return rows
+
+
 def results_markdown(servers: list[Server], args: argparse.Namespace, notes: list[str]) -> str:
     """The results section for ``bench/README.md``."""
-    raw = next(s for s in servers if s.name == "raw")
-    flask = next(s for s in servers if s.name == "flask")
-    raw_median = statistics.median(raw.rps)
-    flask_median = statistics.median(flask.rps)
+    raw_median = statistics.median(next(s for s in servers if s.name == "raw").rps)
     lines = [
-        f"Run {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}.",
+        f"Run {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M')} UTC on {machine()}.",
+        "",
+        f"Command: `{' '.join(['.venv/bin/python', 'bench/http/run.py', *args.argv])}`",
         "",
         f"Settings: waitress threads={args.threads} for every server; wrk 1 thread, "
         f"{args.connections} connections; server on CPU {args.server_cpu}, wrk on CPU {args.client_cpu}; "
         f"{args.warmup} s warm-up each, then {args.rounds} interleaved rounds × {args.duration} s.",
         "",
-        "| server | median req/s | rounds (req/s) | mean latency | vs raw WSGI | vs Flask |",
+        "| server | median req/s | rounds (req/s) | mean latency | server CPU per request | vs raw WSGI |",
         "|---|---:|---|---:|---:|---:|",
     ]
     for server in servers:
         median = statistics.median(server.rps)
         rounds = " ".join(f"{value:,.0f}" for value in server.rps)
+        name = f"**{server.name}**" if server.name == HEADLINE else server.name
         lines.append(
-            f"| {server.name} | {median:,.0f} | {rounds} | "
-            f"{statistics.median(server.latency_ms):.2f} ms | {median / raw_median:.2f}× | "
-            f"{median / flask_median:.2f}× |"
+            f"| {name} | {median:,.0f} | {rounds} | {statistics.median(server.latency_ms):.2f} ms | "
+            f"{statistics.median(server.cpu_us):,.0f} µs | {median / raw_median:.2f}× |"
         )
+    lines += ["", "| ratio | per round | of the medians |", "|---|---|---:|"]
+    for label, per_round, of_medians in ratio_rows(servers):
+        lines.append(f"| {label} | {' '.join(f'{r:.2f}×' for r in per_round)} | {of_medians:.2f}× |")
     lines += ["", *notes]
     return "\n".join(lines)
 
@@ -265,20 +301,25 @@ def write_readme(section: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(description="Butterfly vs raw WSGI vs Flask on waitress (wrk).")
+    names = [HEADLINE, "butterfly-router-trace", "falcon", "flask", "raw"]
+    parser = argparse.ArgumentParser(description="Butterfly (full install) vs Falcon, Flask and raw WSGI on waitress.")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up load per server")
-    parser.add_argument("--threads", type=int, default=16, help="waitress threads of every server")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=4, help="waitress threads of every server")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     parser.add_argument(
-        "--all-plugins", action="store_true", help="also measure Butterfly with every installed plugin enabled"
+        "--only", nargs="+", choices=names, default=names, help="measure only these servers (raw is always kept)"
     )
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/README.md alone")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if "raw" not in args.only:
+        args.only.append("raw")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,30 +335,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for server in servers:
             start(server, work)
-            print(f"started {server.name:14} {server.url}", flush=True)
+            print(f"started {server.name:24} {server.url}", flush=True)
         for server in servers:
             load(server, args, args.warmup)
         for round_index in range(args.rounds):
             shift = round_index % len(servers)
             for server in servers[shift:] + servers[:shift]:
-                rps, latency, bad = load(server, args, args.duration)
+                rps, latency, bad, cpu_us = load(server, args, args.duration)
                 server.rps.append(rps)
                 server.latency_ms.append(latency)
+                server.cpu_us.append(cpu_us)
                 server.bad_responses += bad
                 print(
-                    f"round {round_index + 1}/{args.rounds} {server.name:14} {rps:10,.0f} req/s "
-                    f"{latency:7.2f} ms{'  BAD RESPONSES: ' + str(bad) if bad else ''}",
+                    f"round {round_index + 1}/{args.rounds} {server.name:24} {rps:10,.0f} req/s "
+                    f"{latency:7.2f} ms {cpu_us:6,.0f} µs CPU/req{'  BAD RESPONSES: ' + str(bad) if bad else ''}",
                     flush=True,
                 )
     finally:
         for server in servers:
             stop(server)
-    lines = access_log_lines(work, "butterfly")
     notes = [
-        f"Butterfly wrote {lines:,} access-log lines during the run (access log on). "
-        f"Load average (1 min) before/after the run: {load_before} / {load_average()} "
-        f"on {os.cpu_count()} CPUs."
+        "Server CPU per request: user + system time of the server process during the round, divided by "
+        "the requests wrk counted (median of the rounds).",
+        f"Load average (1 min) before/after the run: {load_before} / {load_average()} on {os.cpu_count()} CPUs.",
     ]
+    for server in servers:
+        if server.name.startswith("butterfly"):
+            lines = access_log_lines(work, server.name)
+            notes.append(f"{server.name} wrote {lines:,} access-log lines during the run (access log on).")
     for server in servers:
         if server.bad_responses:
             notes.append(f"**{server.name}: {server.bad_responses} non-2xx responses or socket errors.**")
@@ -328,9 +373,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwritten to {README}")
     shutil.rmtree(work, ignore_errors=True)
     by_name = {server.name: statistics.median(server.rps) for server in servers}
-    met = by_name["butterfly"] >= 0.90 * by_name["raw"] and by_name["butterfly"] >= 2 * by_name["flask"]
-    print("targets (≥ 0.90× raw WSGI, ≥ 2× Flask):", "met" if met else "MISSED")
-    return 0 if met else 1
+    if HEADLINE not in by_name:
+        return 0
+    missed = [
+        peer for peer, target in TARGETS.items() if peer in by_name and by_name[HEADLINE] < target * by_name[peer]
+    ]
+    print("targets (≥ 0.90× raw WSGI, ≥ 1.00× Falcon):", f"MISSED ({', '.join(missed)})" if missed else "met")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

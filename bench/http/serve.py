@@ -1,4 +1,4 @@
-"""Serve one of the peer apps (:mod:`apps`) on waitress: ``serve.py raw|flask --port P --threads N``."""
+"""Serve one of the peer apps (:mod:`apps`) on waitress: ``serve.py raw|flask|falcon --port P --threads N``."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import apps
 def main() -> int:
     """Parse the arguments and serve until killed."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("app", choices=("raw", "flask"))
+    parser.add_argument("app", choices=("raw", "flask", "falcon"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
-    app = apps.raw_app if args.app == "raw" else apps.flask_app()
+    app = {"raw": lambda: apps.raw_app, "flask": apps.flask_app, "falcon": apps.falcon_app}[args.app]()
     # NOTE: the same waitress knobs kernel/server.py uses, so only the app differs.
     server = create_server(
         app,

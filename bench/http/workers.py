@@ -82,7 +82,7 @@ def measure(server: run.Server, args: argparse.Namespace, seconds: int) -> tuple
     argv = ["taskset", "-c", str(args.client_cpu), args.wrk, "-t1", f"-c{args.connections}", f"-d{seconds}s"]
     completed = subprocess.run([*argv, server.url], capture_output=True, text=True, check=True)
     used = tree_cpu_seconds(server.process.pid) - before
-    rps, latency, bad = run.parse_wrk(completed.stdout)
+    rps, latency, bad, _ = run.parse_wrk(completed.stdout)
     served = max(1, requests_served(completed.stdout))
     return rps, latency, used / served * 1e6, bad
 

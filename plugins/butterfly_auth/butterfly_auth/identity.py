@@ -102,6 +102,12 @@ def identify(request: Request) -> Identity | None:
         return cached
     kernel = request.kernel
     identity, problem = None, ""
+    environ = request.environ
+    if request.source == "http" and "HTTP_AUTHORIZATION" not in environ and "HTTP_COOKIE" not in environ:
+        # PERF: no credentials at all (most API calls): nothing to look up
+        request.ctx[CTX_IDENTITY] = None
+        request.ctx[CTX_ROLES] = []
+        return None
     token = bearer_token(request)
     if request.source != "http":
         # NOTE: in-process calls (MQ, ruqi, CLI) carry a user set by trusted code.

@@ -18,9 +18,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from types import ModuleType
 from typing import TYPE_CHECKING
 
-import jwt
 from pony.orm import db_session
 
 from butterfly_auth import models
@@ -67,8 +68,17 @@ def issue(kernel: Kernel, user: UserInfo, *, ttl: int | None = None) -> Session:
     expires_at = now + (ttl if ttl is not None else state.config.token_ttl)
     jti = uuid.uuid4().hex
     claims = {"sub": user.uid, "name": user.name, "jti": jti, "iat": now, "exp": expires_at, "ver": user.token_version}
-    token = jwt.encode(claims, state.secret, algorithm=ALGORITHM)
+    token = _jwt().encode(claims, state.secret, algorithm=ALGORITHM)
     return Session(token, jti, expires_at, csrf_token_for(kernel, jti))
+
+
+@cache
+def _jwt() -> ModuleType:
+    # PERF: PyJWT (and the cryptography it loads) costs ~0.1 s of start-up; only
+    # requests that carry a session token need it.
+    import jwt
+
+    return jwt
 
 
 def decode(kernel: Kernel, token: str) -> dict | None:
@@ -76,6 +86,7 @@ def decode(kernel: Kernel, token: str) -> dict | None:
 
     Does not consult the denylist or the user; see :func:`is_revoked`.
     """
+    jwt = _jwt()
     try:
         claims = jwt.decode(
             token, state_of(kernel).secret, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS}

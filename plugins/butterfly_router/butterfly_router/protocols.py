@@ -10,6 +10,7 @@ the wrong shape is a logged 500 that names the handler.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 JSON_SHAPE = "a JSON handler returns stat, (stat, data) or (stat, data, headers)"
 RAW_SHAPE = "an @http handler returns status, (status, body) or (status, body, headers)"
 FILE_SHAPE = "a @download handler returns a path or (path, download_name)"
+#: What a handler's header name may not contain.
+_BAD_NAME = re.compile(r"[ \t\r\n:]")
 
 
 def bad_return(request: Request, what: str, value: Any) -> ServerError:
@@ -67,7 +70,7 @@ def handler_headers(request: Request, headers: Any, shape: str) -> list[tuple[st
     try:
         for name, value in items:
             name = str(name)
-            if not name or any(ch in name for ch in " \t\r\n:"):
+            if not name or _BAD_NAME.search(name):
                 raise ValueError(name)
             result.append((name, safe_header_value(value)))
     except (TypeError, ValueError):

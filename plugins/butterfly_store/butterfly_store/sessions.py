@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from pony.orm import commit, db_session, rollback
+from pony.orm.core import local as _pony_local
 
 from kernel import hookimpl
 
@@ -35,9 +36,8 @@ CTX_KEY = "store.session"
 
 
 def _is_outermost() -> bool:
-    from pony.orm.core import local
-
-    return local.db_session is None
+    # PERF: imported once at module level (an import statement per request showed in profiles)
+    return _pony_local.db_session is None
 
 
 class RequestSessions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def add_trace_headers(request: Request, response: Response) -> None:
 
     Nothing here names the host or a version.
     """
-    elapsed = request.elapsed()
+    elapsed = perf_counter() - request.start_time  # PERF: request.elapsed() without the call
     timings = request.timings
     # PERF: one extend; Response.set_header would rebuild the list for every header.
     # Without timing points (the common case) Server-Timing is one f-string, no call.
