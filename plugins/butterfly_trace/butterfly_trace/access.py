@@ -196,17 +196,18 @@ class AccessLog:
     def _run(self) -> None:
         wake = self._wake
         while True:
-            wake.wait(1.0)
+            wake.wait()
             wake.clear()
-            if BATCH_WINDOW and not self._stopping:
-                time.sleep(BATCH_WINDOW)
-            self._write_pending()
-            self._idle = True
-            # NOTE: a line appended after the drain but before _idle was set did not wake
-            # us: look again before sleeping.
-            if self._pending:
+            while True:
+                if BATCH_WINDOW and not self._stopping:
+                    time.sleep(BATCH_WINDOW)
+                self._write_pending()
+                self._idle = True
+                # NOTE: a line appended after the drain but before _idle was set did not
+                # wake us: look again before sleeping.
+                if not self._pending:
+                    break
                 self._idle = False
-                continue
             if self._stopping:
                 return
 

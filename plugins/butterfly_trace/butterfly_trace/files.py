@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -418,7 +419,7 @@ def acquire_stdout_handler(formatter: logging.Formatter) -> str:
 
     Tracebacks stay in their record (there is no err.log). The kernel's own console
     handler (stderr) is detached meanwhile, so a container's log shows each line once;
-    the last release puts it back.
+    the last release puts it back, writing to stdout from then on.
 
     :param formatter: renders each record (JSON lines or console)
     :return: the registry key to pass to :func:`release`
@@ -437,6 +438,22 @@ def acquire_stdout_handler(formatter: logging.Formatter) -> str:
             shared = _registry[key] = _Shared(([handler], console))
         shared.users += 1
     return key
+
+
+def detach_console() -> None:
+    """Detach the kernel's console handler again (``log_to = "stdout"``).
+
+    ``butterfly run`` reconfigures its console once the plugins are configured; the
+    trace plugin calls this at start-up so the app log still reaches stdout only once.
+    """
+    with _registry_lock:
+        shared = _registry.get("root:stdout")
+        if shared is None:
+            return
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if getattr(h, "_butterfly", False)]:
+            root.removeHandler(handler)
+            shared.resource[1].append(handler)
 
 
 def reopen_all() -> list[str]:
@@ -495,7 +512,10 @@ def _release(key: str) -> None:
     for handler in handlers:
         root.removeHandler(handler)
         handler.close()
-    for handler in detached:
+    for handler in detached[-1:]:  # the newest console handler (older ones were replaced)
+        # NOTE: what is logged after the plugins shut down ("stopped") goes to stdout too
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            handler.setStream(sys.stdout)
         if handler not in root.handlers:
             root.addHandler(handler)
 

@@ -83,6 +83,8 @@ class TraceState:
             self.access_log.start()
         if self.log_to == "files":
             reopen.install_sighup_handler()
+        else:
+            files.detach_console()
 
     def close(self) -> None:
         """Write the queued access-log lines, give back the log files (the last kernel
