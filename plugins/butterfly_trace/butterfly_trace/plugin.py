@@ -40,6 +40,10 @@ def butterfly_configure(kernel):
     logsetup.quiet_waitress_queue()
     logsetup.set_root_level(kernel.settings.get("server", "log_level"))
     kernel.extensions[EXTENSION] = TraceState(kernel)
+    token = kernel.settings.get(config.SECTION, "metrics_token")
+    if token and kernel.settings.get(config.SECTION, "metrics"):
+        # PERF: its own plugin object, so requests pay nothing when no token is set.
+        kernel.pm.register(admin.MetricsTokenGate(token), name="trace.metrics_token")
 
 
 @hookimpl
