@@ -75,7 +75,11 @@ def test_reqid_is_in_structlogs_context_during_the_request(make_kernel):
     kernel = make_kernel(plugins=[trace_plugin, ContextProbe()])
     response = Client(kernel).get("/probe")
     _, trace_id, span_id, _ = response.headers["traceparent"].split("-")
-    assert response.json()["context"] == {"reqid": response.headers["x-reqid"], "trace_id": trace_id, "span_id": span_id}
+    assert response.json()["context"] == {
+        "reqid": response.headers["x-reqid"],
+        "trace_id": trace_id,
+        "span_id": span_id,
+    }
     inner = kernel.call("/probe", {}, source="mq", reqid="msg-1", parent_reqid="http-1")
     context = inner.data["context"]
     assert context.pop("trace_id") != trace_id and context.pop("span_id") != span_id  # a call of its own: a new trace
@@ -119,4 +123,8 @@ def test_http_request_leaves_no_keys_for_the_next_request_on_the_thread(make_ker
     assert structlog.contextvars.get_contextvars() == {}
     response = client.get("/probe")
     _, trace_id, span_id, _ = response.headers["traceparent"].split("-")
-    assert response.json()["context"] == {"reqid": response.headers["x-reqid"], "trace_id": trace_id, "span_id": span_id}
+    assert response.json()["context"] == {
+        "reqid": response.headers["x-reqid"],
+        "trace_id": trace_id,
+        "span_id": span_id,
+    }
