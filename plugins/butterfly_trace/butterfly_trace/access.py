@@ -113,6 +113,7 @@ class AccessLog:
         self._logger_json = f',"logger":{_encode_str(logger)}' if logger else ""
         self.on_error = on_error
         self._pending: deque[Fields] = deque()
+        self._drain_lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = True
         self._stopping = False
@@ -213,22 +214,21 @@ class AccessLog:
 
     def _write_pending(self) -> None:
         pending = self._pending
-        count = len(pending)
-        if not count:
+        if not pending:
             return
-        lines = []
-        for _ in range(count):
+        # NOTE: one drainer at a time (the writer thread, flush, stop), so a flush returns
+        # only after a batch another thread popped is written too, and lines keep their order.
+        with self._drain_lock:
+            count = len(pending)
+            if not count:
+                return
+            lines = [self._safe_format(pending.popleft()) for _ in range(count)]
             try:
-                item = pending.popleft()
-            except IndexError:  # another thread drained concurrently
-                break
-            lines.append(self._safe_format(item))
-        try:
-            self.writer.write(b"".join(lines))
-        except (OSError, ValueError) as exc:
-            if self.on_error is None:
-                raise
-            self.on_error(exc)
+                self.writer.write(b"".join(lines))
+            except (OSError, ValueError) as exc:
+                if self.on_error is None:
+                    raise
+                self.on_error(exc)
 
     def _safe_format(self, item: Fields) -> bytes:
         try:

@@ -156,3 +156,70 @@ def test_a_message_enqueued_in_a_request_continues_its_trace_in_another_server(t
     finally:
         producer.kill()
         consumer.kill()
+
+
+# -- ruqi: each run starts a trace; an http job sends it as traceparent ------------------------
+
+
+@pytest.fixture
+def ruqi_with_trace(make_kernel, tmp_path):
+    """store + router + ruqi + trace on SQLite, started, with a ``/ruqi_test/tick`` handler."""
+    import butterfly_router.plugin
+    import butterfly_ruqi.plugin
+    import butterfly_store.plugin
+    import butterfly_trace.plugin
+
+    handlers = tmp_path / "handlers"
+    (handlers / "ruqi_test").mkdir(parents=True)
+    (handlers / "__init__.py").write_text("")
+    (handlers / "ruqi_test" / "__init__.py").write_text('def tick(req):\n    return "OK"\n')
+    settings = {
+        "store.url": f"sqlite:///{tmp_path}/ruqi.sqlite",
+        "router.handlers_dir": str(handlers),
+        "ruqi.sync_interval": 0.3,
+    }
+    plugins = [butterfly_store.plugin, butterfly_router.plugin, butterfly_ruqi.plugin, butterfly_trace.plugin]
+    kernel = make_kernel(plugins=plugins, settings=settings)
+    kernel.startup()
+    yield kernel
+    kernel.shutdown()
+
+
+def job(job_id: str, **fields) -> dict:
+    return {"job_id": job_id, "job_trigger": "cron", "rule": "0 0 3 * * *", "payload": {}, **fields}
+
+
+def finished_runs(kernel, job_id: str) -> list[dict]:
+    lines = json_lines(kernel.log_dir / "app.log")
+    return [line for line in lines if line["event"] == "ruqi run finished" and line.get("job_id") == job_id]
+
+
+@pytest.mark.slow
+def test_each_ruqi_run_starts_a_trace_and_an_http_job_sends_it(ruqi_with_trace, tmp_path):
+    kernel = ruqi_with_trace
+    client = Client(kernel)
+    target = Server(tmp_path / "target").start()  # a real server process the http job calls
+    try:
+        assert client.post("/ruqi/add_job", json=job("local", job_type="handler", target="/ruqi_test/tick")).status == 200
+        url = f"http://127.0.0.1:{target.port}/probe/pid"
+        added = client.post("/ruqi/add_job", json=job("remote", job_type="http", target=url, options={"method": "GET"}))
+        assert added.status == 200, added.text
+        for job_id in ("local", "local", "remote"):
+            count = len(finished_runs(kernel, job_id))
+            client.post("/ruqi/run_job", json={"job_id": job_id})
+            wait_for(lambda job_id=job_id, count=count: len(finished_runs(kernel, job_id)) > count, what=job_id)
+        kernel.extensions["trace"].access_log.flush()
+
+        local = finished_runs(kernel, "local")
+        assert len({run["trace_id"] for run in local}) == 2  # one trace per run
+        calls = [line for line in json_lines(kernel.log_dir / "acc.log") if line["path"] == "/ruqi_test/tick"]
+        assert [call["method"] for call in calls] == ["RUQI", "RUQI"]
+        assert [call["trace_id"] for call in calls] == [run["trace_id"] for run in local]
+        assert all(call["span_id"] != run["span_id"] for call, run in zip(calls, local, strict=True))
+
+        (remote,) = finished_runs(kernel, "remote")
+        assert remote["ok"] is True
+        (served,) = [line for line in json_lines(target.log_dir / "acc.log") if line["path"] == "/probe/pid"]
+        assert served["trace_id"] == remote["trace_id"] and served["span_id"] != remote["span_id"]
+    finally:
+        target.kill()
