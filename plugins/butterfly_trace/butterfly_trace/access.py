@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,14 @@ MAX_PENDING = 50_000
 #: Seconds the writer thread waits after the first line of a batch, so a busy server
 #: writes many lines per write(2); lines are never older than this when written.
 BATCH_WINDOW = 0.002
+#: Access logs whose writer thread runs (see :func:`flush_started`).
+STARTED: weakref.WeakSet[AccessLog] = weakref.WeakSet()
+
+
+def flush_started() -> None:
+    """Write the queued lines of every started access log now (before a reopen on SIGHUP)."""
+    for access_log in list(STARTED):
+        access_log.flush()
 
 
 class AccessLog:
@@ -172,6 +181,7 @@ class AccessLog:
         """Start the writer thread (idempotent)."""
         if self._thread is not None:
             return
+        STARTED.add(self)
         self._stopping = False
         thread = threading.Thread(target=self._run, name="butterfly-access-log", daemon=True)
         self._thread = thread
@@ -186,6 +196,7 @@ class AccessLog:
         self._wake.set()
         thread.join(timeout)
         self._thread = None
+        STARTED.discard(self)
         # NOTE: a request thread that appended after the thread's last look is drained
         # here; one appending after this sees _thread None and drains itself.
         self._write_pending()

@@ -58,7 +58,8 @@ def declare(settings) -> None:
         "log_to",
         str,
         "files",
-        "files: app.log, err.log and acc.log in [server] log_dir; stdout: every log as lines on stdout, no files",
+        "where the logs go: files (app.log, err.log, acc.log in [server] log_dir) or stdout "
+        "(every log as lines on stdout, for containers; no files)",
         choices=LOG_TO,
         owner="trace",
     )
@@ -80,7 +81,14 @@ def declare(settings) -> None:
         "more parameter-name words whose values are logged as *** (extends the built-in list)",
         owner="trace",
     )
-    add(SECTION, "metrics", bool, True, "count requests per route, served admin-only at /_trace/metrics", owner="trace")
+    add(
+        SECTION,
+        "metrics",
+        bool,
+        True,
+        "count requests per route, served admin-only (or to metrics_token) at /_trace/metrics",
+        owner="trace",
+    )
     add(
         SECTION,
         "metrics_token",

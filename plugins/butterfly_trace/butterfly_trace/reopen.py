@@ -15,7 +15,7 @@ import threading
 
 import structlog
 
-from butterfly_trace import files
+from butterfly_trace import access, files
 
 log = structlog.get_logger("butterfly.trace")
 _installed = False
@@ -24,6 +24,8 @@ _lock = threading.Lock()
 
 def reopen_logs() -> None:
     """Reopen every log file of this process and say so in the (new) app log."""
+    # NOTE: lines of requests that finished before the signal belong in the renamed file
+    access.flush_started()
     try:
         paths = files.reopen_all()
     except OSError as exc:
