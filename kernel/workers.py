@@ -191,6 +191,7 @@ class Supervisor:
         self.failure: str | None = None
         self._signals = 0
         self._hangups = 0
+        self._hangup_when_ready: set[int] = set()
         self._stopping = False
         self._killed = False
         self._deadline = 0.0
@@ -219,10 +220,14 @@ class Supervisor:
         self._hangups = 0
         for worker in self.workers:
             process = worker.process
-            # NOTE: only ready workers: one still starting has no handler yet (SIGHUP would
-            # kill it) and opens its files after the rename anyway.
-            if process is not None and worker.ready and process.poll() is None:
+            if process is None or process.poll() is not None:
+                continue
+            if worker.ready:
                 process.send_signal(signal.SIGHUP)
+            else:
+                # NOTE: one still starting has no handler yet (SIGHUP would kill it) and may
+                # have opened its files before the rename: it gets the signal once ready.
+                self._hangup_when_ready.add(worker.slot)
         log.info("SIGHUP forwarded to the workers")
 
     def run(self) -> None:
@@ -289,6 +294,9 @@ class Supervisor:
             if READY.strip() in data and not worker.ready:
                 worker.ready = True
                 log.info("worker ready", worker_slot=worker.slot, worker_pid=worker.process and worker.process.pid)
+                if worker.slot in self._hangup_when_ready and worker.process is not None:
+                    self._hangup_when_ready.discard(worker.slot)
+                    worker.process.send_signal(signal.SIGHUP)
                 if not self._ever_ready:
                     self._ever_ready = True
                     for other in self.workers[1:]:
