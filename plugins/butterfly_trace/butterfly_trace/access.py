@@ -76,9 +76,6 @@ Fields = tuple
 #: Lines waiting for the writer thread beyond which request threads write themselves
 #: (a disk that cannot keep up slows requests down instead of filling the memory).
 MAX_PENDING = 50_000
-#: Seconds the writer thread waits after the first line of a batch, so a busy server
-#: writes many lines per write(2); lines are never older than this when written.
-BATCH_WINDOW = 0.002
 #: Access logs whose writer thread runs (see :func:`flush_started`).
 STARTED: weakref.WeakSet[AccessLog] = weakref.WeakSet()
 
@@ -210,9 +207,10 @@ class AccessLog:
         while True:
             wake.wait()
             wake.clear()
+            # NOTE: no timer: a line is written as soon as the thread runs (a reader sees it
+            # moments after the reply); under load lines pile up while a batch is written,
+            # and the next batch takes them all.
             while True:
-                if BATCH_WINDOW and not self._stopping:
-                    time.sleep(BATCH_WINDOW)
                 self._write_pending()
                 self._idle = True
                 # NOTE: a line appended after the drain but before _idle was set did not
