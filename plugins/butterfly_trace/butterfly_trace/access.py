@@ -214,7 +214,7 @@ class AccessLog:
                 # PERF: gather for BATCH_WINDOW before writing: a busy server then wakes this
                 # thread once per batch, not once per request (each wake-up costs both threads).
                 if not self._stopping:
-                    time.sleep(BATCH_WINDOW)
+                    wake.wait(BATCH_WINDOW)  # nobody sets it meanwhile but stop()
                 self._write_pending()
                 self._idle = True
                 # NOTE: a line appended after the drain but before _idle was set did not

@@ -14,15 +14,15 @@ import pytest
 
 from kernel.daemon import child_pids, is_server_alive
 
-from .servers import Server, json_lines, wait_for
+from .servers import PROBE, Server, json_lines, wait_for
 
 
 @pytest.fixture
 def server(tmp_path):
     servers: list[Server] = []
 
-    def factory(env: dict[str, str] | None = None) -> Server:
-        made = Server(tmp_path, env)
+    def factory(env: dict[str, str] | None = None, probe: str = PROBE) -> Server:
+        made = Server(tmp_path, env, probe)
         servers.append(made)
         return made
 
@@ -116,9 +116,21 @@ def test_log_to_stdout_writes_every_log_as_json_lines_and_no_file(server):
     assert '"serving"' not in (srv.cwd / "err.log").read_text()
 
 
+# The probe, plus a writer thread that never writes on its own: every line reaches the file
+# through the graceful stop's drain, so a stop that dropped queued lines would lose them all.
+LAZY_WRITER_PROBE = (
+    PROBE
+    + """
+import butterfly_trace.access
+
+butterfly_trace.access.BATCH_WINDOW = 3600.0
+"""
+)
+
+
 @pytest.mark.slow
 def test_a_graceful_stop_writes_the_access_line_of_every_request(server):
-    srv = server().start()
+    srv = server(probe=LAZY_WRITER_PROBE).start()
     count, threads = 400, 8
     replies: list[str] = []
     lock = threading.Lock()
@@ -134,5 +146,6 @@ def test_a_graceful_stop_writes_the_access_line_of_every_request(server):
     for thread in pool:
         thread.join(120)
     assert len(replies) == count
-    assert srv.stop() == 0  # SIGTERM right after the last reply: the queue is written before exit
+    assert reqids(srv.log_dir / "acc.log") == []  # all still queued
+    assert srv.stop() == 0  # SIGTERM: the queue is written before the process exits
     assert sorted(reqids(srv.log_dir / "acc.log")) == sorted(replies)
