@@ -61,6 +61,7 @@ NOT_RUN = {
     "post_auth_logout": "would end the run's own session",
 }
 
+
 def _env(tmp: Path, port: int, redis_url: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("BUTTERFLY_")}
     env.update(
