@@ -221,7 +221,10 @@ class RotatingWriter:
         queued = self._take_role()
         try:
             if queued:
-                self._write_batch(queued)
+                if self._fd is None:
+                    self._write_batch(queued)
+                else:  # NOTE: to the file held open (the renamed one), not following the rename
+                    self._write_all(b"".join(queued))
         finally:
             with self._lock:
                 if self._fd is not None:

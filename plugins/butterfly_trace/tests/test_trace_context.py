@@ -151,7 +151,10 @@ def test_a_message_enqueued_in_a_request_continues_its_trace_in_another_server(t
         assert (run["method"], run["reqid"], run["status"]) == ("QUEUE", body["msg_id"], 200)
         assert run["parent_reqid"] == headers["x-reqid"]
         assert run["trace_id"] == TRACE and run["span_id"] not in (front_span, PARENT)
-        (front,) = [line for line in json_lines(producer.log_dir / "acc.log") if line["path"] == "/probe/front"]
+        (front,) = wait_for(
+            lambda: [line for line in json_lines(producer.log_dir / "acc.log") if line["path"] == "/probe/front"],
+            what="the producer's line",  # written off the request thread, moments after the reply
+        )
         assert (front["trace_id"], front["span_id"]) == (TRACE, front_span)
         assert producer.stop() == 0 and consumer.stop() == 0
     finally:
@@ -223,7 +226,10 @@ def test_each_ruqi_run_starts_a_trace_and_an_http_job_sends_it(ruqi_with_trace, 
 
         (remote,) = finished_runs(kernel, "remote")
         assert remote["ok"] is True
-        (served,) = [line for line in json_lines(target.log_dir / "acc.log") if line["path"] == "/probe/pid"]
+        (served,) = wait_for(
+            lambda: [line for line in json_lines(target.log_dir / "acc.log") if line["path"] == "/probe/pid"],
+            what="the target's line",  # written off the request thread, moments after the reply
+        )
         assert served["trace_id"] == remote["trace_id"] and served["span_id"] != remote["span_id"]
     finally:
         target.kill()
