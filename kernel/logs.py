@@ -40,7 +40,7 @@ SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     add_process_fields,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=False),
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 
 

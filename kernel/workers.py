@@ -25,7 +25,8 @@ Supervision:
   ready :data:`MAX_STARTUP_FAILURES` times in a row;
 * SIGTERM/SIGINT is forwarded to every worker as SIGTERM (each drains within its
   ``[server] shutdown_timeout``); stragglers are SIGKILLed after that timeout plus
-  :data:`KILL_GRACE`. A second signal kills them at once.
+  :data:`KILL_GRACE`. A second signal kills them at once;
+* SIGHUP is forwarded to every worker (the trace plugin reopens its log files).
 """
 
 from __future__ import annotations
@@ -189,19 +190,45 @@ class Supervisor:
         #: why the supervisor gave up, or ``None``
         self.failure: str | None = None
         self._signals = 0
+        self._hangups = 0
+        self._hangup_when_ready: set[int] = set()
         self._stopping = False
         self._killed = False
         self._deadline = 0.0
         self._ever_ready = False
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop the workers gracefully; a second one kills them."""
+        """SIGTERM/SIGINT stop the workers gracefully; a second one kills them. SIGHUP is
+        forwarded to every worker (they reopen their log files: ``logrotate``)."""
 
         def handler(signum, frame):
             self._signals += 1
 
+        def hangup(signum, frame):
+            self._hangups += 1
+
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, hangup)
+
+    def _forward_hangups(self) -> None:
+        # NOTE: forwarded from the loop, not the handler: a handler could interrupt a
+        # _spawn or _reap halfway through.
+        if not self._hangups:
+            return
+        self._hangups = 0
+        for worker in self.workers:
+            process = worker.process
+            if process is None or process.poll() is not None:
+                continue
+            if worker.ready:
+                process.send_signal(signal.SIGHUP)
+            else:
+                # NOTE: one still starting has no handler yet (SIGHUP would kill it) and may
+                # have opened its files before the rename: it gets the signal once ready.
+                self._hangup_when_ready.add(worker.slot)
+        log.info("SIGHUP forwarded to the workers")
 
     def run(self) -> None:
         """Supervise until stopped by a signal or until giving up (see :attr:`failure`)."""
@@ -213,6 +240,7 @@ class Supervisor:
                     self._begin_stop()
                 if self._signals > 1 or (self._stopping and time.monotonic() > self._deadline):
                     self._kill_all()
+                self._forward_hangups()
                 self._read_links()
                 self._reap()
                 if self._stopping:
@@ -266,6 +294,9 @@ class Supervisor:
             if READY.strip() in data and not worker.ready:
                 worker.ready = True
                 log.info("worker ready", worker_slot=worker.slot, worker_pid=worker.process and worker.process.pid)
+                if worker.slot in self._hangup_when_ready and worker.process is not None:
+                    self._hangup_when_ready.discard(worker.slot)
+                    worker.process.send_signal(signal.SIGHUP)
                 if not self._ever_ready:
                     self._ever_ready = True
                     for other in self.workers[1:]:

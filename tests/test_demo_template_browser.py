@@ -97,6 +97,7 @@ def test_report_page_in_chromium(make_kernel, live_server, chromium, tmp_path):
         for _ in range(times):
             assert fetch(server.url + path) == status
     today_total = sum(times for times, _ in traffic.values())
+    kernel.extensions["trace"].access_log.flush()  # the lines are written off the request thread
 
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []

@@ -339,8 +339,13 @@ def test_the_access_log_records_the_real_client_not_nginx_or_a_forged_header(dep
     )
     assert status == 200
     reqid = headers["x-reqid"]
-    lines = [line for instance in deployment["instances"] for line in instance.access_lines()]
-    assert [line["ip"] for line in lines if line["reqid"] == reqid] == ["127.0.0.2"]
+
+    def logged() -> list[dict]:  # NOTE: the access log is written off the request thread, moments later
+        lines = [line for instance in deployment["instances"] for line in instance.access_lines()]
+        return [line for line in lines if line["reqid"] == reqid]
+
+    wait_until(logged, "the access line")
+    assert [line["ip"] for line in logged()] == ["127.0.0.2"]
     # nginx's own log has the same client
     assert re.search(
         r"^127\.0\.0\.2 .*GET /probe/pid", (deployment["nginx"].directory / "logs" / "access.log").read_text(), re.M
@@ -350,6 +355,7 @@ def test_the_access_log_records_the_real_client_not_nginx_or_a_forged_header(dep
     status, headers, _ = request(
         instance.port, "GET", "/probe/pid", headers={"X-Real-IP": "6.6.6.6"}, source="127.0.0.2"
     )
+    wait_until(lambda: any(line["reqid"] == headers["x-reqid"] for line in instance.access_lines()), "the line")
     assert [line["ip"] for line in instance.access_lines() if line["reqid"] == headers["x-reqid"]] == ["127.0.0.2"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from typing import Any
@@ -78,8 +79,24 @@ def _service(kernel: Any):
     return ACTIVE[-1] if ACTIVE else None
 
 
-def _current_reqid() -> str | None:
-    return structlog.contextvars.get_contextvars().get("reqid")
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def _lineage() -> tuple[str | None, str | None]:
+    """The producing request's reqid and W3C ``traceparent`` (from the log context the
+    trace plugin binds: ``trace_id`` and ``span_id``), each ``None`` when unknown."""
+    context = structlog.contextvars.get_contextvars()
+    trace_id, span_id = context.get("trace_id"), context.get("span_id")
+    traceparent = None
+    if (
+        isinstance(trace_id, str)
+        and isinstance(span_id, str)
+        and _TRACE_ID.fullmatch(trace_id)
+        and _SPAN_ID.fullmatch(span_id)
+    ):
+        traceparent = f"00-{trace_id}-{span_id}-01"
+    return context.get("reqid"), traceparent
 
 
 def resolve(
@@ -248,9 +265,11 @@ def shared_info_fields(topic: str, ttl: float | None, retries: int | None) -> st
     (``check_topic``, ``check_msg_id``), the producer is encoded once per process.
     """
     fields = f'"topic":"{topic}","created_at":{int(time.time() * 1000)},"attempts":0,"producer":{_PRODUCER_JSON}'
-    reqid = _current_reqid()
+    reqid, traceparent = _lineage()
     if reqid:
         fields += f',"reqid":{json.dumps(str(reqid))}'
+    if traceparent:  # hex and dashes only
+        fields += f',"traceparent":"{traceparent}"'
     if ttl:
         fields += f',"ttl":{int(ttl * 1000)}'
     if retries is not None:

@@ -15,6 +15,7 @@ useless claim transaction.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -209,7 +210,12 @@ class Scheduler:
 
     def _execute(self, run: claims.ClaimedRun) -> None:
         fire, spec = run.fire, run.spec
-        structlog.contextvars.bind_contextvars(ruqi_job=fire.job_id, ruqi_fire_id=fire.fire_id)
+        # NOTE: each run starts a W3C trace: its lines, the route it calls and the URL an http
+        # job requests (traceparent) carry it; trace_id/span_id as the trace plugin binds them.
+        ids = os.urandom(24).hex()
+        structlog.contextvars.bind_contextvars(
+            ruqi_job=fire.job_id, ruqi_fire_id=fire.fire_id, trace_id=ids[:32], span_id=ids[32:]
+        )
         started = now_ms()
         try:
             claims.start_run(self.db, fire.fire_id, started)
@@ -235,6 +241,6 @@ class Scheduler:
         except Exception:
             log.exception("ruqi could not record a run", job_id=fire.job_id, fire_id=fire.fire_id)
         finally:
-            structlog.contextvars.unbind_contextvars("ruqi_job", "ruqi_fire_id")
+            structlog.contextvars.unbind_contextvars("ruqi_job", "ruqi_fire_id", "trace_id", "span_id")
             with self._active_lock:
                 self._active -= 1

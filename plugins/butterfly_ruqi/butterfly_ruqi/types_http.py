@@ -4,7 +4,8 @@
 and HEAD), ``options``: ``method`` (default ``POST``, as the original),
 ``headers`` (``{name: value}``), ``expected_status`` (a code or a list; default any
 2xx). Every call carries ``X-Ruqi-Fire-Id``, ``X-Ruqi-Scheduled-Time`` and
-``X-Ruqi-Job-Id`` so the target can drop a duplicate.
+``X-Ruqi-Job-Id`` so the target can drop a duplicate, and the run's W3C
+``traceparent`` (each run starts a trace).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
+
+import structlog
 
 from butterfly_ruqi.jobtypes import Fire, JobType, Outcome, bad_param
 
@@ -61,6 +64,10 @@ class HttpJob(JobType):
             "X-Ruqi-Scheduled-Time": fire.scheduled_time,
             "X-Ruqi-Job-Id": spec.job_id,
         }
+        context = structlog.contextvars.get_contextvars()
+        trace_id, span_id = context.get("trace_id"), context.get("span_id")
+        if isinstance(trace_id, str) and isinstance(span_id, str):
+            headers["traceparent"] = f"00-{trace_id}-{span_id}-01"  # the run's trace (scheduler)
         body = None
         if method not in BODYLESS:
             body = json.dumps(spec.payload).encode()

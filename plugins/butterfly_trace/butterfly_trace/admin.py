@@ -1,11 +1,14 @@
 """Admin-only endpoints: runtime log level, thread stack dump, metrics.
 
 Registered with ``admin=True``: without the auth plugin they answer loopback
-clients (and in-process calls) only.
+clients (and in-process calls) only. ``[trace] metrics_token`` lets a scraper
+read ``/_trace/metrics`` — that route only — with ``Authorization: Bearer <token>``
+(:class:`MetricsTokenGate`).
 """
 
 from __future__ import annotations
 
+import hmac
 import sys
 import threading
 import traceback
@@ -16,7 +19,7 @@ import structlog
 from butterfly_trace.logsetup import LEVELS, normalise_level, root_level, set_root_level
 from butterfly_trace.metrics import CONTENT_TYPE
 from butterfly_trace.state import get_state
-from kernel import BadRequest, NotFound, Response
+from kernel import BadRequest, NotFound, Response, hookimpl
 
 if TYPE_CHECKING:
     from kernel import Request
@@ -90,6 +93,39 @@ def metrics(request: Request) -> Response:
     return Response(200, [("Content-Type", CONTENT_TYPE)], body, stat="OK")
 
 
+METRICS_PATH = "/_trace/metrics"
+
+
+class MetricsTokenGate:
+    """Lets ``GET /_trace/metrics`` through for ``Authorization: Bearer <metrics_token>``.
+
+    Its own plugin object, registered only when ``[trace] metrics_token`` is set, so
+    other requests pay nothing. It grants that one route and nothing else: for any
+    other route, or without the right token, it abstains and the usual admin check
+    decides (a wrong token is not an error: it may be someone's own credential).
+    The token is compared in constant time.
+
+    :param token: the configured token
+    """
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    @hookimpl(tryfirst=True)
+    def butterfly_authorize(self, request: Request, route) -> bool | None:
+        """``True`` for the metrics route with the right bearer token, else ``None``."""
+        if route.endpoint is not metrics or request.source != "http" or request.method not in ("GET", "HEAD"):
+            return None
+        given = request.environ.get("HTTP_AUTHORIZATION")
+        if not given:
+            return None
+        # NOTE: compare_digest on bytes: constant time in the token's content; a
+        # non-ASCII header cannot match and must not raise.
+        if hmac.compare_digest(given.encode("latin-1", "replace"), self._expected):
+            return True
+        return None
+
+
 #: ``/_trace/loglevel`` for the OpenAPI document (the router cannot read a raw endpoint's parameters).
 LOGLEVEL_OPENAPI = {
     "post": {
@@ -125,4 +161,4 @@ def register_routes(register, kernel) -> None:
     )
     register("/_trace/stacks", stacks, kind="json", methods=("GET",), admin=True)
     if get_state(kernel).metrics is not None:
-        register("/_trace/metrics", metrics, kind="text", methods=("GET",), admin=True)
+        register(METRICS_PATH, metrics, kind="text", methods=("GET",), admin=True)

@@ -9,6 +9,8 @@ from kernel.settings import as_int
 
 SECTION = "trace"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+#: Where the logs go (``[trace] log_to``).
+LOG_TO = ("files", "stdout")
 
 
 def non_negative_int(value: Any) -> int:
@@ -29,6 +31,14 @@ def non_negative_float(value: Any) -> float:
     return number
 
 
+def metrics_token(value: Any) -> str:
+    """Setting converter: empty, or a token of 16 to 256 printable ASCII characters."""
+    token = str(value or "").strip()
+    if token and not (16 <= len(token) <= 256 and token.isascii() and token.isprintable() and " " not in token):
+        raise ValueError("expected 16 to 256 printable ASCII characters without spaces")
+    return token
+
+
 def declare(settings) -> None:
     """Declare every ``[trace]`` setting.
 
@@ -41,6 +51,16 @@ def declare(settings) -> None:
         proxy_list,
         [],
         "IPs/CIDRs of reverse proxies whose X-Real-IP / X-Forwarded-For are believed",
+        owner="trace",
+    )
+    add(
+        SECTION,
+        "log_to",
+        str,
+        "files",
+        "where the logs go: files (app.log, err.log, acc.log in [server] log_dir) or stdout "
+        "(every log as lines on stdout, for containers; no files)",
+        choices=LOG_TO,
         owner="trace",
     )
     add(SECTION, "access_log", bool, True, "write <log_dir>/acc.log (one line per request and call)", owner="trace")
@@ -61,7 +81,23 @@ def declare(settings) -> None:
         "more parameter-name words whose values are logged as *** (extends the built-in list)",
         owner="trace",
     )
-    add(SECTION, "metrics", bool, True, "count requests per route, served admin-only at /_trace/metrics", owner="trace")
+    add(
+        SECTION,
+        "metrics",
+        bool,
+        True,
+        "count requests per route, served admin-only (or to metrics_token) at /_trace/metrics",
+        owner="trace",
+    )
+    add(
+        SECTION,
+        "metrics_token",
+        metrics_token,
+        "",
+        "a bearer token that may read /_trace/metrics (and nothing else); empty: admins only",
+        secret=True,
+        owner="trace",
+    )
     add(
         SECTION,
         "slow_threshold",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -183,15 +184,19 @@ class RotatingWriter:
             rotate_files(self.path, self.backups)
         self._open()
 
-    def close(self) -> None:
-        """Write what is queued, then close the file; a later :meth:`write` reopens it."""
+    def _take_role(self) -> list[bytes]:
+        """Become the writing thread (wait for one mid-write); return the queued lines."""
         while True:
             with self._lock:
                 if not self._writing:  # take the writer's role, like write() does
                     self._writing = True
                     queued, self._queue = self._queue, []
-                    break
-            time.sleep(0.001)  # NOTE: close is rare (shutdown); a writer finishes in microseconds
+                    return queued
+            time.sleep(0.001)  # NOTE: rare (shutdown, SIGHUP); a writer finishes in microseconds
+
+    def close(self) -> None:
+        """Write what is queued, then close the file; a later :meth:`write` reopens it."""
+        queued = self._take_role()
         try:
             if queued:
                 self._write_batch(queued)
@@ -203,6 +208,66 @@ class RotatingWriter:
                     os.close(self._fd)
                     self._fd = None
                 self._writing = False
+
+    def reopen(self) -> None:
+        """Write what is queued to the file held open, then open ``path`` afresh.
+
+        What ``logrotate`` (without ``copytruncate``) needs after renaming the file: every
+        line written before this call is in the renamed file, every line after it in the
+        new one (created if missing).
+
+        :raises OSError: when the new file cannot be opened (the next write retries)
+        """
+        queued = self._take_role()
+        try:
+            if queued:
+                if self._fd is None:
+                    self._write_batch(queued)
+                else:  # NOTE: to the file held open (the renamed one), not following the rename
+                    self._write_all(b"".join(queued))
+        finally:
+            with self._lock:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
+                try:
+                    self._open()
+                finally:
+                    self._writing = False
+        if self._queue:  # lines queued while the role was held go out now
+            self.write(b"")
+
+
+class StreamWriter:
+    """Whole lines to an inherited file descriptor (stdout); never rotated nor reopened.
+
+    :param fd: the descriptor (``1``)
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.path = None
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` (complete lines) in one piece: lines never interleave."""
+        if not data:
+            return
+        with self._lock:
+            written = os.write(self.fd, data)
+            while written < len(data):
+                written += os.write(self.fd, memoryview(data)[written:])
+
+    def reopen(self) -> None:
+        """Nothing to reopen."""
+
+    def close(self) -> None:
+        """The descriptor belongs to the process: left open."""
+
+
+#: The one writer of this process' stdout (``[trace] log_to = "stdout"``): the app log
+#: and the access log share it, so their lines never interleave.
+STDOUT = StreamWriter(1)
 
 
 class _Shared:
@@ -290,7 +355,7 @@ class LogFileHandler(logging.Handler):
 
     def __init__(
         self,
-        writer: RotatingWriter,
+        writer: RotatingWriter | StreamWriter,
         level: int,
         formatter: logging.Formatter,
         *,
@@ -352,6 +417,76 @@ def acquire_root_handlers(log_dir: Path, formatter: logging.Formatter, max_bytes
     return key
 
 
+def acquire_stdout_handler(formatter: logging.Formatter) -> str:
+    """Send every root-logger record to stdout, as one line each (``log_to = "stdout"``).
+
+    Tracebacks stay in their record (there is no err.log). The kernel's own console
+    handler (stderr) is detached meanwhile, so a container's log shows each line once;
+    the last release puts it back, writing to stdout from then on.
+
+    :param formatter: renders each record (JSON lines or console)
+    :return: the registry key to pass to :func:`release`
+    """
+    key = "root:stdout"
+    _drain_pending()
+    with _registry_lock:
+        shared = _registry.get(key)
+        if shared is None:
+            root = logging.getLogger()
+            console = [handler for handler in root.handlers if getattr(handler, "_butterfly", False)]
+            for handler in console:
+                root.removeHandler(handler)
+            handler = LogFileHandler(STDOUT, logging.NOTSET, formatter)
+            root.addHandler(handler)
+            shared = _registry[key] = _Shared(([handler], console))
+        shared.users += 1
+    return key
+
+
+def detach_console() -> None:
+    """Detach the kernel's console handler again (``log_to = "stdout"``).
+
+    ``butterfly run`` reconfigures its console once the plugins are configured; the
+    trace plugin calls this at start-up so the app log still reaches stdout only once.
+    """
+    with _registry_lock:
+        shared = _registry.get("root:stdout")
+        if shared is None:
+            return
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if getattr(h, "_butterfly", False)]:
+            root.removeHandler(handler)
+            shared.resource[1].append(handler)
+
+
+def reopen_all() -> list[str]:
+    """Reopen every log file this process writes (after ``logrotate`` renamed them).
+
+    :return: the paths reopened
+    :raises OSError: the first file that could not be reopened (the others still are)
+    """
+    _drain_pending()
+    with _registry_lock:
+        writers: list[RotatingWriter] = []
+        for shared in _registry.values():
+            resource = shared.resource
+            if isinstance(resource, RotatingWriter):
+                writers.append(resource)
+            elif isinstance(resource, list):
+                writers += [h.writer for h in resource if isinstance(getattr(h, "writer", None), RotatingWriter)]
+    failure: OSError | None = None
+    done = []
+    for writer in writers:
+        try:
+            writer.reopen()
+            done.append(str(writer.path))
+        except OSError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return done
+
+
 def release(key: str) -> None:
     """Give back a writer or root-handler pair; the last user closes it.
 
@@ -376,9 +511,16 @@ def _release(key: str) -> None:
         resource.close()
         return
     root = logging.getLogger()
-    for handler in resource:
+    handlers, detached = resource if isinstance(resource, tuple) else (resource, [])
+    for handler in handlers:
         root.removeHandler(handler)
         handler.close()
+    for handler in detached[-1:]:  # the newest console handler (older ones were replaced)
+        # NOTE: what is logged after the plugins shut down ("stopped") goes to stdout too
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            handler.setStream(sys.stdout)
+        if handler not in root.handlers:
+            root.addHandler(handler)
 
 
 def writer_key(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The trace headers every reply carries: ``x-reqid``, ``x-cost``, ``Server-Timing``."""
+"""The trace headers every reply carries: ``x-reqid``, ``traceparent``, ``x-cost``, ``Server-Timing``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING
+
+from butterfly_trace.traceparent import TRACE_CONTEXT
 
 if TYPE_CHECKING:
     from kernel import Request, Response
@@ -38,7 +40,8 @@ def server_timing(timings: Mapping[str, float], total_ms: float) -> str:
 
 
 def add_trace_headers(request: Request, response: Response) -> None:
-    """Append ``x-reqid``, ``x-cost`` (seconds, 6 decimals) and ``Server-Timing``.
+    """Append ``x-reqid``, ``traceparent`` (this request's span), ``x-cost`` (seconds, 6
+    decimals) and ``Server-Timing``.
 
     Nothing here names the host or a version.
     """
@@ -46,6 +49,7 @@ def add_trace_headers(request: Request, response: Response) -> None:
     timings = request.timings
     # PERF: one extend; Response.set_header would rebuild the list for every header.
     # Without timing points (the common case) Server-Timing is one f-string, no call.
+    trace = request.ctx.get(TRACE_CONTEXT)
     response.headers.extend(
         (
             ("x-reqid", request.reqid or "-"),
@@ -56,3 +60,5 @@ def add_trace_headers(request: Request, response: Response) -> None:
             ),
         )
     )
+    if trace is not None:
+        response.headers.append(("traceparent", f"00-{trace.trace_id}-{trace.span_id}-{trace.flags}"))

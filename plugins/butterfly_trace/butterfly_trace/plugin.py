@@ -14,7 +14,13 @@ import structlog
 
 from butterfly_trace import admin, config, logsetup
 from butterfly_trace.headers import add_trace_headers
-from butterfly_trace.reqid import assign_reqid, bind_request_context, current_request, unbind_request_context
+from butterfly_trace.reqid import (
+    assign_reqid,
+    assign_trace,
+    bind_request_context,
+    current_request,
+    unbind_request_context,
+)
 from butterfly_trace.state import EXTENSION, TraceState, get_state
 from kernel import hookimpl
 
@@ -34,6 +40,10 @@ def butterfly_configure(kernel):
     logsetup.quiet_waitress_queue()
     logsetup.set_root_level(kernel.settings.get("server", "log_level"))
     kernel.extensions[EXTENSION] = TraceState(kernel)
+    token = kernel.settings.get(config.SECTION, "metrics_token")
+    if token and kernel.settings.get(config.SECTION, "metrics"):
+        # PERF: its own plugin object, so requests pay nothing when no token is set.
+        kernel.pm.register(admin.MetricsTokenGate(token), name="trace.metrics_token")
 
 
 @hookimpl
@@ -43,8 +53,16 @@ def butterfly_register_routes(register, kernel):
 
 
 @hookimpl
+def butterfly_startup(kernel):
+    """Start the access log's writer thread; reopen the log files on SIGHUP."""
+    state = kernel.extensions.get(EXTENSION)
+    if state is not None:
+        state.start()
+
+
+@hookimpl
 def butterfly_shutdown(kernel):
-    """Give back the log files."""
+    """Write the queued access-log lines, give back the log files."""
     state = kernel.extensions.get(EXTENSION)
     if state is not None:
         state.close()
@@ -54,11 +72,11 @@ def butterfly_shutdown(kernel):
 def butterfly_request_started(request):
     """Assign the request id, bind the log context, resolve the client IP."""
     assign_reqid(request)
-    if request.parent_reqid is None:
-        outer = current_request()
-        if outer is not None and outer.reqid != request.reqid:
-            # a kernel.call made from inside a handler: the handler's request is its parent
-            request.parent_reqid = outer.reqid
+    outer = current_request() if request.source != "http" else None
+    if request.parent_reqid is None and outer is not None and outer.reqid != request.reqid:
+        # a kernel.call made from inside a handler: the handler's request is its parent
+        request.parent_reqid = outer.reqid
+    assign_trace(request, outer if outer is not request else None)
     bind_request_context(request)
     if request.source == "http":
         proxies = get_state(request.kernel).proxies
@@ -71,7 +89,7 @@ def butterfly_request_started(request):
 
 @hookimpl(trylast=True)
 def butterfly_response_headers(request, response):
-    """``x-reqid``, ``x-cost``, ``Server-Timing``."""
+    """``x-reqid``, ``traceparent``, ``x-cost``, ``Server-Timing``."""
     add_trace_headers(request, response)
 
 

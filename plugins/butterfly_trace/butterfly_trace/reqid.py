@@ -1,4 +1,4 @@
-"""Request ids and the per-request structlog context.
+"""Request ids, trace context and the per-request structlog context.
 
 A request keeps an id preset by ``kernel.call(reqid=...)``; an HTTP request keeps
 an incoming ``X-Request-Id`` of 1–64 safe characters; anything else gets a fresh
@@ -15,6 +15,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from structlog.contextvars import bind_contextvars, clear_contextvars, reset_contextvars
+
+from butterfly_trace.traceparent import TRACE_CONTEXT, TraceContext, child_of, continue_from, parse, start
 
 if TYPE_CHECKING:
     from kernel import Request
@@ -54,15 +56,15 @@ def current_request() -> Request | None:
     return _current.get()
 
 
-def _structlog_vars() -> tuple[contextvars.ContextVar[Any], contextvars.ContextVar[Any]]:
-    """structlog's own context variables for ``reqid`` and ``parent_reqid``.
+def _structlog_vars(*names: str) -> tuple[contextvars.ContextVar[Any], ...]:
+    """structlog's own context variables for ``names`` (``reqid``, ``trace_id`` ...).
 
     Binding through structlog's public API once hands back tokens, and a token
     names its variable; that way nothing here depends on structlog's internals.
     """
-    tokens = bind_contextvars(reqid=Ellipsis, parent_reqid=Ellipsis)
+    tokens = bind_contextvars(**dict.fromkeys(names, Ellipsis))
     reset_contextvars(**tokens)
-    return tokens["reqid"].var, tokens["parent_reqid"].var
+    return tuple(tokens[name].var for name in names)
 
 
 # PERF: setting and resetting these two variables by token costs ~0.5 µs per request;
@@ -71,7 +73,42 @@ def _structlog_vars() -> tuple[contextvars.ContextVar[Any], contextvars.ContextV
 # structlog's context, so merge_contextvars puts them on every log line (structlog
 # and foreign stdlib records alike) and get_contextvars() still sees the reqid (the
 # MQ producer reads it for lineage).
-_REQID_VAR, _PARENT_VAR = _structlog_vars()
+#
+# ``trace_id`` and ``span_id`` (this request's span) are bound the same way, and are
+# what an MQ producer or a ruqi HTTP job sends on as ``traceparent``. ``traceparent``
+# bound by someone else (the MQ consumer, before it runs a message) is the incoming
+# context of the next in-process call.
+_REQID_VAR, _PARENT_VAR, _TRACE_VAR, _SPAN_VAR, _INCOMING_VAR = _structlog_vars(
+    "reqid", "parent_reqid", "trace_id", "span_id", "traceparent"
+)
+
+
+def assign_trace(request: Request, outer: Request | None) -> TraceContext:
+    """Give ``request`` its :class:`TraceContext` (``request.ctx["trace.context"]``).
+
+    HTTP: a valid ``traceparent`` header is continued, anything else starts a new
+    trace. An in-process call continues, in this order, the request that made it
+    (``outer``), the ``traceparent`` bound in the log context (an MQ message's), the
+    ``trace_id``/``span_id`` bound there (a ruqi run, a xingqiao job), else starts one.
+
+    :param outer: the request being handled on this thread, if any
+    """
+    if request.source == "http":
+        incoming = parse(request.environ.get("HTTP_TRACEPARENT"))
+        trace = continue_from(incoming) if incoming is not None else start()
+    else:
+        outer_trace = outer.ctx.get(TRACE_CONTEXT) if outer is not None else None
+        if outer_trace is not None:
+            trace = child_of(outer_trace.trace_id, outer_trace.span_id, outer_trace.flags)
+        else:
+            incoming = parse(_INCOMING_VAR.get())
+            if incoming is not None:
+                trace = continue_from(incoming)
+            else:
+                incoming = parse(f"00-{_TRACE_VAR.get()}-{_SPAN_VAR.get()}-01")
+                trace = child_of(incoming.trace_id, incoming.parent_id) if incoming is not None else start()
+    request.ctx[TRACE_CONTEXT] = trace
+    return trace
 
 
 def bind_request_context(request: Request) -> None:
@@ -82,11 +119,15 @@ def bind_request_context(request: Request) -> None:
     request gets its own back afterwards. ``Ellipsis`` is structlog's "unset": a
     request without a parent shows none, even inside one that has one.
     """
-    # PERF: one ctx entry holding all three tokens.
+    # PERF: one ctx entry holding every token.
+    trace = request.ctx.get(TRACE_CONTEXT)
     request.ctx[_TOKENS] = (
         _current.set(request),
         _REQID_VAR.set(request.reqid),
         _PARENT_VAR.set(request.parent_reqid or Ellipsis),
+        _TRACE_VAR.set(trace.trace_id if trace else Ellipsis),
+        _SPAN_VAR.set(trace.span_id if trace else Ellipsis),
+        _INCOMING_VAR.set(Ellipsis),
     )
 
 
@@ -95,17 +136,20 @@ def unbind_request_context(request: Request) -> None:
     tokens = request.ctx.pop(_TOKENS, None)
     if tokens is None:
         return
-    current_token, reqid_token, parent_token = tokens
+    current_token, reqid_token, parent_token, trace_token, span_token, incoming_token = tokens
     try:
         _current.reset(current_token)
     except ValueError:  # finished in another context than it started: just forget it
         _current.set(None)
     try:
+        _INCOMING_VAR.reset(incoming_token)
+        _SPAN_VAR.reset(span_token)
+        _TRACE_VAR.reset(trace_token)
         _PARENT_VAR.reset(parent_token)
         _REQID_VAR.reset(reqid_token)
     except ValueError:
-        _REQID_VAR.set(Ellipsis)
-        _PARENT_VAR.set(Ellipsis)
+        for var in (_REQID_VAR, _PARENT_VAR, _TRACE_VAR, _SPAN_VAR, _INCOMING_VAR):
+            var.set(Ellipsis)
     if request.source == "http" and _current.get() is None:
         # NOTE: waitress reuses its worker threads for unrelated requests; whatever a
         # handler bound into the log context must not follow the thread to the next

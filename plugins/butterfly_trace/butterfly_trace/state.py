@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from butterfly_trace import files
+from butterfly_trace import files, reopen
 from butterfly_trace.access import AccessLog
 from butterfly_trace.client_ip import TrustedProxies, parse_networks
 from butterfly_trace.config import SECTION
@@ -49,20 +49,48 @@ class TraceState:
         self._last_write_error = 0.0
         max_bytes, backups = settings.log_max_bytes, settings.log_backups
         fmt = server.log_format
-        keys.append(files.acquire_root_handlers(self.log_dir, logs.make_formatter(fmt), max_bytes, backups))
+        #: ``files`` (log_dir) or ``stdout``
+        self.log_to = settings.log_to
+        to_stdout = self.log_to == "stdout"
+        if to_stdout:
+            keys.append(files.acquire_stdout_handler(logs.make_formatter(fmt)))
+        else:
+            keys.append(files.acquire_root_handlers(self.log_dir, logs.make_formatter(fmt), max_bytes, backups))
         if settings.access_log:
-            path = self.log_dir / "acc.log"
-            writer = files.acquire_writer(path, max_bytes, backups)
-            keys.append(files.writer_key(path))
-            self.access_log = AccessLog(writer, Redactor(settings.redact_keys or []), fmt)
+            writer: files.RotatingWriter | files.StreamWriter
+            if to_stdout:
+                writer = files.STDOUT
+            else:
+                path = self.log_dir / "acc.log"
+                writer = files.acquire_writer(path, max_bytes, backups)
+                keys.append(files.writer_key(path))
+            self.access_log = AccessLog(
+                writer,
+                Redactor(settings.redact_keys or []),
+                fmt,
+                logger="butterfly.access" if to_stdout else None,
+                on_error=self._report_write_error,
+            )
         self._keys = tuple(keys)
         # NOTE: kernels that are never started never see butterfly_shutdown; give the
         # files back when such a kernel is garbage collected (tests build many). The
         # callback must not reference the kernel, nor take locks (see release_soon).
         self._finalizer = weakref.finalize(kernel, _release_soon, self._keys)
 
+    def start(self) -> None:
+        """A served kernel: access-log lines off the request thread; SIGHUP reopens the files."""
+        if self.access_log is not None:
+            self.access_log.start()
+        if self.log_to == "files":
+            reopen.install_sighup_handler()
+        else:
+            files.detach_console()
+
     def close(self) -> None:
-        """Give back the log files (the last kernel using a file closes it); idempotent."""
+        """Write the queued access-log lines, give back the log files (the last kernel
+        using a file closes it); idempotent."""
+        if self.access_log is not None:
+            self.access_log.stop()
         # finalize.detach() succeeds once: either here or in the GC callback, never both.
         if self._finalizer.detach() is not None:
             for key in self._keys:

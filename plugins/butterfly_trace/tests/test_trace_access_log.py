@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import sys
+import time
 
 import pytest
 
@@ -15,6 +17,8 @@ FIELDS = [
     "ip",
     "reqid",
     "parent_reqid",
+    "trace_id",
+    "span_id",
     "method",
     "path",
     "status",
@@ -43,7 +47,11 @@ def test_access_line_has_every_field(trace_kernel, read_json_lines):
     assert line["params"] == {"a": "1", "b": "two"}
     assert line["error"] is None
     assert line["res"] == ["rows=3"]
-    assert line["time"][:4].isdigit() and "T" in line["time"]
+    # UTC, ISO 8601, as app.log: 2024-05-01T12:00:00.123456Z
+    stamp = dt.datetime.fromisoformat(line["time"])
+    assert line["time"].endswith("Z") and stamp.utcoffset() == dt.timedelta(0)
+    assert abs(stamp.timestamp() - time.time()) < 3600
+    assert f"00-{line['trace_id']}-{line['span_id']}-01" == response.headers["traceparent"]
 
 
 def test_error_and_status_of_failures(trace_kernel, read_json_lines):

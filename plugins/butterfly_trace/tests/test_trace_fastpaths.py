@@ -74,9 +74,16 @@ def test_reqid_is_in_structlogs_context_during_the_request(make_kernel):
     # NOTE: the MQ producer reads the reqid from structlog's context (message lineage).
     kernel = make_kernel(plugins=[trace_plugin, ContextProbe()])
     response = Client(kernel).get("/probe")
-    assert response.json()["context"] == {"reqid": response.headers["x-reqid"]}
+    _, trace_id, span_id, _ = response.headers["traceparent"].split("-")
+    assert response.json()["context"] == {
+        "reqid": response.headers["x-reqid"],
+        "trace_id": trace_id,
+        "span_id": span_id,
+    }
     inner = kernel.call("/probe", {}, source="mq", reqid="msg-1", parent_reqid="http-1")
-    assert inner.data["context"] == {"reqid": "msg-1", "parent_reqid": "http-1"}
+    context = inner.data["context"]
+    assert context.pop("trace_id") != trace_id and context.pop("span_id") != span_id  # a call of its own: a new trace
+    assert context == {"reqid": "msg-1", "parent_reqid": "http-1"}
     assert structlog.contextvars.get_contextvars() == {}
 
 
@@ -85,7 +92,9 @@ def test_keys_bound_around_a_call_survive_it(make_kernel):
     structlog.contextvars.bind_contextvars(job="nightly", reqid="outer-1")
     try:
         inner = kernel.call("/probe", {}, source="ruqi", reqid="run-1")
-        assert inner.data["context"] == {"job": "nightly", "reqid": "run-1"}
+        context = inner.data["context"]
+        assert len(context.pop("trace_id")) == 32 and len(context.pop("span_id")) == 16
+        assert context == {"job": "nightly", "reqid": "run-1"}
         assert structlog.contextvars.get_contextvars() == {"job": "nightly", "reqid": "outer-1"}
     finally:
         structlog.contextvars.clear_contextvars()
@@ -113,4 +122,9 @@ def test_http_request_leaves_no_keys_for_the_next_request_on_the_thread(make_ker
     assert client.get("/leak").status == 200
     assert structlog.contextvars.get_contextvars() == {}
     response = client.get("/probe")
-    assert response.json()["context"] == {"reqid": response.headers["x-reqid"]}
+    _, trace_id, span_id, _ = response.headers["traceparent"].split("-")
+    assert response.json()["context"] == {
+        "reqid": response.headers["x-reqid"],
+        "trace_id": trace_id,
+        "span_id": span_id,
+    }

@@ -4,10 +4,13 @@ Each task attempt is one message to the task's route, with a deterministic id
 (``xq.<job>.<token>.<task>.<attempt>``), ``retries=0`` (xingqiao retries tasks
 itself, so a business error stat can be retried too) and the job's reqid as the
 producer reqid, so every run's access-log line names the job's request as parent.
+Every task of a job runs in the job's W3C trace (:func:`job_trace`): its messages
+carry it as ``traceparent``, so tracing tools show a job as one trace.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +46,10 @@ def send_batch(kernel: Any, dispatches: list[Dispatch]) -> list[tuple[Dispatch, 
     first = dispatches[0]
     # NOTE: the producer reqid of a message is the reqid bound in the log context; bind
     # the job's, so a task enqueued by another task's end still names the job as parent.
-    with structlog.contextvars.bound_contextvars(reqid=first.reqid):
+    # The same for the trace: the job's, whoever sends the task.
+    trace = job_trace_of(first.msg_id)
+    lineage = {"trace_id": trace[0], "span_id": trace[1]} if trace else {}
+    with structlog.contextvars.bound_contextvars(reqid=first.reqid, **lineage):
         result = enqueue_many(
             first.route,
             [dispatch.params for dispatch in dispatches],
@@ -56,11 +62,27 @@ def send_batch(kernel: Any, dispatches: list[Dispatch]) -> list[tuple[Dispatch, 
 
 
 def batches(dispatches: list[Dispatch]) -> list[list[Dispatch]]:
-    """``dispatches`` grouped by route, reqid and delay (what one ``enqueue_many`` shares), in order."""
-    groups: dict[tuple[str, str, float], list[Dispatch]] = {}
+    """``dispatches`` grouped by route, reqid, delay and job (what one ``enqueue_many`` shares), in order."""
+    groups: dict[tuple[str, str, float, str], list[Dispatch]] = {}
     for dispatch in dispatches:
-        groups.setdefault((dispatch.route, dispatch.reqid, dispatch.delay), []).append(dispatch)
+        job = dispatch.msg_id.rsplit(".", 2)[0]  # xq.<job>.<token>: the trace is the job's
+        groups.setdefault((dispatch.route, dispatch.reqid, dispatch.delay, job), []).append(dispatch)
     return list(groups.values())
+
+
+def job_trace(job_id: int | str, token: str) -> tuple[str, str]:
+    """The W3C trace every task of a job runs in: ``(trace_id, span_id)`` of the job's root
+    span, derived from its id and token — the same on every instance and for every attempt."""
+    digest = hashlib.sha256(f"xingqiao:{job_id}.{token}".encode()).hexdigest()
+    return digest[:32], digest[32:48]
+
+
+def job_trace_of(msg_id: str) -> tuple[str, str] | None:
+    """:func:`job_trace` of the job a task message (``xq.<job>.<token>.<task>.<attempt>``) belongs to."""
+    parts = msg_id.split(".")
+    if len(parts) != 5 or parts[0] != "xq":
+        return None
+    return job_trace(parts[1], parts[2])
 
 
 def reason_of(errors: list[dict[str, Any]], reason: str) -> str:

@@ -12,15 +12,18 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import structlog
 from pony.orm import commit, count, db_session, desc, rollback, select
 from pony.orm.core import CommitException, TransactionIntegrityError
 
 from butterfly_xingqiao.definition import encode_params
-from butterfly_xingqiao.dispatch import mq_service, withdraw
+from butterfly_xingqiao.dispatch import job_trace, mq_service, withdraw
 from butterfly_xingqiao.engine import new_token, now_ms
 from butterfly_xingqiao.models import ACTIVE_TASK_STATES, JOB_ROW, JOB_STATES, entities
 from butterfly_xingqiao.validation import build_graph
 from kernel import BadRequest, HTTPError, NotFound, ServiceUnavailable
+
+log = structlog.get_logger("butterfly.xingqiao")
 
 
 class JobExists(HTTPError):
@@ -114,6 +117,7 @@ def create_job(
     if mq_service(state.kernel) is None:
         raise ServiceUnavailable("xingqiao runs tasks through the MQ: set [mq] redis_url")
     reqid = reqid or os.urandom(8).hex()
+    token = new_token()
     name = job_name or f"{job_type}-{reqid}"
     machine = state.transitions
     Job, Task = machine.Job, machine.Task
@@ -128,7 +132,7 @@ def create_job(
                 raise JobExists(f"a job named {name!r} exists", data={"job_id": existing.job_id})
             now = now_ms()
             job = Job(
-                job_token=new_token(),
+                job_token=token,
                 job_type=job_type,
                 job_name=name,
                 job_reqid=reqid[:64],
@@ -172,6 +176,8 @@ def create_job(
         # NOTE: another instance created a job of that name between our check and our insert
         raise JobExists(f"a job named {name!r} exists", data={"job_id": taken}) from None
     state.send([dispatch for dispatch in sends if dispatch is not None])
+    # NOTE: links the creating request's trace (bound in the context) to the job's own
+    log.info("xingqiao job created", job_id=job_id, job_trace_id=job_trace(job_id, token)[0])
     return {"job_id": job_id, "job_name": name, "tasks": len(flow.tasks)}
 
 
@@ -183,6 +189,7 @@ def job_dict(job) -> dict[str, Any]:
         "job_type": job.job_type,
         "job_name": job.job_name,
         "job_reqid": job.job_reqid,
+        "job_trace_id": job_trace(job.job_id, job.job_token)[0],
         "job_status": job.job_status,
         "job_extra": job.job_extra or {},
         "job_timeout": job.job_timeout,
