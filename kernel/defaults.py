@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: Headers that show a request came through a proxy, even from a loopback peer.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED")
+#: ``[server] send_buffer``'s default: bytes of a reply held before they are sent (kernel/server.py).
+SEND_BUFFER = 18_000
 #: ``request.ctx`` key caching :func:`caller_is_admin`.
 CTX_IS_ADMIN = "kernel.is_admin"
 
@@ -115,6 +117,16 @@ def butterfly_add_settings(settings):
         owner="kernel",
     )
     add("server", "channel_timeout", int, 60, "seconds before an idle connection is closed", owner="kernel")
+    # PERF: see kernel/server.py: a reply buffered whole leaves in one send(2).
+    add(
+        "server",
+        "send_buffer",
+        positive_int,
+        SEND_BUFFER,
+        "bytes of a reply held before they are sent: a smaller reply leaves in one write when the handler"
+        " returns, a streamed body in pieces this large; 1 sends each streamed piece at once (server-sent events)",
+        owner="kernel",
+    )
 
 
 def is_loopback(address: str) -> bool:
