@@ -193,26 +193,36 @@ class AuthState:
                     self._secret = self.config.secret or load_or_create_secret(self.data_dir / SECRET_FILE)
         return self._secret
 
-    def password_hasher(self) -> tuple[Any, str]:
-        """The argon2id ``PasswordHasher`` for ``[auth] argon2_*``, and a dummy hash made with it.
-
-        The dummy hash is verified for unknown user names, so a failed login costs
-        the same whether or not the user exists.
-        """
+    def password_hasher(self) -> Any:
+        """The argon2id ``PasswordHasher`` for ``[auth] argon2_*``."""
         if self._hasher is None:
             from argon2 import PasswordHasher
 
             with self._lock:
                 if self._hasher is None:
                     config = self.config
-                    hasher = PasswordHasher(
+                    self._hasher = PasswordHasher(
                         time_cost=config.argon2_time_cost,
                         memory_cost=config.argon2_memory_kib,
                         parallelism=config.argon2_parallelism,
                     )
+        return self._hasher
+
+    def dummy_hash(self) -> str:
+        """A hash of a random password, made with :meth:`password_hasher` on first use.
+
+        It is verified for unknown user names, so a failed login costs the same
+        whether or not the user exists. Ask for it on every sign-in attempt, known
+        user or not, so the one attempt that makes it is not told apart either.
+        """
+        # PERF: made on the first sign-in, not at start-up: a first start (which
+        # hashes the initial admin's password) pays for one argon2 hash, not two.
+        if not self._dummy_hash:
+            hasher = self.password_hasher()
+            with self._lock:
+                if not self._dummy_hash:
                     self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
-                    self._hasher = hasher
-        return self._hasher, self._dummy_hash
+        return self._dummy_hash
 
 
 def load_or_create_secret(path: Path) -> str:

@@ -61,7 +61,7 @@ class UserInfo:
 
 def hasher(kernel: Kernel) -> PasswordHasher:
     """The kernel's argon2id :class:`PasswordHasher` (``[auth] argon2_*`` settings)."""
-    return state_of(kernel).password_hasher()[0]
+    return state_of(kernel).password_hasher()
 
 
 def _db(kernel: Kernel):
@@ -265,7 +265,8 @@ def verify_credentials(kernel: Kernel, name: str, password: str) -> UserInfo | N
     if not isinstance(password, str) or len(password) > MAX_PASSWORD_LENGTH:
         return None
     db = _db(kernel)
-    ph, dummy_hash = state_of(kernel).password_hasher()
+    state = state_of(kernel)
+    ph, dummy_hash = state.password_hasher(), state.dummy_hash()
     with db_session:
         user = db.entities[models.USER].get(name=name) if USER_NAME.match(name or "") else None
         stored = user.password_hash if user is not None else dummy_hash
