@@ -11,6 +11,7 @@ import pytest
 
 import butterfly_mq.plugin
 from butterfly_mq import enqueue, enqueue_many, get_message
+from butterfly_mq.dashboard import consumers_of
 from kernel import BadRequest
 from kernel.cli import main
 from kernel.testing import Client, RedisServer
@@ -134,6 +135,9 @@ def test_each_message_is_checked_against_the_handler(make_kernel, redis_server, 
 @pytest.mark.parametrize("redis_mode", ["direct"], indirect=True)
 def test_the_http_endpoint(mq_kernel, mq):
     kernel = mq_kernel(start=True, enqueue_many_max=4)
+    # NOTE: an instance announces its topics with its first heartbeat, from its own thread
+    # just after start-up; until then the reply would rightly warn that nobody consumes.
+    mq.wait_for(lambda: consumers_of(kernel.extensions["mq"], "/t/ok"))
     client = Client(kernel)
     messages = [{"params": {"n": 1}, "msg_id": "h1"}, {"params": {"n": 2}, "msg_id": "h2"}, {"params": "x"}]
     reply = client.post(
