@@ -41,7 +41,7 @@ LAYERS = [
     ("mq: runner (message → kernel.call → outcome)", "butterfly_mq/runner.py"),
     ("mq: consumer (poller, workers, acks)", "butterfly_mq/consumer.py"),
     ("mq: queue/scripts (Lua calls, parsing)", "butterfly_mq/queue.py"),
-    ("mq: queue/scripts (Lua calls, parsing)", "butterfly_mq/scripts.py"),
+    ("mq: queue/scripts (Lua calls, parsing)", "butterfly_mq/script_calls.py"),
     ("mq: other", "butterfly_mq/"),
     ("trace plugin (access log, metrics)", "butterfly_trace/"),
     ("auth plugin", "butterfly_auth/"),

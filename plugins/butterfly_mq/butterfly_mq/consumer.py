@@ -45,7 +45,7 @@ from butterfly_mq.connection import ERRORS
 from butterfly_mq.queue import Outcome, Popped, Queue
 from butterfly_mq.ready import RESUME_MARK, ReadyIndex
 from butterfly_mq.runner import run_message
-from butterfly_mq.scripts import hold_connection, release_connection, run_pipelined
+from butterfly_mq.script_calls import hold_connection, release_connection, run_pipelined
 
 log = structlog.get_logger("butterfly.mq")
 #: Pops of a freshly marked topic before an empty answer counts (the mark may arrive first).
@@ -294,7 +294,7 @@ class Consumer:
     def poll_once(self, connection: Any = None) -> bool:
         """One round trip: acks, due lease renewals, the ready index, pops.
 
-        :param connection: the poller's own connection (:func:`~butterfly_mq.scripts.hold_connection`);
+        :param connection: the poller's own connection (:func:`~butterfly_mq.script_calls.hold_connection`);
             default: one from the pool
 
         :return: True when the next round should follow at once (messages moved, or
