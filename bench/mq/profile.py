@@ -40,6 +40,7 @@ LAYERS = [
     ("redis-py (client, sockets)", "/redis/"),
     ("mq: runner (message → kernel.call → outcome)", "butterfly_mq/runner.py"),
     ("mq: consumer (poller, workers, acks)", "butterfly_mq/consumer.py"),
+    ("mq: consumer (poller, workers, acks)", "butterfly_mq/pickup.py"),
     ("mq: queue/scripts (Lua calls, parsing)", "butterfly_mq/queue.py"),
     ("mq: queue/scripts (Lua calls, parsing)", "butterfly_mq/script_calls.py"),
     ("mq: other", "butterfly_mq/"),
