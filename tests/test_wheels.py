@@ -39,6 +39,8 @@ PACKAGE_DIRS = {"butterfly-kernel": REPO / "kernel"} | {
     if (folder / "pyproject.toml").is_file()
 }
 DISTRIBUTIONS = sorted(PACKAGE_DIRS)
+#: The folders of package data in a package (each one's files must be in its wheel).
+DATA_FOLDERS = ("templates", "lua", "static")
 #: Each distribution's version, from its one source: ``__version__`` in its package.
 VERSION_OF = {
     name: re.search(r'^__version__ = "(.+)"$', (folder / "__init__.py").read_text(), re.M).group(1)
@@ -148,7 +150,7 @@ def test_the_kernel_wheel_ships_the_kernel_only(dists):
     ).decode().replace("\r", "")
 
 
-def test_plugin_wheels_ship_their_templates_and_py_typed(dists):
+def test_plugin_wheels_ship_their_package_data_and_py_typed(dists):
     for name, folder in PACKAGE_DIRS.items():
         package = folder.name
         with zipfile.ZipFile(wheel_of(dists, name)) as archive:
@@ -156,8 +158,9 @@ def test_plugin_wheels_ship_their_templates_and_py_typed(dists):
         assert f"{package}/py.typed" in names, name
         # no test suite in a wheel (``butterfly init``'s templates/init/tests/ is package data)
         assert not [n for n in names if ("/tests/" in n and "/templates/" not in n) or n.startswith("tests/")], name
-        for template in (path for path in (folder / "templates").rglob("*") if path.is_file()):
-            relative = template.relative_to(folder).as_posix()
+        # package data: templates, Lua scripts (butterfly_mq/lua), static files
+        for data in (path for sub in DATA_FOLDERS for path in (folder / sub).rglob("*") if path.is_file()):
+            relative = data.relative_to(folder).as_posix()
             assert f"{package}/{relative}" in names, (name, relative)
         metadata = wheel_metadata(dists, name)
         assert metadata["Description-Content-Type"] == "text/markdown" and metadata.get_payload().strip(), name

@@ -71,7 +71,7 @@ def variants(url: str) -> dict[str, Callable[[], Callable[[], None]]]:
     from butterfly_mq import enqueue
     from butterfly_mq.connection import shared_client
     from butterfly_mq.producer import _queue, _ready_index, shared_info_fields
-    from butterfly_mq.scripts import run_pipelined
+    from butterfly_mq.script_calls import run_pipelined
 
     def butterfly() -> Callable[[], None]:
         prefix = f"b{uuid.uuid4().hex[:6]}"

@@ -32,7 +32,8 @@ from butterfly_mq.instances import InstanceRegistry
 from butterfly_mq.keys import KEY_NAMES, QueueKeys, RegistryKeys
 from butterfly_mq.queue import Outcome, Queue, counts_for, registered_topics
 from butterfly_mq.ready import ReadyIndex
-from butterfly_mq.scripts import SCRIPTS, Script, run_pipelined
+from butterfly_mq.script_calls import Script, run_pipelined
+from butterfly_mq.scripts import SCRIPTS
 
 # Every command the MQ's scripts run server-side; each is tried under pcall.
 LUA_PROBE = r"""

@@ -20,7 +20,8 @@ TERMINAL_STATES = ("finished", "failed", "dead")
 TOPIC_PATTERN = re.compile(r"^/[A-Za-z0-9_\-./]{1,200}$")
 MSG_ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-.:]{1,128}$")
 
-# NOTE: the order of KEYS in every script; scripts.py indexes KEYS by these positions.
+# NOTE: the order of KEYS in every script; lua/prelude.lua names KEYS by these positions
+# (ENQUEUE_KEYS in scripts.py picks the enqueue scripts' five).
 KEY_NAMES = ("queued", "started", "scheduled", "finished", "failed", "dead", "info", "params", "result", "stats")
 
 

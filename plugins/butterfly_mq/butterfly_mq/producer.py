@@ -17,7 +17,8 @@ from butterfly_mq.errors import MQNotConfigured, MQUnavailable
 from butterfly_mq.keys import RegistryKeys, check_msg_id, check_topic
 from butterfly_mq.queue import Queue
 from butterfly_mq.ready import ReadyIndex
-from butterfly_mq.scripts import SCRIPTS, run_pipelined, thread_connection
+from butterfly_mq.script_calls import run_pipelined, thread_connection
+from butterfly_mq.scripts import SCRIPTS
 from kernel.errors import BadRequest
 from kernel.response import json_default
 

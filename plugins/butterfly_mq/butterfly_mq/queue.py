@@ -14,7 +14,8 @@ from functools import cached_property
 from typing import Any
 
 from butterfly_mq.keys import STATES, TERMINAL_STATES, QueueKeys, RegistryKeys, check_topic
-from butterfly_mq.scripts import ENQUEUE_KEYS, SCRIPTS, Call, run_pipelined
+from butterfly_mq.script_calls import Call, run_pipelined
+from butterfly_mq.scripts import ENQUEUE_KEYS, SCRIPTS
 
 #: How many ids one EMPTY / PURGE script handles before returning (keeps Redis responsive).
 CHUNK = 500

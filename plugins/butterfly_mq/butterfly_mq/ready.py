@@ -46,7 +46,7 @@ from __future__ import annotations
 from typing import Any
 
 from butterfly_mq.keys import RegistryKeys
-from butterfly_mq.scripts import Call, Script
+from butterfly_mq.script_calls import Call, Script
 
 #: Most topics one READY call returns (the rest come with the next poll).
 READ_LIMIT = 1000

@@ -1,4 +1,4 @@
-"""The Lua scripts behind every state change, and a Twemproxy-safe way to run them.
+"""The Lua scripts behind every state change (:mod:`butterfly_mq.script_calls` runs them).
 
 Each queue script receives the ten keys of one queue (:data:`butterfly_mq.keys.KEY_NAMES`
 order), all under one hashtag, so one script runs atomically on one server
@@ -8,140 +8,41 @@ through Twemproxy, Redis Cluster or a single Redis. Time comes from the server
 Message metadata (``info``) is a small JSON object edited inside Lua with cjson;
 the handler's params and its result are opaque JSON strings that Lua never
 decodes, so cjson's number precision and empty-array quirks cannot corrupt them.
+
+Most scripts are written here, each after :data:`PRELUDE` (``lua/prelude.lua``); the enqueue
+scripts live in ``lua/`` files, each after the start they share (``lua/enqueue_start.lua``).
+A file that starts another is not a script by itself.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import os
-import threading
-from collections.abc import Sequence
 from importlib import resources
-from typing import Any
 
-import redis
-from redis.exceptions import NoScriptError
+from butterfly_mq.script_calls import Script
 
-PRELUDE = r"""
-local Q, STARTED, SCHEDULED, FINISHED, FAILED, DEAD = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local INFO, PARAMS, RESULT, STATS = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local SETS = {started = STARTED, scheduled = SCHEDULED, finished = FINISHED, failed = FAILED, dead = DEAD}
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+def lua_source(name: str) -> str:
+    """The source of ``butterfly_mq/lua/<name>.lua`` (scripts kept in files of their own)."""
+    return resources.files("butterfly_mq").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
--- nil: no such message; false: metadata is not a JSON object (never crash the caller)
-local function load_info(id)
-  local raw = redis.call('HGET', INFO, id)
-  if not raw then return nil end
-  local ok, info = pcall(cjson.decode, raw)
-  if not ok or type(info) ~= 'table' then return false end
-  return info
-end
 
-local function save_info(id, info)
-  local encoded = cjson.encode(info)
-  redis.call('HSET', INFO, id, encoded)
-  return encoded
-end
+#: The start every queue script but the enqueue ones shares: the ten keys by name, the
+#: server's time, reading and saving a message's metadata, counting, recovering expired
+#: leases, promoting due messages (``lua/prelude.lua``).
+PRELUDE = lua_source("prelude")
 
-local function quarantine(id, now, reason)
-  local raw = redis.call('HGET', INFO, id) or ''
-  local info = {id = id, state = 'dead', ended_at = now, error = reason .. ': ' .. string.sub(raw, 1, 200)}
-  redis.call('ZADD', DEAD, now, id)
-  save_info(id, info)
-end
-
--- throughput: a ring of ten one-minute buckets in the stats hash (tN = minute, cN = count)
-local function count_done(now)
-  local minute = math.floor(now / 60000)
-  local slot = minute % 10
-  if redis.call('HGET', STATS, 't' .. slot) ~= tostring(minute) then
-    redis.call('HSET', STATS, 't' .. slot, minute, 'c' .. slot, 1)
-  else
-    redis.call('HINCRBY', STATS, 'c' .. slot, 1)
-  end
-end
-
--- leases that expired: back to the front of the queue, or dead after too many recoveries
-local function recover(now, limit, max_recoveries)
-  local ids = redis.call('ZRANGEBYSCORE', STARTED, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    redis.call('ZREM', STARTED, id)
-    local info = load_info(id)
-    if info == false then
-      quarantine(id, now, 'corrupt metadata')
-    elseif info then
-      info.recoveries = (info.recoveries or 0) + 1
-      info.last_worker = info.worker
-      info.recovered_at = now
-      if info.recoveries > max_recoveries then
-        info.state = 'dead'
-        info.ended_at = now
-        info.stat = 'ERR_WORKER_LOST'
-        info.error = 'quarantined: the worker running it died or stopped renewing its lease '
-          .. info.recoveries .. ' times; last worker ' .. tostring(info.worker) .. ', reqid ' .. id
-        redis.call('ZADD', DEAD, now, id)
-        redis.call('HINCRBY', STATS, 'dead', 1)
-      else
-        info.state = 'queued'
-        redis.call('LPUSH', Q, id)
-        redis.call('HINCRBY', STATS, 'recovered', 1)
-      end
-      save_info(id, info)
-    end
-  end
-  return #ids
-end
-
--- scheduled messages (delayed or waiting to retry) whose time has come join the queue
-local function promote(now, limit)
-  local ids = redis.call('ZRANGEBYSCORE', SCHEDULED, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    redis.call('ZREM', SCHEDULED, id)
-    local info = load_info(id)
-    if info == false then
-      quarantine(id, now, 'corrupt metadata')
-    elseif info then
-      info.state = 'queued'
-      save_info(id, info)
-      redis.call('RPUSH', Q, id)
-    end
-  end
-  return #ids
-end
-"""
-
-# PERF: the hot producer path gets its own short script with only the five keys it
-# touches (queued, scheduled, info, params, stats): fewer arguments to pack and send.
+#: The start the enqueue scripts share: the server's time, the closing fields of a new
+#: message's metadata, the per-call store (``lua/enqueue_start.lua``).
+ENQUEUE_START = lua_source("enqueue_start")
+# PERF: the hot producer path gets its own short script (``lua/enqueue.lua``) with only the
+# five keys it touches (queued, scheduled, info, params, stats).
 # ARGV: id, params_json, info_json (an object without state/enqueued_at), delay_ms
 #   →  1 enqueued, 0 already there (idempotent msg_id)
-ENQUEUE = r"""
-local id = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local delay = tonumber(ARGV[4]) or 0
-local extra
-if delay > 0 then
-  extra = ',"state":"scheduled","enqueued_at":' .. now .. ',"due_at":' .. (now + delay) .. '}'
-else
-  extra = ',"state":"queued","enqueued_at":' .. now .. '}'
-end
--- PERF: the producer's info object is completed by splicing, not by a cjson round trip;
--- HSETNX both stores it and finds an id that is already there
-if redis.call('HSETNX', KEYS[3], id, string.sub(ARGV[3], 1, -2) .. extra) == 0 then return 0 end
-if delay > 0 then
-  redis.call('ZADD', KEYS[2], now + delay, id)
-else
-  redis.call('RPUSH', KEYS[1], id)
-end
-redis.call('HSET', KEYS[4], id, ARGV[2])
-redis.call('HINCRBY', KEYS[5], 'enqueued', 1)
-return 1
-"""
+ENQUEUE = ENQUEUE_START + lua_source("enqueue")
+#: ENQUEUE and its ready mark in one script (``lua/enqueue_marked.lua``).
+ENQUEUE_MARKED = ENQUEUE_START + lua_source("enqueue_marked")
+#: A batch of messages of one queue in one script (``lua/enqueue_many.lua``).
+ENQUEUE_MANY = ENQUEUE_START + lua_source("enqueue_many")
 #: Positions (in the full key list) of the keys ENQUEUE takes.
 ENQUEUE_KEYS = (0, 2, 6, 7, 9)
 
@@ -431,248 +332,12 @@ return 0
 """
 
 
-class Script:
-    """A Lua script and its SHA1, run with EVALSHA and an EVAL fallback.
-
-    :param name: a short name for logs
-    :param source: the Lua source
-    """
-
-    def __init__(self, name: str, source: str) -> None:
-        self.name = name
-        self.source = source
-        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
-
-    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
-        """Run once. NOSCRIPT (new or restarted server) falls back to EVAL, which also
-        caches the script; ``SCRIPT LOAD`` is never used because Twemproxy refuses it."""
-        return run_pipelined(client, [(self, keys, args)])[0]
-
-
-Call = tuple[Script, Sequence[str], Sequence[Any]]
-#: ``ConnectionPool.get_connection`` arguments: none since redis-py 5.3 (a command name before).
-_POOL_ARGS: tuple[str, ...] = (
-    ()
-    if inspect.signature(redis.ConnectionPool.get_connection).parameters["command_name"].default is None
-    else ("EVALSHA",)
-)
-
-
-#: Packed ``EVALSHA <sha> <numkeys> <keys...>`` heads, per script and key list (see :func:`pack_calls`).
-_HEADS: dict[tuple[str, tuple[str, ...]], tuple[int, bytes]] = {}
-
-
-def _bulk(value: Any) -> bytes:
-    """One RESP bulk string, encoded like redis-py's ``Encoder`` (UTF-8; numbers by ``repr``)."""
-    if isinstance(value, str):
-        data = value.encode("utf-8")
-    elif isinstance(value, bytes):
-        data = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        data = repr(value).encode("ascii")
-    else:
-        raise redis.DataError(f"Invalid input of type: {type(value).__name__!r}")
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-#: Calls with at most this many arguments are packed here (see :func:`pack_calls`).
-SMALL_CALL_ARGS = 8
-
-
-def pack_calls(calls: Sequence[Call], connection: Any) -> list[bytes]:
-    """The ``EVALSHA`` commands of ``calls``, RESP-encoded for ``connection``.
-
-    PERF: a script's head (its SHA and keys) is the same for every call of a queue, so for a
-    call with few arguments (an enqueue, a pop) it is packed once and kept and only the
-    arguments are packed per call: about a third of redis-py's ``pack_commands``. A call
-    with many arguments (a batch of acks) goes to the connection's own packer (hiredis's C
-    packer where installed), which is faster there.
-    """
-    parts: list[bytes] = []
-    for script, keys, args in calls:
-        if len(args) > SMALL_CALL_ARGS:
-            parts.extend(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
-            continue
-        marker = (script.sha, tuple(keys))
-        head = _HEADS.get(marker)
-        if head is None:
-            if len(_HEADS) > 10_000:
-                _HEADS.clear()
-            packed = b"".join(_bulk(part) for part in ("EVALSHA", script.sha, len(keys), *keys))
-            head = _HEADS[marker] = (3 + len(keys), packed)
-        parts.append(b"*%d\r\n" % (head[0] + len(args)))
-        parts.append(head[1])
-        parts.extend(_bulk(arg) for arg in args)
-    return parts
-
-
-def _send_on_one_connection(client: redis.Redis, calls: Sequence[Call], connection: Any = None) -> list[Any]:
-    """EVALSHA every call on one pooled connection: all commands in one write, then every reply.
-
-    PERF: the same round trip as ``pipeline(transaction=False)``, without its per-command
-    bookkeeping (and a plain command's): redis-py's pipeline costs about 15 µs of client CPU
-    on top of the socket work, which is most of a producer's per-call cost. Built on the
-    public connection API (``get_connection``, ``pack_command``, ``send_packed_command``, ``read_response``,
-    ``release``) and the connection's own ``retry``: a broken pooled connection (a restarted
-    server) is replaced and the commands sent again once, as a pipeline would.
-
-    :param connection: a connection the caller holds (taken from ``client``'s pool and kept by
-        one thread); default: one is taken from the pool for this call
-    :return: one reply per call; an error reply (``ResponseError``) in its place
-    """
-    count = len(calls)
-    pool = client.connection_pool
-    borrowed = connection is None
-    if borrowed:
-        connection = pool.get_connection(*_POOL_ARGS)
-    packed: list[bytes] = []
-
-    def attempt() -> list[Any]:
-        connection.send_packed_command(packed)
-        replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(connection.read_response())
-            except redis.ResponseError as exc:  # NOTE: the reply was read: the connection is in step
-                replies.append(exc)
-        return replies
-
-    try:
-        packed.append(b"".join(pack_calls(calls, connection)))
-        return connection.retry.call_with_retry(attempt, lambda error: connection.disconnect())
-    except BaseException:
-        # NOTE: replies may be left unread (an interrupt, an error redis-py did not handle):
-        # a held connection must not carry them into its next call
-        connection.disconnect()
-        raise
-    finally:
-        if borrowed:
-            pool.release(connection)
-
-
-def run_pipelined(
-    client: Any, calls: Sequence[Call], *, raise_errors: bool = True, connection: Any = None
-) -> list[Any]:
-    """Run several scripts in one round trip (pipelined, never MULTI).
-
-    A call that failed with NOSCRIPT did not run, so it is run again with EVAL. A single
-    Redis or a Twemproxy gets every command on one connection (:func:`_send_on_one_connection`);
-    on a Redis Cluster redis-py's pipeline splits them by node (one round trip per node).
-
-    :param client: a ``redis.Redis`` or a cluster client
-    :param calls: ``(script, keys, args)`` triples
-    :param connection: for a single Redis or Twemproxy, a connection of ``client``'s pool the
-        calling thread holds (see :func:`hold_connection`); ignored on a cluster
-    :param raise_errors: raise the first error reply; ``False``: return error replies as
-        exception objects in their place (a lost connection still raises)
-    :return: the results in order
-    :raises redis.RedisError: the first other error
-    """
-    if not calls:
-        return []
-    if isinstance(client, redis.Redis):
-        results = _send_on_one_connection(client, calls, connection)
-    else:
-        pipe = client.pipeline(transaction=False)
-        for script, keys, args in calls:
-            # NOTE: redis-py's cluster pipeline has no evalsha() method (it could not load a
-            # script on the node that answered NOSCRIPT); the generic command is routed by its
-            # keys like any other, and NOSCRIPT is handled below, per call, with EVAL.
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        results = pipe.execute(raise_on_error=False)
-    for index, result in enumerate(results):
-        if isinstance(result, NoScriptError):
-            script, keys, args = calls[index]
-            try:
-                results[index] = client.eval(script.source, len(keys), *keys, *args)
-            except redis.ResponseError as exc:
-                if raise_errors:
-                    raise
-                results[index] = exc
-        elif isinstance(result, Exception) and raise_errors:
-            raise result
-    return results
-
-
-def lua_source(name: str) -> str:
-    """The source of ``butterfly_mq/lua/<name>.lua`` (scripts kept in files of their own)."""
-    return resources.files("butterfly_mq").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
-
-
-def hold_connection(client: Any) -> Any:
-    """A connection of ``client``'s pool for one long-lived thread to keep (``None`` on a cluster).
-
-    PERF: a pool checkout and return cost two ``getpid`` system calls and two lock round trips
-    per call; the consumer's poller makes hundreds of calls a second. Give it back with
-    :func:`release_connection`. A connection that breaks reconnects on its next use.
-    """
-    return client.connection_pool.get_connection(*_POOL_ARGS) if isinstance(client, redis.Redis) else None
-
-
-def release_connection(client: Any, connection: Any) -> None:
-    """Return a connection taken with :func:`hold_connection` to its pool."""
-    if connection is not None:
-        client.connection_pool.release(connection)
-
-
-#: Most pools one thread keeps a connection of (:func:`thread_connection`); the oldest goes back.
-THREAD_HELD_MOST = 8
-
-
-class _Held:
-    """A connection one thread keeps; given back to its pool when the thread ends."""
-
-    __slots__ = ("connection", "pid", "pool")
-
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-        self.pid = os.getpid()
-        self.connection = pool.get_connection(*_POOL_ARGS)
-
-    def __del__(self) -> None:
-        # NOTE: after a fork the pool starts afresh by itself; the parent's socket is not ours
-        if self.pid == os.getpid():
-            try:
-                self.pool.release(self.connection)
-            except Exception:  # noqa: BLE001 - a thread's end or interpreter shutdown
-                pass
-
-
-class _ThreadHeld(threading.local):
-    def __init__(self) -> None:
-        self.by_pool: dict[int, _Held] = {}
-
-
-_thread_held = _ThreadHeld()
-
-
-def thread_connection(client: Any) -> Any:
-    """A connection of ``client``'s pool that the calling thread keeps (``None`` on a cluster).
-
-    PERF: redis-py's pool checkout and return (a ``getpid``, two locks, a ``poll`` of the socket
-    for stray data, connection-count metrics) cost a producer about as much client CPU as
-    packing and sending its scripts. A producer thread keeps one connection per pool instead
-    (at most :data:`THREAD_HELD_MOST` pools); it goes back to its pool when the thread ends,
-    and is not used in a forked child. A connection that broke reconnects on its next use.
-    """
-    if not isinstance(client, redis.Redis):
-        return None
-    pool = client.connection_pool
-    by_pool = _thread_held.by_pool
-    held = by_pool.get(id(pool))
-    if held is None or held.pool is not pool or held.pid != os.getpid():
-        if len(by_pool) >= THREAD_HELD_MOST:
-            del by_pool[next(iter(by_pool))]
-        held = by_pool[id(pool)] = _Held(pool)
-    return held.connection
-
-
 SCRIPTS = {
     name: Script(name.lower(), source)
     for name, source in {
         "ENQUEUE": ENQUEUE,
-        "ENQUEUE_MANY": lua_source("enqueue_many"),
-        "ENQUEUE_MARKED": lua_source("enqueue_marked"),
+        "ENQUEUE_MANY": ENQUEUE_MANY,
+        "ENQUEUE_MARKED": ENQUEUE_MARKED,
         "POP": POP,
         "FINISH": FINISH,
         "RENEW": RENEW,

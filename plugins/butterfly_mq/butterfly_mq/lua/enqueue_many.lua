@@ -1,4 +1,5 @@
--- ENQUEUE_MANY: store and queue a batch of messages of one queue in one script.
+-- ENQUEUE_MANY: store and queue a batch of messages of one queue in one script (built after
+-- enqueue_start.lua).
 --
 -- KEYS (one queue, one hashtag): queued, scheduled, info, params, stats
 -- ARGV[1]  delay in ms (0: queue now; > 0: schedule every message of the batch)
@@ -12,17 +13,10 @@
 -- metadata; the queue push and the params are then written with one command per
 -- CHUNK messages, so a batch costs about one Redis command per message.
 local CHUNK = 500
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local delay = tonumber(ARGV[1]) or 0
 local shared = string.sub(ARGV[2], 2, -2)
 if shared ~= '' then shared = shared .. ',' end
-local tail
-if delay > 0 then
-  tail = '"state":"scheduled","enqueued_at":' .. now .. ',"due_at":' .. (now + delay) .. '}'
-else
-  tail = '"state":"queued","enqueued_at":' .. now .. '}'
-end
+local tail = state_fields(delay)
 
 local statuses, ids, params, stored = {}, {}, {}, 0
 

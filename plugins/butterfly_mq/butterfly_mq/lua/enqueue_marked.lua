@@ -1,6 +1,7 @@
--- ENQUEUE_MARKED: ENQUEUE and its ready mark in one script, where the queue's keys and the
--- ready index live on the same server (a single Redis; a Twemproxy backend holding both tags:
--- the producer checks once per topic). Redis Cluster never runs it (keys of two slots).
+-- ENQUEUE_MARKED: ENQUEUE and its ready mark in one script (built after enqueue_start.lua),
+-- where the queue's keys and the ready index live on the same server (a single Redis; a
+-- Twemproxy backend holding both tags: the producer checks once per topic). Redis Cluster
+-- never runs it (keys of two slots).
 --
 -- KEYS  queued, scheduled, info, params, stats (the queue's), then ready, ready_counter,
 --       ready_epoch, ready_bell (the ready index's: see MARK_READY in ready.py)
@@ -16,16 +17,8 @@
 -- consumers' sweep as before). A delayed message is always marked. PERF: every redis.call
 -- costs about as much as the command it runs; a message pushed behind others costs five.
 local id = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local delay = tonumber(ARGV[4]) or 0
-local extra
-if delay > 0 then
-  extra = ',"state":"scheduled","enqueued_at":' .. now .. ',"due_at":' .. (now + delay) .. '}'
-else
-  extra = ',"state":"queued","enqueued_at":' .. now .. '}'
-end
-if redis.call('HSETNX', KEYS[3], id, string.sub(ARGV[3], 1, -2) .. extra) == 0 then return 0 end
+if not store_new(id, ARGV[3], delay) then return 0 end
 local mark
 if delay > 0 then
   redis.call('ZADD', KEYS[2], now + delay, id)
