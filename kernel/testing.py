@@ -10,8 +10,10 @@ environment, temp data/log dirs), ``live_server`` (a real waitress server on a f
 port), ``captured_logs`` (structlog events as dicts), ``isolated_logging`` (undo a
 test's changes to logging), ``redis_server`` (a private ``redis-server`` per
 session), ``chromium`` (headless Chromium through Playwright). Helpers:
-:class:`Client` (in-process WSGI client), :func:`free_port`, :class:`RedisServer`,
-:func:`hermetic_environ` (``os.environ`` without Butterfly's settings, for subprocesses).
+:class:`Client` (in-process WSGI client), :func:`free_port`, :func:`port_accepts`,
+:func:`wait_for`, :class:`RedisServer`, :class:`ServerProcess` (``butterfly run`` as a
+real subprocess), :func:`hermetic_environ` (``os.environ`` without Butterfly's settings,
+for subprocesses).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json as jsonlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import pytest
@@ -37,7 +40,10 @@ import structlog
 
 from kernel import logs
 from kernel.app import Kernel
+from kernel.daemon import child_pids
 from kernel.server import Server
+
+_T = TypeVar("_T")
 
 #: Environment variables that configure the test kit itself, kept by :func:`hermetic_environ`.
 TEST_ENV_PREFIX = "BUTTERFLY_TEST_"
@@ -97,6 +103,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP connection to ``host:port`` succeeds now (it is closed at once)."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], _T], timeout: float = 30, what: str = "condition") -> _T:
+    """Call ``condition`` every 50 ms until it returns something true, and return that.
+
+    :param condition: what to wait for (may raise, which ends the wait)
+    :param timeout: seconds before giving up
+    :param what: named in the failure
+    :raises AssertionError: ``timed out waiting for <what>``
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class TestResponse:
@@ -323,6 +355,100 @@ def live_server(isolated_logging: None) -> Iterator[Callable[[Kernel], LiveServe
     yield factory
     for server in servers:
         server.stop()
+
+
+class ServerProcess:
+    """``butterfly run`` as a real subprocess (``python -m kernel run --port <port>``).
+
+    For what only a real process shows: signals (SIGHUP, SIGTERM), ``--workers``, what
+    reaches stdout. Build ``env`` from :func:`hermetic_environ`, so a developer's shell
+    cannot change what the server sees; kill it at teardown (:meth:`kill`).
+
+    :param cwd: the working directory (its ``butterfly.toml``, ``data/`` and ``logs/``)
+    :param env: the server's whole environment
+    :param stdout: the file under ``cwd`` that collects the output (appended)
+    :param stderr: a file under ``cwd`` for stderr alone; default: with the output
+    :param port: the port to serve on; default: :func:`free_port`
+    """
+
+    def __init__(
+        self,
+        cwd: Path,
+        env: Mapping[str, str],
+        *,
+        stdout: str = "server.log",
+        stderr: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.cwd = cwd
+        self.env = dict(env)
+        self.stdout = cwd / stdout
+        self.stderr = None if stderr is None else cwd / stderr
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *args: str, timeout: float = 30) -> ServerProcess:
+        """Start ``butterfly run --port <port> args...`` and wait until :meth:`ready`.
+
+        :param args: more ``run`` arguments (``--workers``, ``--pid-file``, ...)
+        :param timeout: seconds to wait
+        :raises AssertionError: the process exited first (the message holds its output), or
+            it was not ready in time
+        """
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        with self.stdout.open("ab") as out:
+            if self.stderr is None:
+                self.process = self._popen(args, out, subprocess.STDOUT)
+            else:
+                with self.stderr.open("ab") as err:
+                    self.process = self._popen(args, out, err)
+        process = self.process
+
+        def started() -> bool:
+            assert process.poll() is None, f"the server exited with status {process.returncode}:\n{self.output()}"
+            return self.ready()
+
+        wait_for(started, timeout, what="the server to be ready")
+        return self
+
+    def ready(self) -> bool:
+        """Whether the server is ready: its port accepts connections (override to ask more)."""
+        return port_accepts(self.port)
+
+    def _popen(self, args: tuple[str, ...], stdout: Any, stderr: Any) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kernel", "run", "--port", str(self.port), *args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+    def output(self) -> str:
+        """What the process wrote so far: the output file, then the stderr file if separate."""
+        files = [self.stdout] if self.stderr is None else [self.stdout, self.stderr]
+        return "".join(path.read_text() for path in files if path.exists())
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (a graceful drain) and wait for the exit.
+
+        :return: the exit status
+        """
+        assert self.process is not None, "the server was not started"
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the server's workers (``--workers``) and the server, if still running."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for pid in child_pids(self.process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # exited meanwhile
+        self.process.kill()
+        self.process.wait()
 
 
 class RedisServer:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 
 import pytest
 
-from kernel.testing import free_port
+from kernel.testing import ServerProcess, wait_for
 
 # A handler that blocks until the test opens the gate (no sleeps: the test decides).
 GATE_PLUGIN = """
@@ -47,24 +46,6 @@ def butterfly_shutdown(kernel):
 DEADLINE = 20
 
 
-def wait_until(predicate, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 def refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -86,28 +67,24 @@ def read_reply(sock: socket.socket) -> tuple[int, bytes]:
 def server(butterfly_cli):
     """Start ``butterfly run`` with the gate plugin; kill it at teardown if still alive."""
     butterfly_cli.write_plugin("gate_plugin", GATE_PLUGIN)
-    started = []
+    started: list[ServerProcess] = []
 
     def start(pid_file=None, **env):
-        port = free_port()
         extra = ["--pid-file", str(pid_file)] if pid_file else []
-        proc = butterfly_cli.popen("run", "--port", str(port), *extra, env=env)
-        started.append(proc)
-        wait_until(lambda: accepts(port) or proc.poll() is not None, "the server to listen")
-        assert proc.poll() is None, (butterfly_cli.cwd / "proc.log").read_text()
-        return proc, port
+        made = ServerProcess(butterfly_cli.cwd, {**butterfly_cli.env, **env}, stdout="proc.log")
+        started.append(made)
+        made.start(*extra, timeout=DEADLINE)  # fails with proc.log if the server exits first
+        return made.process, made.port
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    for made in started:
+        made.kill()
 
 
 def send_slow_request(cli, port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
     sock.sendall(b"GET /gate/slow HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-    wait_until(lambda: (cli.cwd / "gate" / "started").exists(), "the handler to start")
+    wait_for(lambda: (cli.cwd / "gate" / "started").exists(), DEADLINE, "the handler to start")
     return sock
 
 
@@ -118,7 +95,7 @@ def test_signal_drains_in_flight_request_and_refuses_new_connections(butterfly_c
     sock = send_slow_request(butterfly_cli, port)
 
     proc.send_signal(signum)
-    wait_until(lambda: refused(port), "the listening socket to close")
+    wait_for(lambda: refused(port), DEADLINE, "the listening socket to close")
     assert proc.poll() is None, "the server must wait for the in-flight request"
     assert not (butterfly_cli.cwd / "gate" / "release").exists()
 

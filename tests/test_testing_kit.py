@@ -4,6 +4,7 @@ fixture, and the example of docs/testing.md passing in a folder of its own."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -11,9 +12,12 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import butterfly_store.testing
 import kernel.testing
-from kernel.testing import hermetic_environ
+from kernel.plugins import ENTRY_POINT_GROUP
+from kernel.testing import ServerProcess, hermetic_environ, port_accepts, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "testing.md"
@@ -90,3 +94,33 @@ def test_the_docs_example_passes_with_the_entry_point_alone(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"^6 passed", done.stdout, re.M), done.stdout
+
+
+def test_wait_for_returns_the_value_or_fails_naming_what_it_waited_for():
+    answers = iter([0, None, "ready"])
+    assert wait_for(lambda: next(answers), timeout=5, what="the third answer") == "ready"
+    with pytest.raises(AssertionError, match=r"^timed out waiting for the flag$"):
+        wait_for(lambda: False, timeout=0.2, what="the flag")
+
+
+def test_server_process_starts_stops_and_reports_an_early_exit(tmp_path):
+    installed = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    env = {**hermetic_environ(), "BUTTERFLY_DISABLE_PLUGINS": ",".join(sorted(installed))}
+    server = ServerProcess(tmp_path / "good", env)
+    try:
+        assert server.start() is server and port_accepts(server.port)
+        assert server.stop() == 0
+        assert not port_accepts(server.port)
+        assert '"event": "serving"' in server.output()
+    finally:
+        server.kill()
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "butterfly.toml").write_text("[server]\nthreads_typo = 4\n")
+    broken = ServerProcess(tmp_path / "bad", env, stdout="out.log", stderr="err.log")
+    try:
+        with pytest.raises(AssertionError, match=r"the server exited with status 1:\n(.|\n)*unknown setting"):
+            broken.start()
+        assert "unknown setting [server] threads_typo" in (tmp_path / "bad" / "err.log").read_text()
+    finally:
+        broken.kill()

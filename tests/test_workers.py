@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import threading
 import time
 import urllib.error
@@ -15,7 +14,7 @@ import urllib.request
 import pytest
 
 from kernel.daemon import child_pids, is_server_alive, read_pid
-from kernel.testing import free_port
+from kernel.testing import ServerProcess, free_port, port_accepts, wait_for
 
 PROBE_PLUGIN = """
 import os
@@ -60,18 +59,27 @@ def butterfly_startup(kernel):
 @pytest.fixture
 def cli(butterfly_cli):
     butterfly_cli.write_plugin("probe_plugin", PROBE_PLUGIN)
-    started: list[int] = []
-    butterfly_cli.started = started
     yield butterfly_cli
-    # never leave a process behind, whatever the test did
-    for pid in started:
-        for worker in child_pids(pid):
-            os.kill(worker, signal.SIGKILL)
-        if is_server_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    # never leave a daemon behind (`butterfly start`), whatever the test did
     daemon = read_pid(butterfly_cli.cwd / "data" / "butterfly.pid")
     if daemon is not None and is_server_alive(daemon):
         os.killpg(daemon, signal.SIGKILL)
+
+
+@pytest.fixture
+def serve(cli):
+    """``serve(*args)``: ``butterfly run --port <free port> args...`` in ``cli``'s folder, output
+    in ``proc.log``; returns once the port accepts. Killed with its workers at teardown."""
+    servers: list[ServerProcess] = []
+
+    def factory(*args: str) -> ServerProcess:
+        server = ServerProcess(cli.cwd, cli.env, stdout="proc.log")
+        servers.append(server)
+        return server.start(*args)
+
+    yield factory
+    for server in servers:
+        server.kill()
 
 
 def get(port: int, path: str, timeout: float = 30) -> dict:
@@ -92,31 +100,12 @@ def answering_pids(port: int, want: set[int], timeout: float = 30) -> set[int]:
     return seen
 
 
-def wait_for(condition, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def port_accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_start_two_workers_kill_one_and_stop(cli):
     port = free_port()
     started = cli.run("start", "--port", str(port), "--workers", "2")
     assert started.returncode == 0, started.stderr
     supervisor = read_pid(cli.cwd / "data" / "butterfly.pid")
-    cli.started.append(supervisor)
     workers = wait_for(lambda: (pids := child_pids(supervisor)) and len(pids) == 2 and pids, what="two workers")
     # both workers answer on the one port
     assert answering_pids(port, set(workers)) == set(workers)
@@ -155,12 +144,10 @@ def test_start_two_workers_kill_one_and_stop(cli):
 
 
 @pytest.mark.slow
-def test_sigterm_drains_in_flight_requests_of_every_worker(cli):
-    port = free_port()
+def test_sigterm_drains_in_flight_requests_of_every_worker(cli, serve):
     pid_file = cli.cwd / "run.pid"
-    process = cli.popen("run", "--port", str(port), "--workers", "2", "--pid-file", str(pid_file))
-    cli.started.append(process.pid)
-    wait_for(lambda: port_accepts(port), what="the port to accept")
+    server = serve("--workers", "2", "--pid-file", str(pid_file))  # returns once the port accepts
+    process, port = server.process, server.port
     assert read_pid(pid_file) == process.pid
     workers = wait_for(lambda: (pids := child_pids(process.pid)) and len(pids) == 2 and pids, what="two workers")
     assert answering_pids(port, set(workers)) == set(workers)
@@ -204,10 +191,9 @@ def test_sigterm_drains_in_flight_requests_of_every_worker(cli):
 
 
 @pytest.mark.slow
-def test_workers_drain_and_exit_when_the_supervisor_is_killed(cli):
-    port = free_port()
-    process = cli.popen("run", "--port", str(port), "--workers", "2")
-    cli.started.append(process.pid)
+def test_workers_drain_and_exit_when_the_supervisor_is_killed(cli, serve):
+    server = serve("--workers", "2")
+    process, port = server.process, server.port
     workers = wait_for(lambda: (pids := child_pids(process.pid)) and len(pids) == 2 and pids, what="two workers")
     assert answering_pids(port, set(workers)) == set(workers)
     process.kill()
@@ -230,11 +216,10 @@ def test_a_config_error_stops_the_supervisor_at_once(cli):
 
 
 @pytest.mark.slow
-def test_a_worker_crash_looping_at_start_up_makes_the_supervisor_give_up(cli):
+def test_a_worker_crash_looping_at_start_up_makes_the_supervisor_give_up(cli, serve):
     cli.write_plugin("crash_plugin", CRASH_WHEN_TOLD_PLUGIN)
-    port = free_port()
-    process = cli.popen("run", "--port", str(port), "--workers", "2")
-    cli.started.append(process.pid)
+    server = serve("--workers", "2")
+    process, port = server.process, server.port
     workers = wait_for(lambda: (pids := child_pids(process.pid)) and len(pids) == 2 and pids, what="two workers")
     assert answering_pids(port, set(workers)) == set(workers)
 

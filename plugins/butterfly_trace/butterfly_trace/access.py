@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from butterfly_trace.files import RotatingWriter, StreamWriter
 from butterfly_trace.redact import Redactor
 from butterfly_trace.traceparent import TRACE_CONTEXT
+from butterfly_trace.writers import RotatingWriter, StreamWriter
 from kernel import logs as kernel_logs
 
 if TYPE_CHECKING:

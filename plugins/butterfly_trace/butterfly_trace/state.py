@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from butterfly_trace import files, reopen
+from butterfly_trace import files, reopen, writers
 from butterfly_trace.access import AccessLog
 from butterfly_trace.client_ip import TrustedProxies, parse_networks
 from butterfly_trace.config import SECTION
@@ -57,9 +57,9 @@ class TraceState:
         else:
             keys.append(files.acquire_root_handlers(self.log_dir, logs.make_formatter(fmt), max_bytes, backups))
         if settings.access_log:
-            writer: files.RotatingWriter | files.StreamWriter
+            writer: writers.RotatingWriter | writers.StreamWriter
             if to_stdout:
-                writer = files.STDOUT
+                writer = writers.STDOUT
             else:
                 path = self.log_dir / "acc.log"
                 writer = files.acquire_writer(path, max_bytes, backups)

@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from butterfly_trace.traceparent import Incoming, parse
-from kernel.testing import Client
+from kernel.testing import Client, wait_for
 
-from .servers import Server, json_lines, wait_for
+from .servers import Server, json_lines
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from kernel.daemon import child_pids, is_server_alive
+from kernel.testing import wait_for
 
-from .servers import PROBE, Server, json_lines, wait_for
+from .servers import PROBE, Server, json_lines
 
 
 @pytest.fixture
