@@ -9,7 +9,10 @@ Every server answers ``/demo_api/hello?str_info=x`` with ``{"stat":"OK","str_inf
 * **butterfly-router-trace** — the same, with every plugin but router and trace
   switched off with ``BUTTERFLY_DISABLE_PLUGINS`` (the row this benchmark showed before);
 * **falcon**, **flask** — the same endpoint in those frameworks (:mod:`apps`);
-* **raw** — a hand-written WSGI callable (:mod:`apps`), the floor.
+* **raw** — a hand-written WSGI callable (:mod:`apps`), the floor;
+* **raw-waitress-defaults** — the same callable on waitress as it ships: Butterfly
+  sets waitress's ``send_bytes`` (``[server] send_buffer``), the peers above get the
+  same setting, this row shows what it is worth.
 
 All get the same waitress thread count. Servers are pinned to one CPU and ``wrk``
 to another (``taskset``); after a warm-up, rounds are interleaved (the server
@@ -51,6 +54,7 @@ START_MARK, END_MARK = "<!-- http-results:start -->", "<!-- http-results:end -->
 #: The plugins of the ``butterfly-router-trace`` row (DESIGN §9: router + trace).
 ROUTER_TRACE = {"router", "trace"}
 HEADLINE = "butterfly-full"
+RAW_DEFAULTS = "raw-waitress-defaults"
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: Issue 11's targets for the headline row: ratio to these servers, per the medians.
@@ -122,12 +126,14 @@ def make_servers(args: argparse.Namespace, work: Path) -> list[Server]:
         port = free_port()
         env = butterfly_env(base_env, work, name, port, args.threads, all_plugins)
         servers.append(Server(name, [*pin, python, "-m", "kernel", "run"], env, port))
-    for name in ("falcon", "flask", "raw"):
+    for name in ("falcon", "flask", "raw", RAW_DEFAULTS):
         if name not in args.only:
             continue
         port = free_port()
-        argv = [*pin, python, str(Path(__file__).with_name("serve.py")), name]
+        argv = [*pin, python, str(Path(__file__).with_name("serve.py")), name.removesuffix("-waitress-defaults")]
         argv += ["--port", str(port), "--threads", str(args.threads)]
+        if name == RAW_DEFAULTS:
+            argv.append("--waitress-defaults")
         servers.append(Server(name, argv, dict(base_env), port))
     return servers
 
@@ -242,7 +248,7 @@ def ratio_rows(servers: list[Server]) -> list[tuple[str, list[float], float]]:
     by_name = {server.name: server for server in servers}
     rows = []
     for mine in (HEADLINE, "butterfly-router-trace"):
-        for peer in ("raw", "falcon", "flask"):
+        for peer in ("raw", "falcon", "flask", RAW_DEFAULTS):
             if mine not in by_name or peer not in by_name:
                 continue
             ours, theirs = by_name[mine].rps, by_name[peer].rps
@@ -301,7 +307,7 @@ def write_readme(section: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    names = [HEADLINE, "butterfly-router-trace", "falcon", "flask", "raw"]
+    names = [HEADLINE, "butterfly-router-trace", "falcon", "flask", "raw", RAW_DEFAULTS]
     parser = argparse.ArgumentParser(description="Butterfly (full install) vs Falcon, Flask and raw WSGI on waitress.")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
