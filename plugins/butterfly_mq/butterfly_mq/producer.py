@@ -84,12 +84,17 @@ _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
 
 
-def _lineage() -> tuple[str | None, str | None]:
-    """The producing request's reqid and W3C ``traceparent`` (from the log context the
-    trace plugin binds: ``trace_id`` and ``span_id``), each ``None`` when unknown."""
+#: Longest ``tracestate`` sent on (the trace plugin binds at most this much).
+_TRACESTATE_LIMIT = 512
+
+
+def _lineage() -> tuple[str | None, str | None, str | None]:
+    """The producing request's reqid, W3C ``traceparent`` and ``tracestate`` (from the log
+    context the trace plugin binds: ``trace_id``, ``span_id``, ``tracestate``), each
+    ``None`` when unknown; no tracestate without a traceparent."""
     context = structlog.contextvars.get_contextvars()
     trace_id, span_id = context.get("trace_id"), context.get("span_id")
-    traceparent = None
+    traceparent = tracestate = None
     if (
         isinstance(trace_id, str)
         and isinstance(span_id, str)
@@ -97,7 +102,11 @@ def _lineage() -> tuple[str | None, str | None]:
         and _SPAN_ID.fullmatch(span_id)
     ):
         traceparent = f"00-{trace_id}-{span_id}-01"
-    return context.get("reqid"), traceparent
+        # NOTE: the trace plugin checked it (W3C grammar); this only keeps the message sane.
+        state = context.get("tracestate")
+        if isinstance(state, str) and len(state) <= _TRACESTATE_LIMIT and state.isascii() and state.isprintable():
+            tracestate = state
+    return context.get("reqid"), traceparent, tracestate
 
 
 def resolve(
@@ -266,11 +275,13 @@ def shared_info_fields(topic: str, ttl: float | None, retries: int | None) -> st
     (``check_topic``, ``check_msg_id``), the producer is encoded once per process.
     """
     fields = f'"topic":"{topic}","created_at":{int(time.time() * 1000)},"attempts":0,"producer":{_PRODUCER_JSON}'
-    reqid, traceparent = _lineage()
+    reqid, traceparent, tracestate = _lineage()
     if reqid:
         fields += f',"reqid":{json.dumps(str(reqid))}'
     if traceparent:  # hex and dashes only
         fields += f',"traceparent":"{traceparent}"'
+    if tracestate:  # may hold quotes and backslashes
+        fields += f',"tracestate":{json.dumps(tracestate)}'
     if ttl:
         fields += f',"ttl":{int(ttl * 1000)}'
     if retries is not None:

@@ -2,8 +2,9 @@
 
 A message runs as ``kernel.call(topic, params, source="mq", parent_reqid=<producer
 reqid>, reqid=<msg_id>)``: the same hooks as HTTP (reqid, access log with method
-``QUEUE``, authorization, error logging). The producer's W3C ``traceparent`` is
-bound in the log context around the call, so the run continues the producer's trace.
+``QUEUE``, authorization, error logging). The producer's W3C ``traceparent`` (and
+``tracestate``, when the message has one) is bound in the log context around the call,
+so the run continues the producer's trace.
 """
 
 from __future__ import annotations
@@ -89,8 +90,12 @@ def run_message(kernel: Any, message: Popped, config: MQConfig, worker: str) -> 
         _last_request.reqid = _last_request.error = None
         traceparent = info.get("traceparent")
         if isinstance(traceparent, str):
-            # NOTE: the trace plugin continues this trace in the call (it validates the value)
-            structlog.contextvars.bind_contextvars(traceparent=traceparent)
+            # NOTE: the trace plugin continues this trace in the call (it validates both values)
+            tracestate = info.get("tracestate")
+            if isinstance(tracestate, str):
+                structlog.contextvars.bind_contextvars(traceparent=traceparent, tracestate=tracestate)
+            else:
+                structlog.contextvars.bind_contextvars(traceparent=traceparent)
         try:
             response = kernel.call(
                 message.topic, params, source="mq", parent_reqid=info.get("reqid"), reqid=message.msg_id

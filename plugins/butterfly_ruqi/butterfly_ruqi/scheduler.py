@@ -212,9 +212,10 @@ class Scheduler:
         fire, spec = run.fire, run.spec
         # NOTE: each run starts a W3C trace: its lines, the route it calls and the URL an http
         # job requests (traceparent) carry it; trace_id/span_id as the trace plugin binds them.
+        # A new trace has no tracestate: Ellipsis is structlog's "unset".
         ids = os.urandom(24).hex()
         structlog.contextvars.bind_contextvars(
-            ruqi_job=fire.job_id, ruqi_fire_id=fire.fire_id, trace_id=ids[:32], span_id=ids[32:]
+            ruqi_job=fire.job_id, ruqi_fire_id=fire.fire_id, trace_id=ids[:32], span_id=ids[32:], tracestate=...
         )
         started = now_ms()
         try:
@@ -241,6 +242,6 @@ class Scheduler:
         except Exception:
             log.exception("ruqi could not record a run", job_id=fire.job_id, fire_id=fire.fire_id)
         finally:
-            structlog.contextvars.unbind_contextvars("ruqi_job", "ruqi_fire_id", "trace_id", "span_id")
+            structlog.contextvars.unbind_contextvars("ruqi_job", "ruqi_fire_id", "trace_id", "span_id", "tracestate")
             with self._active_lock:
                 self._active -= 1

@@ -5,7 +5,8 @@ and HEAD), ``options``: ``method`` (default ``POST``, as the original),
 ``headers`` (``{name: value}``), ``expected_status`` (a code or a list; default any
 2xx). Every call carries ``X-Ruqi-Fire-Id``, ``X-Ruqi-Scheduled-Time`` and
 ``X-Ruqi-Job-Id`` so the target can drop a duplicate, and the run's W3C
-``traceparent`` (each run starts a trace).
+``traceparent`` (each run starts a trace), with the ``tracestate`` bound beside it in
+the log context when there is one (a scheduled run starts a trace, so it has none).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class HttpJob(JobType):
         trace_id, span_id = context.get("trace_id"), context.get("span_id")
         if isinstance(trace_id, str) and isinstance(span_id, str):
             headers["traceparent"] = f"00-{trace_id}-{span_id}-01"  # the run's trace (scheduler)
+            tracestate = context.get("tracestate")  # checked by the trace plugin that bound it
+            if isinstance(tracestate, str) and tracestate.isascii() and tracestate.isprintable():
+                headers["tracestate"] = tracestate
         body = None
         if method not in BODYLESS:
             body = json.dumps(spec.payload).encode()

@@ -24,7 +24,8 @@ from kernel import logs as kernel_logs
 if TYPE_CHECKING:
     from kernel import Request, Response
 
-#: Field order of every access-log record.
+#: Field order of every access-log record. ``tracestate`` (after ``span_id``) is there only
+#: when the request's trace has one (see :mod:`butterfly_trace.tracestate`).
 FIELDS = (
     "time",
     "ip",
@@ -273,6 +274,7 @@ class AccessLog:
             "parent_reqid": parent,
             "trace_id": trace.trace_id if trace else None,
             "span_id": trace.span_id if trace else None,
+            **({"tracestate": trace.tracestate} if trace and trace.tracestate else {}),
             "method": method,
             "path": path,
             "status": status,
@@ -308,6 +310,8 @@ class AccessLog:
             params_json = _NO_PARAMS[params is None]
         # NOTE: trace and span ids are hex by construction (traceparent.py): no escaping.
         trace_json = f'"trace_id":"{trace.trace_id}","span_id":"{trace.span_id}"' if trace else _NO_TRACE
+        if trace and trace.tracestate:  # checked, but it may hold quotes and backslashes
+            trace_json += f',"tracestate":{_encode_str(trace.tracestate)}'
         text = (
             f'{{"time":"{self._time(started)}","ip":{_json_str(ip)},'
             f'"reqid":{_json_str(reqid)},"parent_reqid":{_json_str(parent)},{trace_json},'

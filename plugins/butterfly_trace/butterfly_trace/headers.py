@@ -43,7 +43,10 @@ def add_trace_headers(request: Request, response: Response) -> None:
     """Append ``x-reqid``, ``traceparent`` (this request's span), ``x-cost`` (seconds, 6
     decimals) and ``Server-Timing``.
 
-    Nothing here names the host or a version.
+    Nothing here names the host or a version. ``tracestate`` is not echoed: the
+    specification asks for it on requests sent on, not on replies; Butterfly adds no member,
+    so the caller would only get its own value back, and every reply would carry up to 512
+    client-chosen bytes.
     """
     elapsed = perf_counter() - request.start_time  # PERF: request.elapsed() without the call
     timings = request.timings

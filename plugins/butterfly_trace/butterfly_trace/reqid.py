@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from structlog.contextvars import bind_contextvars, clear_contextvars, reset_contextvars
 
-from butterfly_trace.traceparent import TRACE_CONTEXT, TraceContext, child_of, continue_from, parse, start
+from butterfly_trace import tracestate
+from butterfly_trace.traceparent import SAMPLED, TRACE_CONTEXT, TraceContext, child_of, continue_from, parse, start
 
 if TYPE_CHECKING:
     from kernel import Request
@@ -75,38 +76,52 @@ def _structlog_vars(*names: str) -> tuple[contextvars.ContextVar[Any], ...]:
 # MQ producer reads it for lineage).
 #
 # ``trace_id`` and ``span_id`` (this request's span) are bound the same way, and are
-# what an MQ producer or a ruqi HTTP job sends on as ``traceparent``. ``traceparent``
-# bound by someone else (the MQ consumer, before it runs a message) is the incoming
-# context of the next in-process call.
-_REQID_VAR, _PARENT_VAR, _TRACE_VAR, _SPAN_VAR, _INCOMING_VAR = _structlog_vars(
-    "reqid", "parent_reqid", "trace_id", "span_id", "traceparent"
+# what an MQ producer or a ruqi HTTP job sends on as ``traceparent``; ``tracestate``
+# (the trace's checked tracestate, bound only when there is one) goes with them.
+# ``traceparent`` bound by someone else (the MQ consumer, before it runs a message) is
+# the incoming context of the next in-process call, with the ``tracestate`` bound beside it.
+_REQID_VAR, _PARENT_VAR, _TRACE_VAR, _SPAN_VAR, _INCOMING_VAR, _STATE_VAR = _structlog_vars(
+    "reqid", "parent_reqid", "trace_id", "span_id", "traceparent", "tracestate"
 )
 
 
 def assign_trace(request: Request, outer: Request | None) -> TraceContext:
     """Give ``request`` its :class:`TraceContext` (``request.ctx["trace.context"]``).
 
-    HTTP: a valid ``traceparent`` header is continued, anything else starts a new
-    trace. An in-process call continues, in this order, the request that made it
-    (``outer``), the ``traceparent`` bound in the log context (an MQ message's), the
-    ``trace_id``/``span_id`` bound there (a ruqi run, a xingqiao job), else starts one.
+    HTTP: a valid ``traceparent`` header is continued, with the ``tracestate`` header
+    when that is valid; anything else starts a new trace, without tracestate. An
+    in-process call continues, in this order, the request that made it (``outer``), the
+    ``traceparent`` bound in the log context (an MQ message's), the
+    ``trace_id``/``span_id`` bound there (a ruqi run, a xingqiao job), else starts one;
+    what it continues keeps its tracestate (``outer``'s, or the ``tracestate`` bound in
+    the log context, checked again).
 
     :param outer: the request being handled on this thread, if any
     """
     if request.source == "http":
-        incoming = parse(request.environ.get("HTTP_TRACEPARENT"))
-        trace = continue_from(incoming) if incoming is not None else start()
+        environ = request.environ
+        incoming = parse(environ.get("HTTP_TRACEPARENT"))
+        if incoming is None:
+            trace = start()
+        else:
+            # PERF: without a tracestate header this is one dict lookup.
+            state = environ.get("HTTP_TRACESTATE")
+            trace = continue_from(incoming, tracestate.parse(state) if state is not None else None)
     else:
         outer_trace = outer.ctx.get(TRACE_CONTEXT) if outer is not None else None
         if outer_trace is not None:
-            trace = child_of(outer_trace.trace_id, outer_trace.span_id, outer_trace.flags)
+            trace = child_of(outer_trace.trace_id, outer_trace.span_id, outer_trace.flags, outer_trace.tracestate)
         else:
             incoming = parse(_INCOMING_VAR.get())
             if incoming is not None:
-                trace = continue_from(incoming)
+                trace = continue_from(incoming, tracestate.parse(_STATE_VAR.get()))
             else:
                 incoming = parse(f"00-{_TRACE_VAR.get()}-{_SPAN_VAR.get()}-01")
-                trace = child_of(incoming.trace_id, incoming.parent_id) if incoming is not None else start()
+                if incoming is not None:
+                    state = tracestate.parse(_STATE_VAR.get())
+                    trace = child_of(incoming.trace_id, incoming.parent_id, SAMPLED, state)
+                else:
+                    trace = start()
     request.ctx[TRACE_CONTEXT] = trace
     return trace
 
@@ -118,9 +133,15 @@ def bind_request_context(request: Request) -> None:
     ``kernel.call`` made from inside a handler shows the inner ids and the outer
     request gets its own back afterwards. ``Ellipsis`` is structlog's "unset": a
     request without a parent shows none, even inside one that has one.
+
+    ``tracestate`` is bound when the request's trace has one; an in-process call without
+    one unbinds it, so a caller's value never goes with another trace.
     """
-    # PERF: one ctx entry holding every token.
+    # PERF: one ctx entry holding every token. An HTTP request without tracestate (the
+    # common case) leaves that variable alone: waitress threads start every request with
+    # an empty log context (see unbind_request_context), so it is unset already.
     trace = request.ctx.get(TRACE_CONTEXT)
+    state = trace.tracestate if trace else None
     request.ctx[_TOKENS] = (
         _current.set(request),
         _REQID_VAR.set(request.reqid),
@@ -128,6 +149,7 @@ def bind_request_context(request: Request) -> None:
         _TRACE_VAR.set(trace.trace_id if trace else Ellipsis),
         _SPAN_VAR.set(trace.span_id if trace else Ellipsis),
         _INCOMING_VAR.set(Ellipsis),
+        _STATE_VAR.set(state or Ellipsis) if state is not None or request.source != "http" else None,
     )
 
 
@@ -136,19 +158,21 @@ def unbind_request_context(request: Request) -> None:
     tokens = request.ctx.pop(_TOKENS, None)
     if tokens is None:
         return
-    current_token, reqid_token, parent_token, trace_token, span_token, incoming_token = tokens
+    current_token, reqid_token, parent_token, trace_token, span_token, incoming_token, state_token = tokens
     try:
         _current.reset(current_token)
     except ValueError:  # finished in another context than it started: just forget it
         _current.set(None)
     try:
+        if state_token is not None:
+            _STATE_VAR.reset(state_token)
         _INCOMING_VAR.reset(incoming_token)
         _SPAN_VAR.reset(span_token)
         _TRACE_VAR.reset(trace_token)
         _PARENT_VAR.reset(parent_token)
         _REQID_VAR.reset(reqid_token)
     except ValueError:
-        for var in (_REQID_VAR, _PARENT_VAR, _TRACE_VAR, _SPAN_VAR, _INCOMING_VAR):
+        for var in (_REQID_VAR, _PARENT_VAR, _TRACE_VAR, _SPAN_VAR, _INCOMING_VAR, _STATE_VAR):
             var.set(Ellipsis)
     if request.source == "http" and _current.get() is None:
         # NOTE: waitress reuses its worker threads for unrelated requests; whatever a

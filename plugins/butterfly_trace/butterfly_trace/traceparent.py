@@ -3,7 +3,8 @@
 Every request is one *span* of a *trace*: it keeps the trace id it was given (an
 HTTP ``traceparent`` header, the context an MQ message carries, the request that
 made an in-process call) or starts a new trace, and always gets a span id of its
-own. ``x-reqid`` is kept beside it, unchanged.
+own. ``x-reqid`` is kept beside it, unchanged. The caller's ``tracestate`` goes with
+its trace (:mod:`butterfly_trace.tracestate`); a new trace has none.
 
 An incoming value is checked as the specification says
 (https://www.w3.org/TR/trace-context/#traceparent-header): version ``00`` is exactly
@@ -42,13 +43,16 @@ class TraceContext(NamedTuple):
     """The trace a request belongs to and its own span.
 
     ``parent_id`` is the caller's span (``None`` when the request started the
-    trace); ``flags`` are the caller's sampled bit, or :data:`SAMPLED`.
+    trace); ``flags`` are the caller's sampled bit, or :data:`SAMPLED`; ``tracestate``
+    is the caller's checked ``tracestate`` (:mod:`butterfly_trace.tracestate`), sent on
+    unchanged, or ``None``.
     """
 
     trace_id: str
     span_id: str
     parent_id: str | None
     flags: str
+    tracestate: str | None = None
 
     @property
     def traceparent(self) -> str:
@@ -98,12 +102,18 @@ def start() -> TraceContext:
             return TraceContext(trace_id, span_id, None, SAMPLED)
 
 
-def continue_from(incoming: Incoming) -> TraceContext:
-    """A new span in the caller's trace, keeping the caller's sampled bit."""
+def continue_from(incoming: Incoming, tracestate: str | None = None) -> TraceContext:
+    """A new span in the caller's trace, keeping the caller's sampled bit.
+
+    :param tracestate: the caller's checked ``tracestate``, if any
+    """
     sampled = "01" if int(incoming.flags, 16) & 1 else "00"
-    return TraceContext(incoming.trace_id, new_span_id(), incoming.parent_id, sampled)
+    return TraceContext(incoming.trace_id, new_span_id(), incoming.parent_id, sampled, tracestate)
 
 
-def child_of(trace_id: str, span_id: str, flags: str = SAMPLED) -> TraceContext:
-    """A new span under span ``span_id`` of trace ``trace_id`` (an in-process call)."""
-    return TraceContext(trace_id, new_span_id(), span_id, flags)
+def child_of(trace_id: str, span_id: str, flags: str = SAMPLED, tracestate: str | None = None) -> TraceContext:
+    """A new span under span ``span_id`` of trace ``trace_id`` (an in-process call).
+
+    :param tracestate: the trace's checked ``tracestate``, if any
+    """
+    return TraceContext(trace_id, new_span_id(), span_id, flags, tracestate)

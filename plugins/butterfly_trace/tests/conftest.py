@@ -105,3 +105,45 @@ def _restore_root_level():
     level = root.level
     yield
     root.setLevel(level)
+
+
+RUQI_TEST_HANDLERS = """
+from butterfly_ruqi.jobspec import JobSpec
+from butterfly_ruqi.jobtypes import Fire
+from butterfly_ruqi.types_http import HttpJob
+
+
+def tick(req):
+    return "OK"
+
+
+def call_out(req, url: str):
+    spec = JobSpec("call-out", "call-out", "cron", "0 0 3 * * *", "http", url, options={"method": "GET"}, timeout=30)
+    outcome = HttpJob().run(req.kernel, spec, Fire(1, "call-out", 0, True, "test"))
+    return "OK" if outcome.ok else outcome.output
+"""
+
+
+@pytest.fixture
+def ruqi_with_trace(make_kernel, tmp_path):
+    """store + router + ruqi + trace on SQLite, started, with a ``/ruqi_test/tick`` handler
+    and ``/ruqi_test/call_out?url=`` (runs an ``http`` job's request from inside the request)."""
+    # NOTE: siblings, not dependencies of this distribution: an unpacked sdist skips this
+    router = pytest.importorskip("butterfly_router.plugin")
+    ruqi = pytest.importorskip("butterfly_ruqi.plugin")
+    store = pytest.importorskip("butterfly_store.plugin")
+
+    handlers = tmp_path / "handlers"
+    (handlers / "ruqi_test").mkdir(parents=True)
+    (handlers / "__init__.py").write_text("")
+    (handlers / "ruqi_test" / "__init__.py").write_text(RUQI_TEST_HANDLERS)
+    settings = {
+        "store.url": f"sqlite:///{tmp_path}/ruqi.sqlite",
+        "router.handlers_dir": str(handlers),
+        "ruqi.sync_interval": 0.3,
+    }
+    plugins = [store, router, ruqi, trace_plugin]
+    kernel = make_kernel(plugins=plugins, settings=settings)
+    kernel.startup()
+    yield kernel
+    kernel.shutdown()

@@ -165,31 +165,6 @@ def test_a_message_enqueued_in_a_request_continues_its_trace_in_another_server(t
 # -- ruqi: each run starts a trace; an http job sends it as traceparent ------------------------
 
 
-@pytest.fixture
-def ruqi_with_trace(make_kernel, tmp_path):
-    """store + router + ruqi + trace on SQLite, started, with a ``/ruqi_test/tick`` handler."""
-    # NOTE: siblings, not dependencies of this distribution: an unpacked sdist skips this
-    router = pytest.importorskip("butterfly_router.plugin")
-    ruqi = pytest.importorskip("butterfly_ruqi.plugin")
-    store = pytest.importorskip("butterfly_store.plugin")
-    import butterfly_trace.plugin
-
-    handlers = tmp_path / "handlers"
-    (handlers / "ruqi_test").mkdir(parents=True)
-    (handlers / "__init__.py").write_text("")
-    (handlers / "ruqi_test" / "__init__.py").write_text('def tick(req):\n    return "OK"\n')
-    settings = {
-        "store.url": f"sqlite:///{tmp_path}/ruqi.sqlite",
-        "router.handlers_dir": str(handlers),
-        "ruqi.sync_interval": 0.3,
-    }
-    plugins = [store, router, ruqi, butterfly_trace.plugin]
-    kernel = make_kernel(plugins=plugins, settings=settings)
-    kernel.startup()
-    yield kernel
-    kernel.shutdown()
-
-
 def job(job_id: str, **fields) -> dict:
     return {"job_id": job_id, "job_trigger": "cron", "rule": "0 0 3 * * *", "payload": {}, **fields}
 

@@ -5,7 +5,8 @@ Each task attempt is one message to the task's route, with a deterministic id
 itself, so a business error stat can be retried too) and the job's reqid as the
 producer reqid, so every run's access-log line names the job's request as parent.
 Every task of a job runs in the job's W3C trace (:func:`job_trace`): its messages
-carry it as ``traceparent``, so tracing tools show a job as one trace.
+carry it as ``traceparent``, so tracing tools show a job as one trace. The job's trace
+is not the creating request's, so the request's ``tracestate`` stays behind.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def send_batch(kernel: Any, dispatches: list[Dispatch]) -> list[tuple[Dispatch, 
     first = dispatches[0]
     # NOTE: the producer reqid of a message is the reqid bound in the log context; bind
     # the job's, so a task enqueued by another task's end still names the job as parent.
-    # The same for the trace: the job's, whoever sends the task.
+    # The same for the trace: the job's, whoever sends the task; it has no tracestate
+    # (Ellipsis is structlog's "unset"), whatever the sender's trace had.
     trace = job_trace_of(first.msg_id)
-    lineage = {"trace_id": trace[0], "span_id": trace[1]} if trace else {}
+    lineage = {"trace_id": trace[0], "span_id": trace[1], "tracestate": ...} if trace else {}
     with structlog.contextvars.bound_contextvars(reqid=first.reqid, **lineage):
         result = enqueue_many(
             first.route,
