@@ -38,6 +38,9 @@ DOCS_PAGE = REPO / "docs" / "console.md"
 PASSWORD = "correct horse battery"
 VIEWPORTS = ({"width": 1280, "height": 800}, {"width": 390, "height": 844})
 VISITS_PER_ROUTE = 2
+#: A topic the install pauses by ``[mq] paused`` (its name sorts after the demo_api queues, so
+#: the walk still opens the same queue pages).
+LOCALLY_PAUSED = "/demo_log/emit"
 #: Route kinds that may answer a page (``http``: raw handlers, checked by Content-Type).
 PAGE_KINDS = ("html", "http")
 FAST_HASHING = {"auth.argon2_time_cost": 1, "auth.argon2_memory_kib": 1024, "auth.argon2_parallelism": 1}
@@ -174,6 +177,7 @@ def build_site(base: Path, redis_url: str) -> Site:
         "mq.prefix": f"pages{uuid.uuid4().hex[:6]}",
         "mq.poll_max_interval": 0.2,
         "mq.heartbeat_interval": 0.5,
+        "mq.paused": [LOCALLY_PAUSED],  # canghai: "paused on 1 of 1 instance"
         "ruqi.sync_interval": 0.3,
         **FAST_HASHING,
     }
@@ -193,6 +197,7 @@ def build_site(base: Path, redis_url: str) -> Site:
     state = kernel.extensions["ruqi"]
     wait_for(lambda: get_message(ids["done"], kernel=kernel)["state"] == "finished")
     wait_for(lambda: get_message(ids["failed"], kernel=kernel)["state"] in ("failed", "dead"))
+    kernel.extensions["mq"].pause("/demo_api/steps")  # canghai: "paused" (the flag in Redis)
     wait_for(lambda: service.get_history(state, job_id="tick", status="succeeded")["total"] >= 2)
     from butterfly_xingqiao import jobs
 
@@ -398,6 +403,35 @@ def test_canghai_hides_idle_queues_and_warns_about_queues_without_consumer(site,
             # the per-queue consumer count is served (h3-redis): the queue nobody consumes is flagged
             assert page.locator("#queues tr[data-queue='/reports/nightly'] .pill.unconsumed").count() == 1
             assert "/reports/nightly" in page.inner_text("#no-consumer")
+    finally:
+        context.close()
+
+
+def test_canghai_says_how_each_queue_is_paused_at_two_widths(site, chromium):
+    context = signed_in_context(chromium, site)
+    page = context.new_page()
+    problems = PageProblems(page, site.url)
+    name = site.kernel.extensions["mq"].name
+    try:
+        page.goto(site.url + "/canghai/")
+        wait_for(lambda: page.locator(f"#queues tr[data-queue='{LOCALLY_PAUSED}'] .pill.paused").count() == 1)
+        assert page.inner_text("#queues tr[data-queue='/demo_api/steps'] .pill.paused") == "paused"
+        local = page.locator(f"#queues tr[data-queue='{LOCALLY_PAUSED}'] .pill.paused")
+        assert local.inner_text() == "paused on 1 of 1 instance" and name in (local.get_attribute("title") or "")
+        assert "resume clears the flag and lifts [mq] paused" in page.inner_text("#resume-note")
+        check_layout(page, problems, site, "canghai-paused-overview")
+        page.set_viewport_size(VIEWPORTS[0])
+        page.goto(site.url + "/canghai/queue?queue=/demo_api/steps")
+        assert "Paused on every instance" in page.inner_text("#pause-state")
+        assert "resume clears the flag" in page.inner_text("#resume-effect")
+        check_layout(page, problems, site, "canghai-paused-flag")
+        page.set_viewport_size(VIEWPORTS[0])
+        page.goto(site.url + f"/canghai/queue?queue={LOCALLY_PAUSED}")
+        state = page.inner_text("#pause-state")
+        assert "paused on 1 of 1 instance" in state and name in state
+        assert "No other live instance pops it" in page.inner_text("#still-consuming")
+        assert page.locator("#pause-card button[data-post='/canghai/api/pause']").inner_text() == "pause everywhere"
+        check_layout(page, problems, site, "canghai-paused-locally")
     finally:
         context.close()
 

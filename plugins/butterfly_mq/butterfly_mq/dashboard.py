@@ -97,36 +97,76 @@ def consumers_of(service: Any, topic: str, instances: list[dict[str, Any]] | Non
 
 
 def paused_on(topic: str, instances: list[dict[str, Any]]) -> list[str]:
-    """Live instances that pause ``topic`` on their own (``[mq] paused``), by name."""
+    """Live instances consuming ``topic`` that pause it on their own (``[mq] paused``), by name."""
     return [
         instance["name"]
         for instance in instances
-        if instance["alive"] and topic in (instance.get("counters") or {}).get("paused", ())
+        if instance["alive"]
+        and topic in instance.get("queues", ())
+        and topic in (instance.get("counters") or {}).get("paused", ())
     ]
 
 
+def pause_facts(topic: str, flagged: bool, instances: list[dict[str, Any]]) -> dict[str, Any]:
+    """How ``topic`` is paused, and who still pops it.
+
+    :param flagged: the queue's pause flag in Redis (canghai's or ``butterfly mq pause``)
+    :param instances: the instance list (:meth:`MQService.registry_list`)
+    :return: ``paused_cluster`` (the flag: no instance pops it), ``paused_on`` (live instances
+        consuming it that pause it by ``[mq] paused``), ``consumed_on`` (the other live instances
+        consuming it), ``consumers`` (how many those are) and ``paused`` (either pause holds)
+    """
+    local = paused_on(topic, instances)
+    consumed = [
+        instance["name"]
+        for instance in instances
+        if instance["alive"] and topic in instance.get("queues", ()) and instance["name"] not in local
+    ]
+    return {
+        "paused": flagged or bool(local),
+        "paused_cluster": flagged,
+        "paused_on": local,
+        "consumed_on": consumed,
+        "consumers": len(consumed),
+    }
+
+
 def queues_overview(service: Any, instances: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Counts of every registered queue (one pipelined round trip), each with ``consumers``:
-    how many live instances consume it (0: messages wait until one does).
+    """Counts of every registered queue (one pipelined round trip), each with :func:`pause_facts`:
+    ``consumers`` is how many live instances pop it (0: messages wait until one does).
 
     Pauses: ``paused_cluster`` is the queue's flag in Redis (canghai or ``butterfly mq pause``:
     no instance pops it); ``paused_on`` lists the live instances that pause it on their own
-    (``[mq] paused``); ``paused`` is true when either holds — a resume lifts both.
+    (``[mq] paused``), ``consumed_on`` the live instances that pop it; ``paused`` is true when
+    either pause holds — a resume lifts both.
     """
     rows = counts_for(service.client, registered_topics(service.client, service.config.prefix), service.config.prefix)
     instances = service.registry_list() if instances is None else instances
     for row in rows:
-        row["consumers"] = consumers_of(service, row["name"], instances)
-        row["paused_cluster"] = row["paused"]
-        row["paused_on"] = paused_on(row["name"], instances)
-        row["paused"] = row["paused_cluster"] or bool(row["paused_on"])
+        row.update(pause_facts(row["name"], row["paused"], instances))
     return rows
 
 
+def queue_detail(service: Any, topic: str, instances: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One queue's row as in :func:`queues_overview` (counts and :func:`pause_facts`)."""
+    row = Queue(service.client, topic, service.config.prefix).counts()
+    instances = service.registry_list() if instances is None else instances
+    row.update(pause_facts(topic, row["paused"], instances))
+    return row
+
+
 def api_queues(request: Any) -> Response:
-    """``GET /canghai/api/queues``: counts by state, oldest age, throughput and live consumers per queue."""
+    """``GET /canghai/api/queues``: counts by state, oldest age, throughput, live consumers and
+    pauses per queue."""
     service = service_of(request)
     return Response.json({"stat": "OK", "queues": queues_overview(service)})
+
+
+def api_queue(request: Any) -> Response:
+    """``GET /canghai/api/queue?queue=``: one queue's row as in ``/canghai/api/queues`` (the
+    queue page's facts; a queue nobody used yet answers zeros, as its page does)."""
+    service = service_of(request)
+    return Response.json({"stat": "OK", "queue": queue_detail(service, _topic(request.query))})
 
 
 def api_instances(request: Any) -> Response:
@@ -311,7 +351,7 @@ def api_enqueue_many(request: Any) -> Response:
     return Response.json(reply)
 
 
-READ_ROUTES = {"queues": api_queues, "instances": api_instances, "msgs": api_msgs, "msg": api_msg}
+READ_ROUTES = {"queues": api_queues, "queue": api_queue, "instances": api_instances, "msgs": api_msgs, "msg": api_msg}
 ACTION_ROUTES = {
     "requeue": api_requeue,
     "delete": api_delete,

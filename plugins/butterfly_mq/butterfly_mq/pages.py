@@ -2,9 +2,11 @@
 
 * ``/canghai/``: queues × states; idle queues hidden unless ``?all=1``; a throughput
   sparkline per queue; a warning for queues whose messages wait with no live consumer
-  (when the queue rows carry ``consumers``); live and dead instances.
-* ``/canghai/queue?queue=&state=&page=``: one page of a queue's messages, with
-  requeue / delete / empty buttons.
+  (when the queue rows carry ``consumers``); "paused" (the flag) or "paused on N of M
+  instances" (``[mq] paused``); live and dead instances.
+* ``/canghai/queue?queue=&state=&page=``: how the queue is paused (its flag: everywhere;
+  ``[mq] paused``: on which instances, and which still pop it) with pause / resume, then
+  one page of its messages, with requeue / delete / empty buttons.
 * ``/canghai/msg?msg_id=``: everything about one message.
 * With the MQ off, ``/canghai/`` explains how to turn it on.
 
@@ -16,9 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from butterfly_mq.dashboard import _topic, lookup_message, message_page, queues_overview, service_of
+from butterfly_mq.dashboard import _topic, lookup_message, message_page, queue_detail, queues_overview, service_of
 from butterfly_mq.keys import STATES, TERMINAL_STATES
-from butterfly_mq.queue import Queue
 from butterfly_router import ui
 from kernel.response import Response
 
@@ -75,10 +76,11 @@ def page_queue(request: Any) -> Response:
     """``/canghai/queue?queue=&state=&page=``: one page of messages with actions.
 
     Without ``state`` it shows the first state (in :data:`OPENING_STATES` order) that has messages.
+    Above them: how the queue is paused (:func:`~butterfly_mq.dashboard.pause_facts`) and who pops it.
     """
     service = service_of(request)
     params = dict(request.query)
-    counts = Queue(service.client, _topic(params), service.config.prefix).counts()
+    counts = queue_detail(service, _topic(params))
     if not params.get("state"):
         params["state"] = next((state for state in OPENING_STATES if counts.get(state)), "queued")
     page = message_page(service, params)

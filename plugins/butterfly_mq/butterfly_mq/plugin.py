@@ -156,6 +156,7 @@ def _canghai_openapi() -> dict:
         "/canghai": query_parameters(all={"type": "string", "maxLength": 10}),
         "/canghai/queue": listing,
         "/canghai/msg": one,
+        "/canghai/api/queue": query_parameters(required=["queue"], queue=topic),
         "/canghai/api/msgs": listing,
         "/canghai/api/msg": one,
         "/canghai/api/requeue": requeue,

@@ -84,3 +84,50 @@ def test_the_commands_and_the_curl(make_kernel, live_server, redis_url, prefix, 
     argv = shlex.split(curl_and_reply.replace("\\\n", " ").replace("http://127.0.0.1:8585", server.url))
     answer = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout)
     assert answer == json.loads(reply_text)
+
+
+def console_block(marker: str) -> tuple[str, str]:
+    """``(command, expected output)`` of the ``console`` block whose command holds ``marker``."""
+    for text in blocks("console"):
+        command, _, output = text.partition("\n")
+        if marker in command:
+            return command.removeprefix("$ "), output
+    raise AssertionError(f"docs/mq.md has no console block running {marker!r}")
+
+
+@pytest.mark.parametrize("redis_mode", ["direct"], indirect=True)
+def test_the_pause_facts_of_one_queue(make_kernel, live_server, redis_url, prefix, mq):
+    """The doc's three instances, one with ``[mq] paused = ["/billing/charge"]``: the curl
+    answers what the doc shows (the instance names are the test's own)."""
+    settings = {"mq.redis_url": redis_url, "mq.prefix": prefix, "mq.heartbeat_interval": 0.5}
+    web_1, web_2, web_3 = (
+        make_kernel(plugins=[butterfly_mq.plugin, Billing()], settings={**settings, **extra})
+        for extra in ({}, {"mq.paused": ["/billing/charge"]}, {})
+    )
+    for kernel in (web_1, web_2, web_3):
+        kernel.startup()
+    names = [kernel.extensions["mq"].name for kernel in (web_1, web_2, web_3)]
+    mq.wait_for(lambda: len([i for i in web_1.extensions["mq"].registry_list() if i["alive"]]) == 3)
+    mq.wait_for(lambda: _paused_by(web_1) == [names[1]])
+    server = live_server(web_1)
+    command, output = console_block("/canghai/api/queue?queue=")
+    run = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command.replace("http://127.0.0.1:8585", server.url)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    shown, answered = ast.literal_eval(output.strip()), ast.literal_eval(run.stdout.strip())
+    assert list(answered) == list(shown)
+    assert {key: answered[key] for key in ("paused", "paused_cluster", "consumers")} == {
+        key: shown[key] for key in ("paused", "paused_cluster", "consumers")
+    }
+    assert answered["paused_on"] == [names[1]] and len(shown["paused_on"]) == 1
+    assert sorted(answered["consumed_on"]) == sorted([names[0], names[2]]) and len(shown["consumed_on"]) == 2
+
+
+def _paused_by(kernel) -> list[str]:
+    from butterfly_mq.dashboard import pause_facts
+
+    return pause_facts("/billing/charge", False, kernel.extensions["mq"].registry_list())["paused_on"]
