@@ -27,13 +27,17 @@ def two_instances(mq_kernel, mq, tmp_path):
     paused_here = mq_kernel(start=True, paused=[TOPIC], **router)
     other = mq_kernel(start=True, **router)
     names = {paused_here.extensions["mq"].name, other.extensions["mq"].name}
-    mq.wait_for(lambda: names <= set(queue_row(other)["paused_on"] + queue_row(other)["consumed_on"]))
+    # NOTE: an instance registers its queues and beats from its own thread after start-up:
+    # until the first beat the queue may not be listed at all.
+    mq.wait_for(
+        lambda: names <= set(row["paused_on"] + row["consumed_on"]) if (row := queue_row(other, None)) else False
+    )
     return paused_here, other
 
 
-def queue_row(kernel) -> dict:
-    """/t/ok's row of ``GET /canghai/api/queues``."""
-    return next(q for q in Client(kernel).get("/canghai/api/queues").json()["queues"] if q["name"] == TOPIC)
+def queue_row(kernel, *missing) -> dict:
+    """/t/ok's row of ``GET /canghai/api/queues`` (``missing`` if given and there is none)."""
+    return next((q for q in Client(kernel).get("/canghai/api/queues").json()["queues"] if q["name"] == TOPIC), *missing)
 
 
 def queue_detail(kernel) -> dict:
