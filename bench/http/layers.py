@@ -7,8 +7,10 @@ and the CPU time per call is printed (best of several repeats, so background loa
 inflates it least). The difference between two rows is the price of what the lower
 row adds.
 
-Usage: ``taskset -c 0 .venv/bin/python bench/http/layers.py [--profile]``
-(``--profile`` adds a cProfile table of the full default install, by function).
+Usage: ``taskset -c 0 .venv/bin/python bench/http/layers.py [--plugins] [--profile]``
+(``--plugins`` adds the full install, access log off, without each plugin in turn — what
+each plugin costs a request; ``--profile`` adds a cProfile table of the full default
+install, by function).
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def full_install(**settings):
 def main() -> int:
     """Print the per-layer table (and the profile with ``--profile``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plugins", action="store_true", help="also the full install without each plugin")
     parser.add_argument("--profile", action="store_true", help="cProfile the full configuration")
     args = parser.parse_args()
     os.chdir(REPO)  # the demo apps of handlers/, as `python -m kernel run` from the repo root
@@ -134,6 +137,18 @@ def main() -> int:
         ("full default install, access log off", full_install(**{"trace.access_log": False})),
         ("full default install (the butterfly-full row of run.py)", full),
     ]
+    if args.plugins:
+        # NOTE: auth, wuxing, ruqi and xingqiao need the store: the store goes last, with them.
+        for off in (
+            ["auth"],
+            ["ruqi"],
+            ["wuxing"],
+            ["xingqiao"],
+            ["mq"],
+            ["xingqiao", "wuxing", "ruqi", "auth", "store"],
+        ):
+            settings = {"trace.access_log": False, "server.disable_plugins": off}
+            rows.append((f"full install, access log off, without {' '.join(off)}", full_install(**settings)))
     print(f"{'CPU µs/call':>12}  layer")
     for (name, _), micros in zip(rows, cpu_microseconds([app for _, app in rows]), strict=True):
         print(f"{micros:12.1f}  {name}", flush=True)
