@@ -12,23 +12,51 @@ subprocesses do not inherit it either) and the working directory becomes an empt
 scratch directory, so a ``Kernel.create()`` or ``butterfly`` run that looks for
 ``./butterfly.toml`` or ``./data`` finds nothing of the developer's. Tests that
 need the repository use paths relative to their own file.
+
+The repository's own packages are byte-compiled first (see :func:`compile_sources`).
 """
 
 from __future__ import annotations
 
+import compileall
 import os
+import re
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from kernel.testing import hermetic_environ
 
 _SCRATCH_CWD = pytest.StashKey[tempfile.TemporaryDirectory]()
+REPO = Path(__file__).resolve().parent
+#: What the suite's subprocesses import from this checkout: the kernel, each plugin's
+#: package, the demo apps.
+SOURCES = [REPO / "_butterfly_cli.py", REPO / "kernel", REPO / "handlers", *sorted(REPO.glob("plugins/*/butterfly_*"))]
+#: Package data (what ``butterfly init`` copies, what the wheels ship as it is): never compiled.
+NOT_COMPILED = re.compile(r"[\\/](templates|lua|static)[\\/]")
+
+
+def compile_sources() -> None:
+    """Byte-compile the repository's packages into their ``__pycache__``; up-to-date files are skipped.
+
+    PERF: pip byte-compiles what it installs, but not an editable install's sources; with
+    ``PYTHONDONTWRITEBYTECODE`` set (as on the machines the suite runs on) no import writes them either, so
+    each of the hundreds of ``python -m kernel`` processes the suite starts compiled the
+    kernel and every plugin again: about 0.1 s each, a third of a one-shot command.
+    Nothing else changes: imports still check each cached file against its source.
+    """
+    for source in SOURCES:
+        if source.is_dir():
+            compileall.compile_dir(source, quiet=2, rx=NOT_COMPILED)
+        elif source.is_file():
+            compileall.compile_file(source, quiet=2)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Scrub Butterfly's environment and move into an empty working directory."""
+    """Compile the sources, scrub Butterfly's environment and move into an empty working directory."""
+    compile_sources()
     clean = hermetic_environ()
     for key in [key for key in os.environ if key not in clean]:
         del os.environ[key]

@@ -18,17 +18,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from kernel.testing import RedisServer, free_port
+from kernel.testing import RedisServer, ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60
@@ -84,9 +82,9 @@ def _env(tmp: Path, port: int, redis_url: str) -> dict[str, str]:
     return env
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
+def _cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "kernel", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "kernel", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -101,74 +99,48 @@ def get(url: str, timeout: float = 10) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-class FullInstall:
+class FullInstall(ServerProcess):
     """The server process, its admin token and its OpenAPI document."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.redis = RedisServer().start()
-        self.port = free_port()
+    def __init__(self, tmp: Path, redis_url: str) -> None:
+        port = free_port()
+        super().__init__(tmp, _env(tmp, port, redis_url), stdout="server.out", port=port)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = _env(tmp, self.port, self.redis.url)
-        _cli(self.env, "auth", "add-user", "fuzzadmin", "--password", ADMIN_PASSWORD, "--role", "admin")
+        _cli(self.env, tmp, "auth", "add-user", "fuzzadmin", "--password", ADMIN_PASSWORD, "--role", "admin")
         self.token = (
-            _cli(self.env, "auth", "add-token", "fuzzadmin", "--label", "schemathesis").strip().splitlines()[-1]
+            _cli(self.env, tmp, "auth", "add-token", "fuzzadmin", "--label", "schemathesis").strip().splitlines()[-1]
         )
-        self.output = open(tmp / "server.out", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kernel", "run"],
-            cwd=REPO,
-            env=self.env,
-            stdout=self.output,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_until_serving()
+        self.document: dict = {}
+
+    def start(self, *args: str, timeout: float = START_TIMEOUT) -> FullInstall:
+        """Serve (the port accepts once every plugin started) and read the OpenAPI document."""
+        super().start(*args, timeout=timeout)
         status, body = get(self.url + "/_meta/openapi.json")
         assert status == 200, body[:300]
         self.document = json.loads(body)
-
-    def _wait_until_serving(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                get(self.url + "/_meta/health", timeout=2)
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no answer in {START_TIMEOUT}s:\n{self.log()}")
-                time.sleep(0.1)
-
-    def log(self) -> str:
-        """The server's console output so far."""
-        return (self.tmp / "server.out").read_text(encoding="utf-8", errors="replace")[-5000:]
+        return self
 
     def operation_ids(self) -> set[str]:
         """Every ``operationId`` of the document."""
         return {op["operationId"] for item in self.document["paths"].values() for op in item.values()}
 
-    def stop(self) -> None:
-        """SIGTERM, wait for the drain, kill as a last resort; then redis."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.output.close()
-        self.redis.stop()
-
 
 @pytest.fixture(scope="module")
 def full_install(tmp_path_factory):
     """The full default install, served by a real process for the whole module."""
-    server = FullInstall(tmp_path_factory.mktemp("fuzz"))
+    redis = RedisServer().start()
     try:
-        yield server
+        server = FullInstall(tmp_path_factory.mktemp("fuzz"), redis.url)
+        try:
+            yield server.start()
+        finally:
+            try:
+                if server.process is not None and server.process.poll() is None:
+                    server.stop(30)  # SIGTERM: the drain
+            finally:
+                server.kill()  # a last resort when it hangs
     finally:
-        server.stop()
+        redis.stop()
 
 
 def handler_chosen_operations(document: dict) -> list[str]:

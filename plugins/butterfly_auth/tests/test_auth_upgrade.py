@@ -13,7 +13,6 @@ import importlib.util
 import json
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from argon2 import PasswordHasher
 
 from butterfly_store import schema
 from butterfly_store.urls import parse_store_url
-from kernel.testing import free_port, hermetic_environ
+from kernel.testing import ServerProcess, hermetic_environ
 
 DATA = Path(__file__).parent / "data"
 SECRET = "s" * 48
@@ -82,46 +81,20 @@ def _old_session(name: str, version: int) -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
-class Server:
-    """``python -m kernel --config ... run`` in a subprocess, its output in a file."""
+class Server(ServerProcess):
+    """``python -m kernel run --config ...`` in a subprocess, its output in ``server.log``."""
 
     def __init__(self, tmp_path: Path, url: str) -> None:
-        self.port = free_port()
+        env = hermetic_environ()
+        env["BUTTERFLY_DISABLE_PLUGINS"] = "mq,ruqi,wuxing,xingqiao"
+        super().__init__(tmp_path, env)
         self.base = f"http://127.0.0.1:{self.port}"
-        config = tmp_path / "butterfly.toml"
-        config.write_text(
+        self.config = tmp_path / "butterfly.toml"
+        self.config.write_text(
             f'[server]\ndata_dir = "{tmp_path / "data"}"\nlog_dir = "{tmp_path / "logs"}"\n'
             f'[store]\nurl = "{url}"\nconnect_backoff = 0.01\n'
             f'[auth]\nsecret = "{SECRET}"\n'
         )
-        env = hermetic_environ()
-        env["BUTTERFLY_DISABLE_PLUGINS"] = "mq,ruqi,wuxing,xingqiao"
-        self.output = tmp_path / "server.log"
-        self.handle = open(self.output, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kernel", "--config", str(config), "run", "--port", str(self.port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=self.handle,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.base + "/_meta/health", timeout=2):
-                    return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"the server did not start:\n{self.log()}")
 
     def request(self, path: str, *, form: dict | None = None, token: str | None = None) -> tuple[int, dict]:
         data = urllib.parse.urlencode(form).encode() if form is not None else None
@@ -134,30 +107,26 @@ class Server:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.handle.close()
-
 
 @pytest.fixture
 def server_on(tmp_path):
+    """``server_on(url)``: a started :class:`Server` (its port accepts once plugins started,
+    schema upgrades included); stopped with SIGTERM at teardown, killed if it hangs."""
     started: list[Server] = []
 
     def start(url: str) -> Server:
         server = Server(tmp_path, url)
         started.append(server)
-        server.wait_ready()
+        server.start("--config", str(server.config), timeout=60)
         return server
 
     yield start
     for server in started:
-        server.stop()
+        try:
+            if server.process is not None and server.process.poll() is None:
+                server.stop(30)
+        finally:
+            server.kill()
 
 
 def _users(url: str) -> dict[str, tuple]:
@@ -176,7 +145,7 @@ def test_a_0_1_database_upgrades_when_0_2_starts(empty_database_url, tmp_path, s
     old_jwt = _old_session("olduser", 2)
 
     server = server_on(empty_database_url)
-    log = server.log()
+    log = server.output()
     assert "auth.0001-user-uid" in log and "auth.0002-api-token-user-version" in log
     assert "retrying" not in log and "cannot connect" not in log
 

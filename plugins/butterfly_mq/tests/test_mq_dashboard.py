@@ -6,6 +6,7 @@ import json
 
 from butterfly_mq import enqueue, get_message
 from butterfly_mq.keys import STATES
+from butterfly_mq.pages import REFRESH_SECONDS
 from kernel.testing import Client
 
 
@@ -147,12 +148,16 @@ def test_dashboard_in_chromium(mq_kernel, mq, live_server, chromium, tmp_path):
     )
     server = live_server(kernel)
     page = chromium.new_page()
+    # NOTE: the page's clock runs as usual, but the test may move it on (``run_for``)
+    # instead of waiting for the live refresh's timer.
+    page.clock.install()
     try:
         page.goto(server.url + "/canghai/")
         page.wait_for_selector("#queues tbody tr[data-queue='/t/ok']")
         row = page.locator("#queues tr[data-queue='/t/boom']")
         assert row.locator("td[data-state='failed'] a").inner_text() == "1"
         assert page.locator("#instances tbody tr").count() >= 1
+        page.clock.run_for(REFRESH_SECONDS * 1000)  # the refresh timer fires: a real fetch of the page
         page.locator("#live-status", has_text="updated").wait_for(timeout=10_000)  # the live refresh ran
         page.screenshot(path=str(tmp_path / "canghai-overview.png"), full_page=True)
         row.locator("td[data-state='failed'] a").click()
