@@ -32,7 +32,9 @@ def check_topic(topic: str) -> str:
     :raises ValueError: naming the topic and the allowed characters
     """
     if not isinstance(topic, str) or not TOPIC_PATTERN.match(topic) or "//" in topic:
-        raise ValueError(f"bad topic {topic!r}: expected /app/handler made of letters, digits, _ - . /")
+        # NOTE: a topic is at most 201 characters; an absurd one is not echoed whole.
+        shown = repr(topic[:210] + "…" if isinstance(topic, str) and len(topic) > 210 else topic)
+        raise ValueError(f"bad topic {shown}: expected /app/handler made of letters, digits, _ - . / (at most 201)")
     return topic
 
 

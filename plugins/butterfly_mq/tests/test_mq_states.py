@@ -233,6 +233,13 @@ def test_enqueue_rejects_bad_input(mq_kernel, topic, params, options, match):
         enqueue(topic, params, kernel=kernel, **options)
 
 
+def test_an_absurd_topic_is_refused_without_being_echoed_whole(mq_kernel):
+    kernel = mq_kernel()
+    with pytest.raises(BadRequest, match="bad topic") as refused:
+        enqueue("/t/" + "a" * 20_000, {}, kernel=kernel)
+    assert len(str(refused.value)) < 400 and "at most 201" in str(refused.value)
+
+
 def test_enqueue_outside_a_kernel(redis_url, redis_client, prefix, monkeypatch):
     from butterfly_mq.queue import Queue
 
