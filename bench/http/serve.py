@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
-
-from waitress import create_server
-
-from kernel.defaults import SEND_BUFFER
 
 sys.path.insert(0, str(Path(__file__).parent))
 import apps
+from peer_server import peer_server
 
 
 def main() -> int:
@@ -29,20 +25,7 @@ def main() -> int:
     parser.add_argument("--waitress-defaults", action="store_true", help="waitress's send_bytes, not Butterfly's")
     args = parser.parse_args()
     app = {"raw": lambda: apps.raw_app, "flask": apps.flask_app, "falcon": apps.falcon_app}[args.app]()
-    # NOTE: the same waitress knobs kernel/server.py uses, so only the app differs.
-    knobs = {} if args.waitress_defaults else {"send_bytes": SEND_BUFFER}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # send_bytes: see kernel/server.py
-        server = create_server(
-            app,
-            host="127.0.0.1",
-            port=args.port,
-            threads=args.threads,
-            ident="",
-            connection_limit=1000,
-            channel_timeout=120,
-            **knobs,
-        )
+    server = peer_server(app, args.port, args.threads, waitress_defaults=args.waitress_defaults)
     server.run()
     return 0
 

@@ -12,9 +12,11 @@ import argparse
 import datetime
 import json
 import sys
+from pathlib import Path
 from urllib.parse import parse_qsl
 
-from waitress import create_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
+from peer_server import peer_server
 
 NAMESPACE, INSTANCE, ITEM = "bench", "web-1", "i|cpu"
 
@@ -130,16 +132,8 @@ def main() -> int:
         seed(args.db, args.work)
         return 0
     app = butterfly_app(args.db, args.work) if args.app == "butterfly" else pony_app(args.db)
-    # NOTE: the same waitress knobs kernel/server.py uses, so only the app differs.
-    create_server(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        threads=args.threads,
-        ident="",
-        connection_limit=1000,
-        channel_timeout=120,
-    ).run()
+    # NOTE: the waitress settings kernel/server.py uses, so only the app differs.
+    peer_server(app, args.port, args.threads).run()
     return 0
 
 
