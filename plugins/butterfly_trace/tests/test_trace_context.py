@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from butterfly_trace.traceparent import Incoming, parse
 from kernel.testing import Client, wait_for
 
-from .servers import Server, json_lines
+from .servers import Server, json_lines, mq_pair
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -104,39 +102,11 @@ def test_an_in_process_call_is_a_child_span_of_its_request(trace_kernel, read_js
 
 # -- across two real server processes, through the real MQ -------------------------------------
 
-MQ_PROBE = """
-from butterfly_mq import enqueue
-from kernel import Response, hookimpl
-
-
-def front(request):
-    msg_id = enqueue("/probe/back", {"n": 1}, kernel=request.kernel)
-    return Response.json({"stat": "OK", "msg_id": msg_id})
-
-
-def back(request):
-    return Response.json({"stat": "OK"})
-
-
-def ready(request):
-    return Response.json({"stat": "OK"})
-
-
-@hookimpl
-def butterfly_register_routes(register):
-    register("/probe/front", front, kind="json")
-    register("/probe/back", back, kind="json", meta={"mq_topic": True})
-    register("/probe/ready", ready, kind="json")
-"""
-
 
 @pytest.mark.slow
 def test_a_message_enqueued_in_a_request_continues_its_trace_in_another_server(tmp_path, redis_server):
     pytest.importorskip("butterfly_mq")  # a sibling, not a dependency of this distribution
-    env = {"BUTTERFLY_MQ_REDIS_URL": redis_server.url, "BUTTERFLY_MQ_PREFIX": f"tc{uuid.uuid4().hex[:8]}"}
-    plugins = ("trace", "mq")
-    producer = Server(tmp_path / "a", {**env, "BUTTERFLY_MQ_CONSUME": "false"}, MQ_PROBE, plugins)
-    consumer = Server(tmp_path / "b", env, MQ_PROBE, plugins)
+    producer, consumer = mq_pair(tmp_path, redis_server.url)
     try:
         producer.start()
         consumer.start()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-import uuid
 
 import pytest
 
 from butterfly_trace.tracestate import MAX_HEADER_LENGTH, MAX_MEMBERS, MAX_PROPAGATED, parse
 from kernel.testing import Client, wait_for
 
-from .servers import Server, json_lines
+from .servers import Server, json_lines, mq_pair
 from .test_trace_context import finished_runs, job
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -221,44 +220,11 @@ def test_an_in_process_call_carries_the_tracestate(trace_kernel, read_json_lines
 
 # -- through the real MQ, between two real server processes ---------------------------------
 
-MQ_PROBE = """
-import structlog
-from butterfly_mq import enqueue, get_message
-from kernel import Response, hookimpl
-
-log = structlog.get_logger("probe")
-
-
-def front(request):
-    msg_id = enqueue("/probe/back", {"n": 1}, kernel=request.kernel)
-    message = get_message(msg_id, topic="/probe/back", kernel=request.kernel)
-    return Response.json({"stat": "OK", "msg_id": msg_id, "tracestate": message.get("tracestate")})
-
-
-def back(request):
-    log.info("back ran")
-    return Response.json({"stat": "OK"})
-
-
-def ready(request):
-    return Response.json({"stat": "OK"})
-
-
-@hookimpl
-def butterfly_register_routes(register):
-    register("/probe/front", front, kind="json")
-    register("/probe/back", back, kind="json", meta={"mq_topic": True})
-    register("/probe/ready", ready, kind="json")
-"""
-
 
 @pytest.mark.slow
 def test_a_message_carries_the_tracestate_to_its_run(tmp_path, redis_server):
     pytest.importorskip("butterfly_mq")  # a sibling, not a dependency of this distribution
-    env = {"BUTTERFLY_MQ_REDIS_URL": redis_server.url, "BUTTERFLY_MQ_PREFIX": f"ts{uuid.uuid4().hex[:8]}"}
-    plugins = ("trace", "mq")
-    producer = Server(tmp_path / "a", {**env, "BUTTERFLY_MQ_CONSUME": "false"}, MQ_PROBE, plugins)
-    consumer = Server(tmp_path / "b", env, MQ_PROBE, plugins)
+    producer, consumer = mq_pair(tmp_path, redis_server.url)
     try:
         producer.start()
         consumer.start()
