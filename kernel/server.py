@@ -61,7 +61,7 @@ class Server:
         # worker sends the status line and headers with one send(2), then the body with
         # another: two TCP segments, and the worker gives up the GIL twice in the middle of
         # a request. Held until the handler returns, a small reply leaves in one send(2)
-        # from the event loop: about 30 % less server CPU per request (bench/README.md).
+        # from the event loop: about a quarter less server CPU per request (bench/README.md).
         # NOTE: waitress marks send_bytes deprecated (its default became 1 in 1.3) but
         # still documents and honours it; the warning would only repeat that.
         with warnings.catch_warnings():
