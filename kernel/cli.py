@@ -424,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         place_leftovers(args, leftovers)
         args.argv = argv
         if not getattr(args, "run", None):
-            parser.print_help()
+            # NOTE: a command group without its subcommand (``butterfly mq``) shows its own help.
+            getattr(args, "command_parser", parser).print_help()
             return 2
         return int(args.run(args) or 0)
     except UsageError as exc:

@@ -21,7 +21,6 @@ def add_commands(subparsers) -> None:
         description="Manage users, roles and API tokens in the configured store.",
     )
     commands = parser.add_subparsers(dest="auth_command", metavar="ACTION")
-    parser.set_defaults(run=lambda args: parser.print_help() or 2)
 
     add = commands.add_parser("add-user", help="create a user")
     add.add_argument("name")

@@ -24,7 +24,6 @@ def add_commands(subparsers: Any) -> None:
         description="Operate the Butterfly message queue ([mq] redis_url).",
     )
     commands = mq.add_subparsers(dest="mq_command", metavar="SUBCOMMAND")
-    mq.set_defaults(run=lambda args: mq.print_help() or 2)
 
     enqueue = commands.add_parser(
         "enqueue",

@@ -31,7 +31,6 @@ def add_commands(subparsers) -> None:
         help="如期 ruqi scheduled jobs (over HTTP to a running instance)",
         description="Manage ruqi jobs on a running instance (--url, --token: see the global options).",
     )
-    ruqi.set_defaults(run=lambda args: (ruqi.print_help(), 2)[1])
     commands = ruqi.add_subparsers(dest="ruqi_command", metavar="ACTION")
 
     listing = commands.add_parser("list", help="list jobs and their next run")

@@ -24,7 +24,6 @@ def add_commands(subparsers: Any) -> None:
         description="Show or apply the schema upgrade steps of the configured store ([store] url).",
     )
     commands = parser.add_subparsers(dest="store_command", metavar="ACTION")
-    parser.set_defaults(run=lambda args: parser.print_help() or 2)
 
     status = commands.add_parser(
         "status",

@@ -334,7 +334,6 @@ def add_command(subparsers: Any) -> None:
     )
     _scope_options(parser, top=True)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    parser.set_defaults(run=lambda args: (parser.print_help(), 2)[1])
 
     def action(group, name: str, handler, help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
         # NOTE: SUPPRESS keeps the sub-parser from overwriting -n/-s/-V given before it.
@@ -346,7 +345,6 @@ def add_command(subparsers: Any) -> None:
     section = actions.add_parser("section", help="section templates: create, add-item, enable, list, get, ...")
     _scope_options(section, top=False)
     section_actions = section.add_subparsers(dest="section_action", metavar="ACTION")
-    section.set_defaults(run=lambda args: (section.print_help(), 2)[1])
     create_section = action(
         section_actions,
         "create",

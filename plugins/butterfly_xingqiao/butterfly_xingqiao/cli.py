@@ -25,7 +25,6 @@ def add_commands(subparsers) -> None:
     xingqiao = subparsers.add_parser(
         "xingqiao", help="星桥 xingqiao workflows (over HTTP to a running instance)", description=__doc__
     )
-    xingqiao.set_defaults(run=lambda args: (xingqiao.print_help(), 2)[1])
     commands = xingqiao.add_subparsers(dest="xingqiao_command", metavar="ACTION")
 
     create = commands.add_parser("create", help="create a job: create JOB_TYPE k=v k:=json ...")
