@@ -45,50 +45,50 @@ local function count_done(now)
   end
 end
 
--- leases that expired: back to the front of the queue, or dead after too many recoveries
-local function recover(now, limit, max_recoveries)
-  local ids = redis.call('ZRANGEBYSCORE', STARTED, '-inf', now, 'LIMIT', 0, limit)
+-- the members of a sorted set that are due (score <= now), at most limit: each is removed
+-- from the set and handed with its metadata to take(id, info); corrupt metadata is quarantined
+local function take_due(zset, now, limit, take)
+  local ids = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
-    redis.call('ZREM', STARTED, id)
+    redis.call('ZREM', zset, id)
     local info = load_info(id)
     if info == false then
       quarantine(id, now, 'corrupt metadata')
     elseif info then
-      info.recoveries = (info.recoveries or 0) + 1
-      info.last_worker = info.worker
-      info.recovered_at = now
-      if info.recoveries > max_recoveries then
-        info.state = 'dead'
-        info.ended_at = now
-        info.stat = 'ERR_WORKER_LOST'
-        info.error = 'quarantined: the worker running it died or stopped renewing its lease '
-          .. info.recoveries .. ' times; last worker ' .. tostring(info.worker) .. ', reqid ' .. id
-        redis.call('ZADD', DEAD, now, id)
-        redis.call('HINCRBY', STATS, 'dead', 1)
-      else
-        info.state = 'queued'
-        redis.call('LPUSH', Q, id)
-        redis.call('HINCRBY', STATS, 'recovered', 1)
-      end
-      save_info(id, info)
+      take(id, info)
     end
   end
   return #ids
 end
 
+-- leases that expired: back to the front of the queue, or dead after too many recoveries
+local function recover(now, limit, max_recoveries)
+  return take_due(STARTED, now, limit, function(id, info)
+    info.recoveries = (info.recoveries or 0) + 1
+    info.last_worker = info.worker
+    info.recovered_at = now
+    if info.recoveries > max_recoveries then
+      info.state = 'dead'
+      info.ended_at = now
+      info.stat = 'ERR_WORKER_LOST'
+      info.error = 'quarantined: the worker running it died or stopped renewing its lease '
+        .. info.recoveries .. ' times; last worker ' .. tostring(info.worker) .. ', reqid ' .. id
+      redis.call('ZADD', DEAD, now, id)
+      redis.call('HINCRBY', STATS, 'dead', 1)
+    else
+      info.state = 'queued'
+      redis.call('LPUSH', Q, id)
+      redis.call('HINCRBY', STATS, 'recovered', 1)
+    end
+    save_info(id, info)
+  end)
+end
+
 -- scheduled messages (delayed or waiting to retry) whose time has come join the queue
 local function promote(now, limit)
-  local ids = redis.call('ZRANGEBYSCORE', SCHEDULED, '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(ids) do
-    redis.call('ZREM', SCHEDULED, id)
-    local info = load_info(id)
-    if info == false then
-      quarantine(id, now, 'corrupt metadata')
-    elseif info then
-      info.state = 'queued'
-      save_info(id, info)
-      redis.call('RPUSH', Q, id)
-    end
-  end
-  return #ids
+  return take_due(SCHEDULED, now, limit, function(id, info)
+    info.state = 'queued'
+    save_info(id, info)
+    redis.call('RPUSH', Q, id)
+  end)
 end
