@@ -177,6 +177,7 @@ def run_pipelined(
         if isinstance(result, NoScriptError):
             script, keys, args = calls[index]
             try:
+                # NOTE: Redis EVAL (runs our Lua on the server), not Python's eval.
                 results[index] = client.eval(script.source, len(keys), *keys, *args)
             except redis.ResponseError as exc:
                 if raise_errors:
